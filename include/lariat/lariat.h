@@ -1,0 +1,611 @@
+/*
+ * lariat - a WebSocket server library with Cowboy's cowboy_websocket
+ * handler model, behind a stable C ABI.
+ *
+ * Threading: lariat is not thread-safe except where stated otherwise.
+ * Everything runs on the server's loop thread; the only functions that may
+ * be called from any thread say "any thread" in their comment
+ * (lariat_post() first of all).
+ *
+ * Errors: functions return 0 (or a non-negative value) on success and a
+ * negative error code on failure (enum lariat_error, or a libuv code that
+ * lariat_strerror() and lariat_err_name() also understand). When a function
+ * which takes a callback returns an error, the callback will never be
+ * called.
+ *
+ * Ownership vocabulary used next to every function:
+ *  - borrowed for the call: valid only until the callback returns;
+ *  - copied: lariat copies the bytes before the function returns;
+ *  - handed over with a free function: lariat calls the free function
+ *    exactly once when it no longer needs the pointer.
+ *
+ * SIGPIPE: a peer that resets the connection while lariat writes would
+ * raise SIGPIPE. lariat_server_new() sets SIGPIPE to SIG_IGN when (and only
+ * when) its disposition is still SIG_DFL, unless
+ * lariat_options_set_ignore_sigpipe(opts, 0) was called; a host program that
+ * installs its own SIGPIPE handler keeps it.
+ */
+#ifndef LARIAT_H
+#define LARIAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lariat/lariat_version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(LARIAT_STATICLIB)
+#define LARIAT_EXTERN
+#elif defined(_WIN32) || defined(__CYGWIN__)
+#ifdef BUILDING_LARIAT
+#define LARIAT_EXTERN __declspec(dllexport)
+#else
+#define LARIAT_EXTERN __declspec(dllimport)
+#endif
+#else
+#define LARIAT_EXTERN __attribute__((visibility("default")))
+#endif
+
+/* libuv's loop; lariat only ever takes it by pointer. */
+struct uv_loop_s;
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The error band [-599, -500] is lariat's own; it is disjoint from libuv's
+ * codes (-errno, -3000..-3014, -4095..-4022, -9919...). Codes below
+ * LARIAT_ERR_FATAL mean the object is no longer usable. Removed codes keep
+ * their slot.
+ */
+#define LARIAT_ERRNO_MAP(XX)                                                  \
+  XX(INVALID_ARGUMENT, -501, "invalid argument")                              \
+  XX(NOMEM, -502, "out of memory")                                            \
+  XX(INVALID_STATE, -503, "function not allowed in this state")               \
+  XX(BAD_CLOSE_CODE, -504, "close code not allowed on the wire")              \
+  XX(CLOSING, -505, "connection is closing; no more frames are sent")         \
+  XX(NOT_FOUND, -506, "no such connection or route")                          \
+  XX(STOPPED, -507, "server is stopping or stopped")                          \
+  XX(EXISTS, -508, "route already exists")                                    \
+  XX(TOO_LARGE, -509, "payload too large for this frame type")                \
+  XX(VERSION, -510, "library older than the version asked for")             \
+  XX(FATAL, -550, "fatal error")
+
+typedef enum lariat_error {
+#define LARIAT__ERR_ENUM(name, val, str) LARIAT_ERR_##name = (val),
+  LARIAT_ERRNO_MAP(LARIAT__ERR_ENUM)
+#undef LARIAT__ERR_ENUM
+} lariat_error;
+
+/**
+ * @function
+ *
+ * Returns a human readable text for |error_code|: one of enum lariat_error,
+ * or any libuv error code. Never NULL. The string is static; thread: any
+ * thread.
+ */
+LARIAT_EXTERN const char *lariat_strerror(int error_code);
+
+/**
+ * @function
+ *
+ * Returns the name of |error_code| ("LARIAT_ERR_CLOSING", or libuv's name
+ * such as "ECONNRESET"). Never NULL. The string is static; thread: any
+ * thread.
+ */
+LARIAT_EXTERN const char *lariat_err_name(int error_code);
+
+/**
+ * @function
+ *
+ * Returns nonzero if |error_code| is fatal (below LARIAT_ERR_FATAL).
+ * Thread: any thread.
+ */
+LARIAT_EXTERN int lariat_is_fatal(int error_code);
+
+/* ------------------------------------------------------------------ */
+/* Version                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct lariat_info {
+  /* Age of this struct; fields are only ever appended. 1 today. */
+  int age;
+  /* LARIAT_VERSION_NUM of the library that runs. */
+  int version_num;
+  /* LARIAT_VERSION of the library that runs. */
+  const char *version_str;
+  /* ABI (SONAME) major version. */
+  int abi_version;
+} lariat_info;
+
+/**
+ * @function
+ *
+ * Returns the version of the running library, or NULL if it is older than
+ * |least_version| (a LARIAT_VERSION_NUM value; 0 accepts any). The struct is
+ * static; thread: any thread.
+ */
+LARIAT_EXTERN const lariat_info *lariat_version(int least_version);
+
+/* ------------------------------------------------------------------ */
+/* Frames                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef enum lariat_opcode {
+  LARIAT_OP_TEXT = 1,
+  LARIAT_OP_BINARY = 2,
+  LARIAT_OP_CLOSE = 8,
+  LARIAT_OP_PING = 9,
+  LARIAT_OP_PONG = 10
+} lariat_opcode;
+
+/* Reserved for a later release: send this frame uncompressed. */
+#define LARIAT_FRAME_NO_COMPRESS 0x1u
+
+/*
+ * A whole message (text or binary) or a control frame. The same struct is
+ * handed to websocket_handle (data borrowed for the call) and filled by the
+ * handler for lariat_reply() (data copied).
+ */
+typedef struct lariat_frame {
+  uint32_t opcode;     /* lariat_opcode */
+  uint32_t flags;      /* LARIAT_FRAME_* bits; 0 today */
+  uint16_t close_code; /* LARIAT_OP_CLOSE only: 0 = close without a code */
+  const uint8_t *data; /* payload (for CLOSE: the reason, without the code) */
+  size_t len;
+} lariat_frame;
+
+/* ------------------------------------------------------------------ */
+/* Terminate reasons                                                   */
+/* ------------------------------------------------------------------ */
+
+typedef enum lariat_reason_kind {
+  /* init answered with a plain HTTP response; no WebSocket. */
+  LARIAT_REASON_NORMAL = 0,
+  /* The peer sent a close frame; |code| is 0 when it carried no code. */
+  LARIAT_REASON_REMOTE = 1,
+  /* The handler shut down (LARIAT_SHUTDOWN, a close reply) or the server
+   * is stopping. */
+  LARIAT_REASON_SHUTDOWN = 2,
+  /* Nothing received for the idle timeout. */
+  LARIAT_REASON_TIMEOUT = 3,
+  /* A callback returned LARIAT_CRASH; see crash_class/crash_reason. */
+  LARIAT_REASON_CRASH = 4,
+  /* Invalid UTF-8 in a text message or a close reason (close 1007). */
+  LARIAT_REASON_ERROR_BADENCODING = 5,
+  /* A protocol error (close 1002). */
+  LARIAT_REASON_ERROR_BADFRAME = 6,
+  /* A frame or message over the size limit (close 1009). */
+  LARIAT_REASON_ERROR_TOO_BIG = 7,
+  /* TCP ended without a close frame. */
+  LARIAT_REASON_ERROR_CLOSED = 8,
+  /* Any other socket error; see socket_error. */
+  LARIAT_REASON_ERROR_SOCKET = 9
+} lariat_reason_kind;
+
+/*
+ * Why a connection ended, handed to terminate. Filled by lariat and
+ * borrowed for the call; fields are only ever appended, so never allocate
+ * or copy one by value across library versions.
+ */
+typedef struct lariat_reason {
+  int kind;              /* lariat_reason_kind */
+  uint16_t code;         /* REMOTE: the peer's close code, 0 if none */
+  const uint8_t *data;   /* REMOTE: the peer's close reason (UTF-8) */
+  size_t len;
+  const char *crash_class;  /* CRASH: as given to lariat_conn_set_crash */
+  const char *crash_reason; /* CRASH */
+  int socket_error;         /* ERROR_SOCKET: libuv error code */
+} lariat_reason;
+
+/**
+ * @function
+ *
+ * Returns the name of a lariat_reason_kind ("remote", "error badframe"...),
+ * never NULL. Static string; thread: any thread.
+ */
+LARIAT_EXTERN const char *lariat_reason_name(int kind);
+
+/* ------------------------------------------------------------------ */
+/* Handlers                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct lariat_server lariat_server;
+typedef struct lariat_conn lariat_conn;
+typedef struct lariat_req lariat_req;
+typedef struct lariat_upgrade lariat_upgrade;
+typedef uint64_t lariat_conn_id;
+
+/* What a handler callback returns. */
+typedef enum lariat_result {
+  LARIAT_OK = 0,
+  /* Give back every buffer the connection can until its next activity. */
+  LARIAT_HIBERNATE = 1,
+  /* Close with 1000, complete the close handshake, terminate shutdown. */
+  LARIAT_SHUTDOWN = 2,
+  /* Close with 1011, terminate crash; see lariat_conn_set_crash(). */
+  LARIAT_CRASH = 3
+} lariat_result;
+
+/*
+ * The Cowboy-style handler. Every callback is optional (NULL). The table
+ * is copied at lariat_server_route(): lariat copies min(size, sizeof) bytes
+ * and zero-fills the rest, so set |size| to sizeof(lariat_handler). Fields
+ * are only ever appended.
+ *
+ * Callbacks run on the loop thread. Inside a callback, do not call
+ * lariat_server_del(); lariat_server_stop() is allowed.
+ */
+typedef struct lariat_handler {
+  size_t size;
+  /*
+   * Called for every request on this route that is a valid HTTP request:
+   * a WebSocket upgrade (lariat_req_is_websocket() != 0) or a plain request.
+   * Return LARIAT_OK to accept the upgrade with the options set on |up|,
+   * unless lariat_upgrade_reply() was called, in which case that response is
+   * sent and terminate gets LARIAT_REASON_NORMAL. Accepting a request that is
+   * not a WebSocket upgrade answers 426. Returning LARIAT_CRASH answers 500
+   * and terminate gets LARIAT_REASON_CRASH. |req| and |up| are borrowed for
+   * the call. |handler_data| is the pointer given to lariat_server_route().
+   */
+  int (*init)(lariat_req *req, lariat_upgrade *up, void *handler_data);
+  /* After the 101 response is written. May reply. Returns lariat_result. */
+  int (*websocket_init)(lariat_conn *conn, void *state);
+  /* A text or binary message (reassembled), a ping (already answered with a
+   * pong) or a pong. |frame| is borrowed for the call. */
+  int (*websocket_handle)(lariat_conn *conn, const lariat_frame *frame,
+                          void *state);
+  /* A message posted with lariat_post(). |msg| is handed over: lariat calls
+   * its free function right after this callback returns. */
+  int (*websocket_info)(lariat_conn *conn, void *msg, void *state);
+  /* Called exactly once for every request that reached init, last. |conn|
+   * is NULL when the request was never upgraded. |reason| is borrowed for
+   * the call. After it returns, |state| is never used again. */
+  void (*terminate)(lariat_conn *conn, const lariat_reason *reason,
+                    void *state);
+} lariat_handler;
+
+/* ------------------------------------------------------------------ */
+/* The request, during init                                            */
+/* ------------------------------------------------------------------ */
+
+/* Every string below is borrowed for the init call and is not
+ * NUL-terminated unless stated; lengths go through |*len|. */
+
+/** @function Returns the method ("GET"). */
+LARIAT_EXTERN const char *lariat_req_method(const lariat_req *req, size_t *len);
+/** @function Returns the path without the query ("/chat"). */
+LARIAT_EXTERN const char *lariat_req_path(const lariat_req *req, size_t *len);
+/** @function Returns the query without '?', empty if none. */
+LARIAT_EXTERN const char *lariat_req_query(const lariat_req *req, size_t *len);
+/**
+ * @function
+ *
+ * Returns the value of the first header named |name| (case-insensitive), or
+ * NULL if there is none.
+ */
+LARIAT_EXTERN const char *lariat_req_header(const lariat_req *req,
+                                            const char *name, size_t *len);
+/** @function Returns the number of header lines. */
+LARIAT_EXTERN size_t lariat_req_header_count(const lariat_req *req);
+/**
+ * @function
+ *
+ * Gets header |index| (< lariat_req_header_count()). Returns 0 if it
+ * succeeds, or LARIAT_ERR_INVALID_ARGUMENT.
+ */
+LARIAT_EXTERN int lariat_req_header_at(const lariat_req *req, size_t index,
+                                       const char **name, size_t *name_len,
+                                       const char **value, size_t *value_len);
+/**
+ * @function
+ *
+ * Returns nonzero if the request is a valid WebSocket upgrade (method,
+ * Upgrade, Connection, key and version all valid).
+ */
+LARIAT_EXTERN int lariat_req_is_websocket(const lariat_req *req);
+/**
+ * @function
+ *
+ * Writes the peer's address as text ("127.0.0.1", "::1") into |buf| of
+ * |size| bytes (NUL-terminated) and its port into |*port| (may be NULL).
+ * Returns 0 if it succeeds, or a negative libuv error code.
+ */
+LARIAT_EXTERN int lariat_req_peer(const lariat_req *req, char *buf,
+                                  size_t size, int *port);
+/** @function Returns the number of subprotocols offered in
+ * Sec-WebSocket-Protocol. */
+LARIAT_EXTERN size_t lariat_req_protocol_count(const lariat_req *req);
+/** @function Returns offered subprotocol |index|, or NULL past the end. */
+LARIAT_EXTERN const char *lariat_req_protocol_at(const lariat_req *req,
+                                                 size_t index, size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* The upgrade, set during init                                        */
+/* ------------------------------------------------------------------ */
+
+/* The idle timeout value meaning "never" (the default, as in Cowboy). */
+#define LARIAT_TIMEOUT_INFINITY 0
+
+/** @function Sets the per-connection state pointer handed to every later
+ * callback (default: the route's handler_data). Returns 0. */
+LARIAT_EXTERN int lariat_upgrade_set_state(lariat_upgrade *up, void *state);
+/** @function Sets the idle timeout in milliseconds (0: infinity, the
+ * default). Returns 0. */
+LARIAT_EXTERN int lariat_upgrade_set_idle_timeout(lariat_upgrade *up,
+                                                  uint64_t ms);
+/**
+ * @function
+ *
+ * Sets the largest frame and message (reassembled) size accepted, in
+ * bytes; over it the connection closes with 1009 and terminate gets
+ * LARIAT_REASON_ERROR_TOO_BIG. Default: the server option
+ * (lariat_options_set_max_frame_size, 1 MiB). Returns 0, or
+ * LARIAT_ERR_INVALID_ARGUMENT for 0.
+ */
+LARIAT_EXTERN int lariat_upgrade_set_max_frame_size(lariat_upgrade *up,
+                                                    uint64_t bytes);
+/** @function Turns UTF-8 validation of text messages and close reasons on
+ * (nonzero, the default) or off. Returns 0. */
+LARIAT_EXTERN int lariat_upgrade_set_validate_utf8(lariat_upgrade *up,
+                                                   int on);
+/**
+ * @function
+ *
+ * Picks the subprotocol to answer in Sec-WebSocket-Protocol. It must be
+ * one of the offered values. Returns 0, or LARIAT_ERR_INVALID_ARGUMENT if
+ * the client did not offer it. |protocol| is copied.
+ */
+LARIAT_EXTERN int lariat_upgrade_set_protocol(lariat_upgrade *up,
+                                              const char *protocol);
+/**
+ * @function
+ *
+ * Records the crash class and reason that terminate will see when init
+ * returns LARIAT_CRASH (the client then gets 500). Both strings are copied;
+ * NULL means "". Returns 0.
+ */
+LARIAT_EXTERN int lariat_upgrade_set_crash(lariat_upgrade *up,
+                                           const char *crash_class,
+                                           const char *crash_reason);
+/**
+ * @function
+ *
+ * Answers the request with a plain HTTP response instead of upgrading.
+ * |headers| is an array of |nheaders| name/value pairs ({name, value, name,
+ * value, ...}, NUL-terminated strings). Content-Length and
+ * Connection: close are added. Everything is copied. Returns 0, or
+ * LARIAT_ERR_INVALID_ARGUMENT for a status outside 100..599 or a header
+ * with CR or LF in it.
+ */
+LARIAT_EXTERN int lariat_upgrade_reply(lariat_upgrade *up, int status,
+                                       const char *const *headers,
+                                       size_t nheaders, const void *body,
+                                       size_t body_len);
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                         */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @function
+ *
+ * Queues |frame| for sending. Inside a callback, frames are written in
+ * order after the callback returns, batched into as few writes as
+ * possible; outside callbacks (on the loop thread) they are written at
+ * once. Replying a close frame starts the close handshake (terminate gets
+ * LARIAT_REASON_SHUTDOWN). The payload is copied. Returns 0 if it succeeds,
+ * or one of the following negative error codes:
+ *  - LARIAT_ERR_INVALID_ARGUMENT: unknown opcode, or NULL data with len > 0;
+ *  - LARIAT_ERR_BAD_CLOSE_CODE: a close code outside 1000..4999 or one of
+ *    1004, 1005, 1006, 1015, or a close reason without a code;
+ *  - LARIAT_ERR_TOO_LARGE: a control frame payload over 125 bytes
+ *    (including the 2-byte close code);
+ *  - LARIAT_ERR_CLOSING: a close frame was already sent.
+ * Thread: loop thread.
+ */
+LARIAT_EXTERN int lariat_reply(lariat_conn *conn, const lariat_frame *frame);
+
+/**
+ * @function
+ *
+ * Records the crash class and reason that terminate will see when the
+ * running callback returns LARIAT_CRASH. Both strings are copied; NULL
+ * means "". Returns 0. Thread: loop thread.
+ */
+LARIAT_EXTERN int lariat_conn_set_crash(lariat_conn *conn,
+                                        const char *crash_class,
+                                        const char *crash_reason);
+
+/** @function Returns the connection id, valid on any thread for
+ * lariat_post(); ids are never reused during a server's life. */
+LARIAT_EXTERN lariat_conn_id lariat_conn_get_id(const lariat_conn *conn);
+/** @function Returns the state pointer handed to callbacks. */
+LARIAT_EXTERN void *lariat_conn_get_data(const lariat_conn *conn);
+/** @function Replaces the state pointer handed to later callbacks. */
+LARIAT_EXTERN void lariat_conn_set_data(lariat_conn *conn, void *state);
+/** @function Returns the server this connection belongs to. */
+LARIAT_EXTERN lariat_server *lariat_conn_server(const lariat_conn *conn);
+/** @function Returns the WebSocket version (7, 8 or 13). */
+LARIAT_EXTERN int lariat_conn_version(const lariat_conn *conn);
+/** @function Returns nonzero if permessage-deflate was negotiated. */
+LARIAT_EXTERN int lariat_conn_compressed(const lariat_conn *conn);
+/** @function Returns the negotiated subprotocol (NUL-terminated, borrowed
+ * until terminate returns), or NULL if none. */
+LARIAT_EXTERN const char *lariat_conn_protocol(const lariat_conn *conn);
+/**
+ * @function
+ *
+ * Changes the idle timeout (ms; 0 = infinity); the countdown restarts from
+ * the last data received. Returns 0, or LARIAT_ERR_CLOSING. Thread: loop
+ * thread.
+ */
+LARIAT_EXTERN int lariat_conn_set_idle_timeout(lariat_conn *conn,
+                                               uint64_t ms);
+/**
+ * @function
+ *
+ * Returns nonzero while the connection is hibernating (it holds no
+ * per-connection buffers).
+ */
+LARIAT_EXTERN int lariat_conn_hibernating(const lariat_conn *conn);
+
+/* ------------------------------------------------------------------ */
+/* Server options                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct lariat_options lariat_options;
+
+/**
+ * @function
+ *
+ * Creates an options object with the defaults: head 8 KiB, 100 headers,
+ * handshake timeout 10 s, max frame size 1 MiB, close timeout 5 s,
+ * ignore SIGPIPE on. Returns 0, or LARIAT_ERR_NOMEM.
+ */
+LARIAT_EXTERN int lariat_options_new(lariat_options **out);
+/** @function Frees |opts|; NULL is allowed. */
+LARIAT_EXTERN void lariat_options_del(lariat_options *opts);
+/** @function Largest request head in bytes (over it: 431). Returns 0 or
+ * LARIAT_ERR_INVALID_ARGUMENT for 0. */
+LARIAT_EXTERN int lariat_options_set_max_head_size(lariat_options *opts,
+                                                   size_t bytes);
+/** @function Largest number of header lines (over it: 431). */
+LARIAT_EXTERN int lariat_options_set_max_headers(lariat_options *opts,
+                                                 size_t count);
+/** @function Time a client has to send its whole request head, in ms
+ * (then the connection is closed, no terminate). 0 is invalid. */
+LARIAT_EXTERN int lariat_options_set_handshake_timeout(lariat_options *opts,
+                                                       uint64_t ms);
+/** @function Default max frame/message size of connections (see
+ * lariat_upgrade_set_max_frame_size). */
+LARIAT_EXTERN int lariat_options_set_max_frame_size(lariat_options *opts,
+                                                    uint64_t bytes);
+/** @function How long to wait for the peer's close frame (and the TCP end)
+ * after lariat sent a close, in ms; also bounds lariat_server_stop(). */
+LARIAT_EXTERN int lariat_options_set_close_timeout(lariat_options *opts,
+                                                   uint64_t ms);
+/** @function Whether lariat_server_new() may set SIGPIPE to SIG_IGN when
+ * its disposition is SIG_DFL (default 1). */
+LARIAT_EXTERN int lariat_options_set_ignore_sigpipe(lariat_options *opts,
+                                                    int on);
+
+/* ------------------------------------------------------------------ */
+/* Server                                                              */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @function
+ *
+ * Creates a server on |loop|, or on a loop of its own when |loop| is NULL
+ * (run it with lariat_server_run()). |opts| may be NULL for the defaults;
+ * it is copied: the library code does not refer to |opts| pointer after
+ * this function returns. Returns 0 if it succeeds, or one of the following
+ * negative error codes:
+ *  - LARIAT_ERR_INVALID_ARGUMENT: |out| is NULL;
+ *  - LARIAT_ERR_NOMEM;
+ *  - a libuv error code from initialising the loop or its handles.
+ * Thread: the thread that will run the loop.
+ */
+LARIAT_EXTERN int lariat_server_new(lariat_server **out,
+                                    struct uv_loop_s *loop,
+                                    const lariat_options *opts);
+
+/**
+ * @function
+ *
+ * Stops |server| if it is not stopped (see lariat_server_stop()), runs
+ * its loop until every connection has ended and every handle is closed,
+ * then frees everything, including an owned loop. NULL is allowed. Must not
+ * be called from inside a lariat callback or while the loop is running.
+ * After it, lariat_post() on this server is forbidden.
+ */
+LARIAT_EXTERN void lariat_server_del(lariat_server *server);
+
+/**
+ * @function
+ *
+ * Routes requests for |path| (exact match on the path without the query,
+ * or "*" for every path without a route of its own) to |handler|.
+ * |handler| and |path| are copied; |handler_data| is handed to init and is
+ * the default state. Returns 0 if it succeeds, or one of:
+ *  - LARIAT_ERR_INVALID_ARGUMENT: NULL path or handler, or a handler whose
+ *    size is 0;
+ *  - LARIAT_ERR_EXISTS: |path| is already routed.
+ * Thread: loop thread.
+ */
+LARIAT_EXTERN int lariat_server_route(lariat_server *server, const char *path,
+                                      const lariat_handler *handler,
+                                      void *handler_data);
+
+/**
+ * @function
+ *
+ * Listens on |host| ("127.0.0.1", "::1", "0.0.0.0", "::") and |port| (0
+ * picks a free port; see lariat_server_port()). May be called more than
+ * once to listen on several addresses. Returns 0 if it succeeds, or
+ * LARIAT_ERR_INVALID_ARGUMENT for an unparsable host or port,
+ * LARIAT_ERR_STOPPED, or a libuv error code (UV_EADDRINUSE...).
+ * Thread: loop thread.
+ */
+LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
+                                       int port);
+
+/** @function Returns the port of the first listener, or
+ * LARIAT_ERR_INVALID_STATE if there is none. */
+LARIAT_EXTERN int lariat_server_port(const lariat_server *server);
+
+/** @function Returns the loop the server runs on. */
+LARIAT_EXTERN struct uv_loop_s *lariat_server_loop(const lariat_server *server);
+
+/**
+ * @function
+ *
+ * Runs the server's loop (uv_run, UV_RUN_DEFAULT) until the server has
+ * stopped and nothing else keeps the loop alive. Returns 0, or
+ * LARIAT_ERR_INVALID_ARGUMENT for NULL. Must not be called from inside the
+ * loop.
+ */
+LARIAT_EXTERN int lariat_server_run(lariat_server *server);
+
+/**
+ * @function
+ *
+ * Starts stopping |server|: listeners close, connections still in their
+ * handshake are dropped, every WebSocket connection is sent close 1001
+ * (after the frames already replied) and gets terminate
+ * LARIAT_REASON_SHUTDOWN once its peer answers or the close timeout
+ * passes. Messages posted afterwards are freed. Safe inside callbacks;
+ * calling it twice is harmless. Returns 0. Thread: loop thread.
+ */
+LARIAT_EXTERN int lariat_server_stop(lariat_server *server);
+
+/** @function Returns the number of open connections (handshaking and
+ * WebSocket). */
+LARIAT_EXTERN size_t lariat_server_connection_count(const lariat_server *server);
+
+/**
+ * @function
+ *
+ * Any thread. Posts |msg| to connection |id|: websocket_info(conn, msg,
+ * state) runs on the loop thread, in the order messages were posted by
+ * each thread. |msg| is handed over with |free_fn| (may be NULL): lariat
+ * calls free_fn(msg) exactly once, after websocket_info returns, or without
+ * calling websocket_info when the connection has ended, is closing, or the
+ * server is stopping — also when this function returns an error. Like
+ * uv_async_send(), several posts may wake the loop once; none is lost.
+ * Returns 0 if it succeeds, or LARIAT_ERR_INVALID_ARGUMENT (NULL server) or
+ * LARIAT_ERR_STOPPED. Forbidden once lariat_server_del() has started.
+ */
+LARIAT_EXTERN int lariat_post(lariat_server *server, lariat_conn_id id,
+                              void *msg, void (*free_fn)(void *msg));
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LARIAT_H */

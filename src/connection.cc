@@ -1,0 +1,606 @@
+#include "connection.h"
+
+#include <cstring>
+
+#include "upgrade.h"
+
+using lariat::detail::Letter;
+using lariat::detail::ParseResult;
+using lariat::detail::ParseStatus;
+using lariat::detail::Request;
+
+namespace {
+
+constexpr uint64_t kNever = UINT64_MAX;
+
+bool is_control(uint8_t opcode) { return (opcode & 0x8) != 0; }
+
+// Size of a client frame header; wslay enforces the minimal length
+// encoding, so the payload length and mask bit determine it.
+uint64_t header_size(uint64_t payload_len, bool masked) {
+  uint64_t n = 2;
+  if (payload_len >= 65536)
+    n += 8;
+  else if (payload_len >= 126)
+    n += 2;
+  return n + (masked ? 4 : 0);
+}
+
+}  // namespace
+
+lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id,
+                         std::unique_ptr<lariat::detail::Transport> transport)
+    : server(srv),
+      id(conn_id),
+      transport_(std::move(transport)),
+      max_frame_size_(srv->options.max_frame_size) {
+  phase_started_ = last_recv_ = server->now();
+}
+
+lariat_conn::~lariat_conn() {
+  if (rctx_) wslay_frame_context_free(rctx_);
+}
+
+uint64_t lariat_conn::deadline() const {
+  switch (state) {
+    case State::kHandshake:
+      return phase_started_ + server->options.handshake_timeout_ms;
+    case State::kOpen:
+      return idle_timeout_ ? last_recv_ + idle_timeout_ : kNever;
+    case State::kClosing:
+    case State::kDraining:
+      return phase_started_ + server->options.close_timeout_ms;
+    case State::kClosed:
+      break;
+  }
+  return kNever;
+}
+
+void lariat_conn::reschedule() {
+  uint64_t d = deadline();
+  if (d != kNever) server->schedule(d, id);
+}
+
+// ---------------------------------------------------------------- events
+
+void lariat_conn::end_event() {
+  if (--event_depth_ > 0) return;
+  flush();
+  if (hibernate_requested_) hibernate_if_idle();
+  if (finalize_pending_) finalize();  // deletes this
+}
+
+void lariat_conn::on_read(const uint8_t *p, size_t n) {
+  if (state == State::kClosed || state == State::kDraining) return;
+  begin_event();
+  last_recv_ = server->now();
+  hibernating = false;
+  if (state == State::kHandshake)
+    read_head(p, n);
+  else
+    read_frames(p, n);
+  end_event();
+}
+
+void lariat_conn::on_eof() {
+  begin_event();
+  if (state == State::kOpen) set_reason(LARIAT_REASON_ERROR_CLOSED);
+  close_transport();
+  end_event();
+}
+
+void lariat_conn::on_transport_error(int uv_error) {
+  begin_event();
+  if (state == State::kOpen) {
+    set_reason(LARIAT_REASON_ERROR_SOCKET);
+    reason_.socket_error = uv_error;
+  }
+  close_transport();
+  end_event();
+}
+
+void lariat_conn::on_transport_closed() {
+  state = State::kClosed;
+  if (event_depth_ > 0)
+    finalize_pending_ = true;
+  else
+    finalize();
+}
+
+void lariat_conn::on_deadline() {
+  begin_event();
+  switch (state) {
+    case State::kHandshake:
+      answer_plain(408, lariat::detail::response_plain(408, {}, ""));
+      break;
+    case State::kOpen:
+      start_close(LARIAT_REASON_TIMEOUT, 1000);
+      break;
+    case State::kClosing:
+    case State::kDraining:
+      close_transport();
+      break;
+    case State::kClosed:
+      break;
+  }
+  end_event();
+}
+
+void lariat_conn::stop() {
+  begin_event();
+  if (state == State::kHandshake)
+    close_transport();
+  else if (state == State::kOpen)
+    start_close(LARIAT_REASON_SHUTDOWN, 1001);
+  end_event();
+}
+
+void lariat_conn::deliver_info(const Letter &letter) {
+  if (state != State::kOpen || !route_->handler.websocket_info) {
+    letter.discard();
+    return;
+  }
+  begin_event();
+  hibernating = false;
+  int result = route_->handler.websocket_info(this, letter.msg, user_state);
+  letter.discard();
+  after_callback(result);
+  end_event();
+}
+
+// ------------------------------------------------------------- handshake
+
+void lariat_conn::read_head(const uint8_t *p, size_t n) {
+  const lariat_options &opts = server->options;
+  head_.append(reinterpret_cast<const char *>(p), n);
+  Request req;
+  ParseResult r = lariat::detail::parse_request(
+      head_.data(), head_.size(), opts.max_head_size, opts.max_headers, &req);
+  switch (r.status) {
+    case ParseStatus::kIncomplete:
+      return;
+    case ParseStatus::kTooLarge:
+    case ParseStatus::kTooManyHeaders:
+      answer_plain(431, lariat::detail::response_plain(431, {}, ""));
+      return;
+    case ParseStatus::kBad:
+      answer_plain(400, lariat::detail::response_plain(400, {}, ""));
+      return;
+    case ParseStatus::kDone:
+      break;
+  }
+  // Bytes pipelined behind the head are frames; keep them past the head's
+  // lifetime.
+  std::string rest = head_.substr(r.head_len);
+  answer_request(req);
+  std::string().swap(head_);
+  if (state == State::kOpen && !rest.empty())
+    read_frames(reinterpret_cast<const uint8_t *>(rest.data()), rest.size());
+}
+
+void lariat_conn::answer_plain(int status, const std::string &response) {
+  (void)status;
+  out_.append(response);
+  begin_drain();
+}
+
+void lariat_conn::answer_request(const Request &request_in) {
+  Request req = request_in;
+  const lariat::detail::Route *route = server->find_route(req.path);
+  if (!route) {
+    answer_plain(404, lariat::detail::response_plain(404, {}, ""));
+    return;
+  }
+  int status = lariat::detail::validate_upgrade(&req);
+  if (status == 426) {
+    answer_plain(426, lariat::detail::response_plain(
+                          426, {{"Sec-WebSocket-Version", "13, 8, 7"}}, ""));
+    return;
+  }
+  if (status != 0) {
+    answer_plain(status, lariat::detail::response_plain(status, {}, ""));
+    return;
+  }
+
+  route_ = route;
+  lariat_req handle_req = {&req, transport_.get()};
+  lariat_upgrade up;
+  up.request = &req;
+  up.state = route->handler_data;
+  up.idle_timeout_ms = 0;
+  up.max_frame_size = server->options.max_frame_size;
+  reached_init_ = true;
+  user_state = route->handler_data;
+  int result = LARIAT_OK;
+  if (route->handler.init)
+    result = route->handler.init(&handle_req, &up, route->handler_data);
+  user_state = up.state;
+
+  if (result == LARIAT_CRASH || (result != LARIAT_OK && !up.has_reply)) {
+    set_reason(LARIAT_REASON_CRASH);
+    crash_class = up.crash_class.empty() && result != LARIAT_CRASH
+                      ? "lariat"
+                      : up.crash_class;
+    crash_reason = result == LARIAT_CRASH ? up.crash_reason
+                                          : "init returned an invalid value";
+    answer_plain(500, lariat::detail::response_plain(500, {}, ""));
+    return;
+  }
+  if (up.has_reply) {
+    set_reason(LARIAT_REASON_NORMAL);
+    answer_plain(up.status, lariat::detail::response_plain(
+                                up.status, up.headers, up.body));
+    return;
+  }
+  if (!req.is_websocket) {
+    // Cowboy's answer to a plain request on a WebSocket-only handler.
+    set_reason(LARIAT_REASON_NORMAL);
+    answer_plain(426, lariat::detail::response_plain(
+                          426,
+                          {{"Connection", "upgrade"},
+                           {"Upgrade", "websocket"},
+                           {"Sec-WebSocket-Version", "13, 8, 7"}},
+                          ""));
+    return;
+  }
+
+  idle_timeout_ = up.idle_timeout_ms;
+  max_frame_size_ = up.max_frame_size;
+  validate_utf8_ = up.validate_utf8;
+  protocol = up.protocol;
+  version = req.ws_version;
+  out_.append(lariat::detail::response_101(req.key, protocol, ""));
+  upgraded_ = true;
+  state = State::kOpen;
+  phase_started_ = server->now();
+  reschedule();
+  if (route_->handler.websocket_init)
+    after_callback(route_->handler.websocket_init(this, user_state));
+}
+
+// ---------------------------------------------------------------- frames
+
+ssize_t lariat_conn::on_wslay_recv(uint8_t *buf, size_t len, int,
+                                   void *user_data) {
+  auto *self = static_cast<lariat_conn *>(user_data);
+  if (self->stage_len_ == 0) return WSLAY_ERR_WOULDBLOCK;
+  size_t n = len < self->stage_len_ ? len : self->stage_len_;
+  std::memcpy(buf, self->stage_, n);
+  self->stage_ += n;
+  self->stage_len_ -= n;
+  self->fed_ += n;
+  return static_cast<ssize_t>(n);
+}
+
+void lariat_conn::read_frames(const uint8_t *p, size_t n) {
+  if (!rctx_) {
+    wslay_frame_callbacks callbacks = {nullptr, on_wslay_recv, nullptr};
+    if (wslay_frame_context_init(&rctx_, &callbacks, this) != 0) {
+      on_transport_error(UV_ENOMEM);
+      return;
+    }
+  }
+  stage_ = p;
+  stage_len_ = n;
+  while (state == State::kOpen || state == State::kClosing) {
+    wslay_frame_iocb iocb;
+    ssize_t r = wslay_frame_recv(rctx_, &iocb);
+    if (r == WSLAY_ERR_WANT_READ) {
+      if (stage_len_ == 0) break;
+      continue;
+    }
+    if (r < 0) {
+      // Control frame over 125 bytes or fragmented, non-minimal length,
+      // 64-bit length with the top bit set.
+      fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+      break;
+    }
+    on_chunk(iocb);
+  }
+  stage_ = nullptr;
+  stage_len_ = 0;
+}
+
+bool lariat_conn::start_frame(const wslay_frame_iocb &iocb) {
+  in_frame_ = true;
+  frame_opcode_ = iocb.opcode;
+  frame_fin_ = iocb.fin != 0;
+  frame_len_ = iocb.payload_length;
+  frame_got_ = 0;
+  consumed_ += header_size(iocb.payload_length, iocb.mask != 0);
+  if (iocb.rsv != 0 || !iocb.mask) {
+    fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+    return false;
+  }
+  switch (iocb.opcode) {
+    case LARIAT_OP_CLOSE:
+    case LARIAT_OP_PING:
+    case LARIAT_OP_PONG:
+      control_.clear();
+      return true;
+    case 0:  // continuation
+      if (!in_message_) {
+        fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+        return false;
+      }
+      break;
+    case LARIAT_OP_TEXT:
+    case LARIAT_OP_BINARY:
+      if (in_message_) {
+        fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+        return false;
+      }
+      in_message_ = true;
+      message_opcode_ = iocb.opcode;
+      message_len_ = 0;
+      message_.clear();
+      utf8_.reset();
+      break;
+    default:
+      fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+      return false;
+  }
+  if (frame_len_ > max_frame_size_ ||
+      message_len_ + frame_len_ > max_frame_size_) {
+    fail(LARIAT_REASON_ERROR_TOO_BIG, 1009);
+    return false;
+  }
+  return true;
+}
+
+void lariat_conn::on_chunk(const wslay_frame_iocb &iocb) {
+  bool first = !in_frame_;
+  if (first && !start_frame(iocb)) return;
+  frame_got_ += iocb.data_length;
+  consumed_ += iocb.data_length;
+  bool frame_done = frame_got_ == frame_len_;
+  if (frame_done) in_frame_ = false;
+
+  if (is_control(frame_opcode_)) {
+    control_.append(reinterpret_cast<const char *>(iocb.data),
+                    iocb.data_length);
+    if (frame_done) on_control_frame();
+    return;
+  }
+  if (state != State::kOpen) {
+    // Closing: data frames are read past, never delivered.
+    if (frame_done && frame_fin_) in_message_ = false;
+    return;
+  }
+  if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
+      !utf8_.feed(iocb.data, iocb.data_length)) {
+    fail(LARIAT_REASON_ERROR_BADENCODING, 1007);
+    return;
+  }
+  bool whole_message_here = first && frame_done && frame_fin_ &&
+                            message_len_ == 0;
+  message_len_ += iocb.data_length;
+  if (!whole_message_here)
+    message_.append(reinterpret_cast<const char *>(iocb.data),
+                    iocb.data_length);
+  if (!(frame_done && frame_fin_)) return;
+
+  in_message_ = false;
+  if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
+      !utf8_.complete()) {
+    fail(LARIAT_REASON_ERROR_BADENCODING, 1007);
+    return;
+  }
+  if (whole_message_here) {
+    deliver_message(iocb.data, iocb.data_length);
+  } else {
+    deliver_message(reinterpret_cast<const uint8_t *>(message_.data()),
+                    message_.size());
+    message_.clear();
+  }
+}
+
+void lariat_conn::deliver_message(const uint8_t *p, size_t n) {
+  lariat_frame frame = {};
+  frame.opcode = message_opcode_;
+  frame.data = p;
+  frame.len = n;
+  call_handle(frame);
+}
+
+void lariat_conn::call_handle(const lariat_frame &frame) {
+  if (!route_->handler.websocket_handle) return;
+  after_callback(route_->handler.websocket_handle(this, &frame, user_state));
+}
+
+void lariat_conn::on_control_frame() {
+  const auto *data = reinterpret_cast<const uint8_t *>(control_.data());
+  size_t len = control_.size();
+  switch (frame_opcode_) {
+    case LARIAT_OP_CLOSE:
+      on_close_frame();
+      return;
+    case LARIAT_OP_PING:
+      if (state != State::kOpen) return;
+      server->frame_writer.write(&out_, LARIAT_OP_PONG, true, 0, data, len);
+      break;
+    case LARIAT_OP_PONG:
+      if (state != State::kOpen) return;
+      break;
+  }
+  lariat_frame frame = {};
+  frame.opcode = frame_opcode_;
+  frame.data = data;
+  frame.len = len;
+  call_handle(frame);
+}
+
+void lariat_conn::on_close_frame() {
+  const auto *data = reinterpret_cast<const uint8_t *>(control_.data());
+  size_t len = control_.size();
+  close_received_ = true;
+  if (state == State::kClosing) {
+    // The peer answered our close: the handshake is complete.
+    begin_drain();
+    return;
+  }
+  uint16_t code = 0;
+  if (len == 1) {
+    fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+    return;
+  }
+  if (len >= 2) {
+    code = static_cast<uint16_t>((data[0] << 8) | data[1]);
+    if (!lariat::detail::peer_close_code_valid(code)) {
+      fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+      return;
+    }
+    if (validate_utf8_ && !lariat::detail::utf8_valid(data + 2, len - 2)) {
+      fail(LARIAT_REASON_ERROR_BADENCODING, 1007);
+      return;
+    }
+  }
+  set_reason(LARIAT_REASON_REMOTE);
+  reason_.code = code;
+  if (len > 2) remote_reason_.assign(control_, 2, std::string::npos);
+  server->frame_writer.write_close(&out_, code, nullptr, 0);
+  begin_drain();
+}
+
+// ------------------------------------------------------------- callbacks
+
+void lariat_conn::after_callback(int result) {
+  switch (result) {
+    case LARIAT_OK:
+      return;
+    case LARIAT_HIBERNATE:
+      hibernate_requested_ = true;
+      return;
+    case LARIAT_SHUTDOWN:
+      start_close(LARIAT_REASON_SHUTDOWN, 1000);
+      return;
+    case LARIAT_CRASH:
+      if (crash_class.empty() && crash_reason.empty()) {
+        crash_class = "error";
+        crash_reason = "LARIAT_CRASH returned";
+      }
+      start_close(LARIAT_REASON_CRASH, 1011);
+      return;
+    default:
+      if (crash_class.empty()) {
+        crash_class = "lariat";
+        crash_reason = "callback returned an invalid value";
+      }
+      start_close(LARIAT_REASON_CRASH, 1011);
+      return;
+  }
+}
+
+int lariat_conn::reply(const lariat_frame *frame) {
+  int rc = lariat::detail::validate_outgoing(frame);
+  if (rc != 0) return rc;
+  if (state != State::kOpen) return LARIAT_ERR_CLOSING;
+  begin_event();
+  hibernating = false;
+  if (frame->opcode == LARIAT_OP_CLOSE) {
+    set_reason(LARIAT_REASON_SHUTDOWN);
+    server->frame_writer.write_close(&out_, frame->close_code, frame->data,
+                                     frame->len);
+    state = State::kClosing;
+    phase_started_ = server->now();
+    reschedule();
+  } else {
+    server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
+                               true, 0, frame->data, frame->len);
+  }
+  end_event();
+  return 0;
+}
+
+int lariat_conn::set_idle_timeout(uint64_t ms) {
+  if (state != State::kOpen) return LARIAT_ERR_CLOSING;
+  idle_timeout_ = ms;
+  reschedule();
+  return 0;
+}
+
+// --------------------------------------------------------------- closing
+
+void lariat_conn::set_reason(int kind) {
+  if (reason_set_) return;
+  reason_set_ = true;
+  reason_.kind = kind;
+}
+
+// A protocol or data error: after it the byte stream cannot be trusted, so
+// the close frame is followed by FIN and the rest of the input is dropped.
+void lariat_conn::fail(int kind, uint16_t close_code) {
+  if (state == State::kOpen) {
+    set_reason(kind);
+    server->frame_writer.write_close(&out_, close_code, nullptr, 0);
+  }
+  begin_drain();
+}
+
+// An orderly close we start: the peer's close frame is awaited.
+void lariat_conn::start_close(int kind, uint16_t close_code) {
+  if (state != State::kOpen) return;
+  set_reason(kind);
+  server->frame_writer.write_close(&out_, close_code, nullptr, 0);
+  state = State::kClosing;
+  phase_started_ = server->now();
+  reschedule();
+}
+
+void lariat_conn::begin_drain() {
+  if (state == State::kClosed || state == State::kDraining) return;
+  state = State::kDraining;
+  phase_started_ = server->now();
+  flush();
+  transport_->shutdown();
+  reschedule();
+}
+
+void lariat_conn::close_transport() {
+  if (state == State::kClosed) return;
+  flush();
+  state = State::kClosed;
+  transport_->close();
+}
+
+// ------------------------------------------------------ output, lifetime
+
+void lariat_conn::flush() {
+  if (out_.empty() || state == State::kClosed) return;
+  transport_->write(reinterpret_cast<const uint8_t *>(out_.data()),
+                    out_.size());
+  out_.clear();
+}
+
+void lariat_conn::hibernate_if_idle() {
+  hibernate_requested_ = false;
+  // Only at a message boundary with nothing buffered inside wslay.
+  if (state != State::kOpen || in_frame_ || in_message_ || fed_ != consumed_)
+    return;
+  if (rctx_) {
+    wslay_frame_context_free(rctx_);
+    rctx_ = nullptr;
+  }
+  std::string().swap(message_);
+  std::string().swap(control_);
+  std::string().swap(out_);
+  hibernating = true;
+}
+
+void lariat_conn::finalize() {
+  finalize_pending_ = false;
+  if (reached_init_ && route_ && route_->handler.terminate) {
+    if (!reason_set_) set_reason(LARIAT_REASON_ERROR_CLOSED);
+    if (reason_.kind == LARIAT_REASON_REMOTE) {
+      reason_.data = reinterpret_cast<const uint8_t *>(remote_reason_.data());
+      reason_.len = remote_reason_.size();
+    } else if (reason_.kind == LARIAT_REASON_CRASH) {
+      reason_.crash_class = crash_class.c_str();
+      reason_.crash_reason = crash_reason.c_str();
+    }
+    route_->handler.terminate(upgraded_ ? this : nullptr, &reason_,
+                              user_state);
+  }
+  server->forget(this);
+  delete this;
+}

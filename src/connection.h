@@ -1,0 +1,142 @@
+// The per-connection state machine: HTTP upgrade, then RFC 6455 messages
+// on wslay's frame API, the close handshake, timeouts, hibernation and the
+// handler callbacks. It knows nothing of sockets: bytes come in through
+// on_read() and go out through a Transport, so tests and fuzzers can drive
+// it with scripted bytes.
+//
+// Why wslay's frame API and not its event API: the event API closes
+// without a status code on framing errors, accepts a 1-byte close payload
+// and validates UTF-8 itself (no way to turn it off), while RFC 6455 and
+// our terminate reasons need 1002/1007/1009 exactly and fail-fast UTF-8.
+#ifndef LARIAT_CONNECTION_H
+#define LARIAT_CONNECTION_H
+
+#include <lariat/lariat.h>
+#include <wslay/wslay.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "handshake.h"
+#include "server.h"
+#include "transport.h"
+#include "utf8.h"
+
+struct lariat_conn {
+  enum class State {
+    kHandshake,  // reading the request head
+    kOpen,       // WebSocket open
+    kClosing,    // our close frame is out; waiting for the peer's
+    kDraining,   // nothing more to say; FIN sent, waiting for the peer's end
+    kClosed,     // transport closing; terminate runs when it is closed
+  };
+
+  lariat_conn(lariat_server *server, lariat_conn_id id,
+              std::unique_ptr<lariat::detail::Transport> transport);
+  ~lariat_conn();
+
+  // Transport events.
+  void on_read(const uint8_t *p, size_t n);
+  void on_eof();
+  void on_transport_error(int uv_error);
+  void on_transport_closed();
+  // The server's timer found this connection's deadline passed.
+  void on_deadline();
+  // A posted message (lariat_post) for this connection.
+  void deliver_info(const lariat::detail::Letter &letter);
+  // lariat_server_stop(): close 1001 or drop a handshaking connection.
+  void stop();
+
+  // Public API helpers.
+  int reply(const lariat_frame *frame);
+  int set_idle_timeout(uint64_t ms);
+  uint64_t deadline() const;  // UINT64_MAX: none
+
+  lariat_server *server;
+  lariat_conn_id id;
+  State state = State::kHandshake;
+  void *user_state = nullptr;
+  int version = 0;
+  std::string protocol;
+  bool hibernating = false;
+  std::string crash_class, crash_reason;  // from lariat_conn_set_crash
+
+ private:
+  // Handshake.
+  void read_head(const uint8_t *p, size_t n);
+  void answer_request(const lariat::detail::Request &req);
+  void answer_plain(int status, const std::string &response);
+  // Frames and messages.
+  void read_frames(const uint8_t *p, size_t n);
+  static ssize_t on_wslay_recv(uint8_t *buf, size_t len, int flags,
+                               void *user_data);
+  void on_chunk(const wslay_frame_iocb &iocb);
+  bool start_frame(const wslay_frame_iocb &iocb);
+  void on_control_frame();
+  void on_close_frame();
+  void deliver_message(const uint8_t *p, size_t n);
+  // Callbacks: |result| is what a handler callback returned.
+  void after_callback(int result);
+  void call_handle(const lariat_frame &frame);
+  // Closing.
+  void set_reason(int kind);
+  void fail(int kind, uint16_t close_code);
+  void start_close(int kind, uint16_t close_code);
+  void begin_drain();
+  void close_transport();
+  // Output and lifetime.
+  void flush();
+  void hibernate_if_idle();
+  // Every entry point runs between begin_event() and end_event(): output
+  // is flushed and a pending teardown runs when the outermost one ends.
+  void begin_event() { ++event_depth_; }
+  void end_event();
+  void finalize();
+  void reschedule();
+
+  std::unique_ptr<lariat::detail::Transport> transport_;
+  const lariat::detail::Route *route_ = nullptr;
+  bool reached_init_ = false;
+  bool upgraded_ = false;
+  uint64_t phase_started_ = 0;  // when the current state began (ms)
+  uint64_t last_recv_ = 0;
+  uint64_t idle_timeout_ = 0;
+  uint64_t max_frame_size_;
+  bool validate_utf8_ = true;
+
+  std::string head_;  // request head being read; empty once upgraded
+
+  // Receiving: wslay pulls from the stage; the frame context exists only
+  // while the connection is busy (hibernate frees it).
+  wslay_frame_context_ptr rctx_ = nullptr;
+  const uint8_t *stage_ = nullptr;
+  size_t stage_len_ = 0;
+  uint64_t fed_ = 0;        // bytes handed to wslay
+  uint64_t consumed_ = 0;   // bytes of frames wslay has returned
+  bool in_frame_ = false;
+  uint8_t frame_opcode_ = 0;
+  bool frame_fin_ = false;
+  uint64_t frame_len_ = 0;
+  uint64_t frame_got_ = 0;
+  bool in_message_ = false;
+  uint8_t message_opcode_ = 0;
+  uint64_t message_len_ = 0;
+  std::string message_;
+  lariat::detail::Utf8Validator utf8_;
+  std::string control_;
+
+  // Output: frames replied during an event leave in one write at its end.
+  std::string out_;
+  int event_depth_ = 0;
+  bool hibernate_requested_ = false;
+  bool close_received_ = false;
+  bool finalize_pending_ = false;
+
+  // Why the connection ends; the first cause wins.
+  bool reason_set_ = false;
+  lariat_reason reason_ = {};
+  std::string remote_reason_;
+};
+
+#endif

@@ -1,0 +1,83 @@
+#include "frame_writer.h"
+
+namespace lariat::detail {
+
+FrameWriter::~FrameWriter() {
+  if (ctx_) wslay_frame_context_free(ctx_);
+}
+
+int FrameWriter::init() {
+  wslay_frame_callbacks callbacks = {on_send, nullptr, nullptr};
+  return wslay_frame_context_init(&ctx_, &callbacks, this) == 0
+             ? 0
+             : LARIAT_ERR_NOMEM;
+}
+
+ssize_t FrameWriter::on_send(const uint8_t *data, size_t len, int,
+                             void *user_data) {
+  auto *self = static_cast<FrameWriter *>(user_data);
+  self->out_->append(reinterpret_cast<const char *>(data), len);
+  return static_cast<ssize_t>(len);
+}
+
+void FrameWriter::write(std::string *out, uint8_t opcode, bool fin,
+                        uint8_t rsv, const uint8_t *data, size_t len) {
+  wslay_frame_iocb iocb = {};
+  iocb.fin = fin ? 1 : 0;
+  iocb.rsv = rsv;
+  iocb.opcode = opcode;
+  iocb.mask = 0;
+  iocb.payload_length = len;
+  iocb.data = data;
+  iocb.data_length = len;
+  out_ = out;
+  out->reserve(out->size() + len + 10);
+  // The callback takes everything, so one call writes the whole frame;
+  // arguments were validated by the caller, so it cannot fail.
+  wslay_frame_send(ctx_, &iocb);
+  out_ = nullptr;
+}
+
+void FrameWriter::write_close(std::string *out, uint16_t code,
+                              const uint8_t *reason, size_t len) {
+  uint8_t payload[125];
+  size_t n = 0;
+  if (code != 0) {
+    payload[0] = static_cast<uint8_t>(code >> 8);
+    payload[1] = static_cast<uint8_t>(code & 0xff);
+    n = 2;
+    if (len > sizeof(payload) - 2) len = sizeof(payload) - 2;
+    for (size_t i = 0; i < len; ++i) payload[n++] = reason[i];
+  }
+  write(out, LARIAT_OP_CLOSE, true, 0, payload, n);
+}
+
+int validate_outgoing(const lariat_frame *frame) {
+  if (!frame || (!frame->data && frame->len > 0))
+    return LARIAT_ERR_INVALID_ARGUMENT;
+  switch (frame->opcode) {
+    case LARIAT_OP_TEXT:
+    case LARIAT_OP_BINARY:
+      return 0;
+    case LARIAT_OP_PING:
+    case LARIAT_OP_PONG:
+      return frame->len > 125 ? LARIAT_ERR_TOO_LARGE : 0;
+    case LARIAT_OP_CLOSE: {
+      uint16_t code = frame->close_code;
+      if (code == 0) return frame->len > 0 ? LARIAT_ERR_BAD_CLOSE_CODE : 0;
+      if (code < 1000 || code > 4999 || code == 1004 || code == 1005 ||
+          code == 1006 || code == 1015)
+        return LARIAT_ERR_BAD_CLOSE_CODE;
+      return frame->len > 123 ? LARIAT_ERR_TOO_LARGE : 0;
+    }
+    default:
+      return LARIAT_ERR_INVALID_ARGUMENT;
+  }
+}
+
+bool peer_close_code_valid(uint16_t code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+}  // namespace lariat::detail

@@ -1,0 +1,48 @@
+// Serialises server frames (unmasked) with wslay's frame API into a
+// connection's output buffer. One writer serves every connection of a
+// server: its send callback always takes every byte, so wslay's output
+// state is back at "prepare header" after each frame.
+#ifndef LARIAT_FRAME_WRITER_H
+#define LARIAT_FRAME_WRITER_H
+
+#include <lariat/lariat.h>
+#include <wslay/wslay.h>
+
+#include <cstdint>
+#include <string>
+
+namespace lariat::detail {
+
+class FrameWriter {
+ public:
+  FrameWriter() = default;
+  ~FrameWriter();
+  FrameWriter(const FrameWriter &) = delete;
+  FrameWriter &operator=(const FrameWriter &) = delete;
+
+  // 0, or LARIAT_ERR_NOMEM.
+  int init();
+  // Appends one whole frame to |out|.
+  void write(std::string *out, uint8_t opcode, bool fin, uint8_t rsv,
+             const uint8_t *data, size_t len);
+  // Appends a close frame; |code| 0 means no code (and no reason).
+  void write_close(std::string *out, uint16_t code, const uint8_t *reason,
+                   size_t len);
+
+ private:
+  static ssize_t on_send(const uint8_t *data, size_t len, int flags,
+                         void *user_data);
+  wslay_frame_context_ptr ctx_ = nullptr;
+  std::string *out_ = nullptr;
+};
+
+// Checks a frame a handler wants to send: 0, or LARIAT_ERR_INVALID_ARGUMENT,
+// LARIAT_ERR_BAD_CLOSE_CODE, LARIAT_ERR_TOO_LARGE.
+int validate_outgoing(const lariat_frame *frame);
+
+// Close codes a peer may put on the wire (RFC 6455 7.4, IANA registry).
+bool peer_close_code_valid(uint16_t code);
+
+}  // namespace lariat::detail
+
+#endif

@@ -1,0 +1,45 @@
+#include "mailbox.h"
+
+#include <lariat/lariat.h>
+
+namespace lariat::detail {
+
+int Mailbox::init(uv_loop_t *loop, uv_async_cb wake, void *data) {
+  int rc = uv_async_init(loop, &async_, wake);
+  if (rc == 0) async_.data = data;
+  return rc;
+}
+
+int Mailbox::post(const Letter &letter) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!closed_) {
+      queue_.push_back(letter);
+      // Sent under the lock so close() cannot close the handle between the
+      // push and the wake-up.
+      uv_async_send(&async_);
+      return 0;
+    }
+  }
+  letter.discard();
+  return LARIAT_ERR_STOPPED;
+}
+
+void Mailbox::take(std::vector<Letter> *out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  out->swap(queue_);
+}
+
+void Mailbox::close(uv_close_cb closed) {
+  std::vector<Letter> rest;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return;
+    closed_ = true;
+    rest.swap(queue_);
+  }
+  for (const Letter &l : rest) l.discard();
+  uv_close(reinterpret_cast<uv_handle_t *>(&async_), closed);
+}
+
+}  // namespace lariat::detail

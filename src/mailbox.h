@@ -1,0 +1,47 @@
+// Thread-safe delivery of info messages (lariat_post): a locked FIFO plus a
+// uv_async_t that wakes the loop. One queue keeps every sender's messages
+// in the order it posted them.
+#ifndef LARIAT_MAILBOX_H
+#define LARIAT_MAILBOX_H
+
+#include <uv.h>
+
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace lariat::detail {
+
+struct Letter {
+  uint64_t conn_id;
+  void *msg;
+  void (*free_fn)(void *);
+  void discard() const {
+    if (free_fn) free_fn(msg);
+  }
+};
+
+class Mailbox {
+ public:
+  // |wake| runs on the loop thread when letters may be waiting.
+  int init(uv_loop_t *loop, uv_async_cb wake, void *data);
+  // Any thread. Hands |letter| over; after close() it is discarded at once
+  // and LARIAT_ERR_STOPPED returned.
+  int post(const Letter &letter);
+  // Loop thread: moves every waiting letter into |out| (in post order).
+  void take(std::vector<Letter> *out);
+  // Loop thread: refuses further posts, discards what is waiting and closes
+  // the async handle; |closed| runs from its close callback.
+  void close(uv_close_cb closed);
+  uv_async_t *handle() { return &async_; }
+
+ private:
+  std::mutex mutex_;
+  std::vector<Letter> queue_;
+  bool closed_ = false;
+  uv_async_t async_;
+};
+
+}  // namespace lariat::detail
+
+#endif

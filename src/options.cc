@@ -1,0 +1,59 @@
+#include "options.h"
+
+#include <lariat/lariat.h>
+
+#include <new>
+
+extern "C" {
+
+LARIAT_EXTERN int lariat_options_new(lariat_options **out) {
+  if (!out) return LARIAT_ERR_INVALID_ARGUMENT;
+  *out = new (std::nothrow) lariat_options();
+  return *out ? 0 : LARIAT_ERR_NOMEM;
+}
+
+LARIAT_EXTERN void lariat_options_del(lariat_options *opts) { delete opts; }
+
+LARIAT_EXTERN int lariat_options_set_max_head_size(lariat_options *opts,
+                                                   size_t bytes) {
+  if (!opts || bytes == 0) return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->max_head_size = bytes;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_options_set_max_headers(lariat_options *opts,
+                                                 size_t count) {
+  if (!opts || count == 0) return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->max_headers = count;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_options_set_handshake_timeout(lariat_options *opts,
+                                                       uint64_t ms) {
+  if (!opts || ms == 0) return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->handshake_timeout_ms = ms;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_options_set_max_frame_size(lariat_options *opts,
+                                                    uint64_t bytes) {
+  if (!opts || bytes == 0) return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->max_frame_size = bytes;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_options_set_close_timeout(lariat_options *opts,
+                                                   uint64_t ms) {
+  if (!opts || ms == 0) return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->close_timeout_ms = ms;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_options_set_ignore_sigpipe(lariat_options *opts,
+                                                    int on) {
+  if (!opts) return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->ignore_sigpipe = on != 0;
+  return 0;
+}
+
+}  // extern "C"

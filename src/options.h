@@ -1,0 +1,17 @@
+// Server-wide limits and switches (lariat_options_*).
+#ifndef LARIAT_OPTIONS_H
+#define LARIAT_OPTIONS_H
+
+#include <cstddef>
+#include <cstdint>
+
+struct lariat_options {
+  size_t max_head_size = 8192;
+  size_t max_headers = 100;
+  uint64_t handshake_timeout_ms = 10000;
+  uint64_t max_frame_size = 1u << 20;
+  uint64_t close_timeout_ms = 5000;
+  bool ignore_sigpipe = true;
+};
+
+#endif

@@ -1,0 +1,65 @@
+// The server: listeners, routes, the connection registry, one timer heap,
+// the mailbox, and the stop sequence.
+#ifndef LARIAT_SERVER_H
+#define LARIAT_SERVER_H
+
+#include <lariat/lariat.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "frame_writer.h"
+#include "mailbox.h"
+#include "options.h"
+#include "timer_heap.h"
+#include "transport.h"
+
+namespace lariat::detail {
+
+struct Route {
+  lariat_handler handler;
+  void *handler_data;
+};
+
+}  // namespace lariat::detail
+
+struct lariat_server {
+  uv_loop_t *loop = nullptr;
+  std::unique_ptr<uv_loop_t> owned_loop;
+  lariat_options options;
+  std::map<std::string, lariat::detail::Route, std::less<>> routes;
+  std::vector<uv_tcp_t *> listeners;
+  std::unordered_map<lariat_conn_id, lariat_conn *> conns;
+  lariat_conn_id next_id = 1;
+  lariat::detail::FrameWriter frame_writer;
+  lariat::detail::Mailbox mailbox;
+  lariat::detail::TimerHeap timers;
+  uv_timer_t timer;
+  uint64_t timer_armed_at = UINT64_MAX;  // deadline the uv timer waits for
+  // A read buffer for every connection of this loop: reads are consumed
+  // before the read callback returns.
+  std::unique_ptr<uint8_t[]> read_buffer;
+  size_t read_buffer_size = 64 * 1024;
+  size_t open_handles = 0;  // uv handles not yet through their close cb
+  bool stopping = false;
+  bool handles_closed = false;
+
+  uint64_t now() const { return uv_now(loop); }
+  const lariat::detail::Route *find_route(std::string_view path) const;
+  // Makes sure the heap wakes the server no later than |deadline| for |id|.
+  void schedule(uint64_t deadline, lariat_conn_id id);
+  // Registers a new connection over |transport|; nullptr when out of memory.
+  lariat_conn *accept(std::unique_ptr<lariat::detail::Transport> transport);
+  // Called by a connection when it is gone, just before it is deleted.
+  void forget(lariat_conn *conn);
+  void on_timer();
+  void deliver_mail();
+  void finish_stop_if_idle();
+};
+
+#endif

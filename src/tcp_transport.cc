@@ -1,0 +1,146 @@
+#include "tcp_transport.h"
+
+#include "connection.h"
+#include "server.h"
+
+namespace lariat::detail {
+
+int TcpTransport::accept(uv_stream_t *listener) {
+  int rc = uv_tcp_init(server_->loop, &tcp_);
+  if (rc != 0) {
+    delete this;
+    return rc;
+  }
+  tcp_.data = this;
+  ++server_->open_handles;
+  rc = uv_accept(listener, reinterpret_cast<uv_stream_t *>(&tcp_));
+  if (rc != 0) {
+    closing_ = true;
+    uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), on_closed);
+    return rc;
+  }
+  uv_tcp_nodelay(&tcp_, 1);
+  return 0;
+}
+
+int TcpTransport::start(lariat_conn *conn) {
+  conn_ = conn;
+  return uv_read_start(reinterpret_cast<uv_stream_t *>(&tcp_), on_alloc,
+                       on_read);
+}
+
+void TcpTransport::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
+  auto *self = static_cast<TcpTransport *>(h->data);
+  lariat_server *server = self->server_;
+  buf->base = reinterpret_cast<char *>(server->read_buffer.get());
+  buf->len = server->read_buffer_size;
+}
+
+void TcpTransport::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  auto *self = static_cast<TcpTransport *>(s->data);
+  if (self->closing_ || !self->conn_) return;
+  if (nread > 0)
+    self->conn_->on_read(reinterpret_cast<const uint8_t *>(buf->base),
+                         static_cast<size_t>(nread));
+  else if (nread == UV_EOF)
+    self->conn_->on_eof();
+  else if (nread < 0)
+    self->conn_->on_transport_error(static_cast<int>(nread));
+}
+
+void TcpTransport::write(const uint8_t *p, size_t n) {
+  if (closing_ || n == 0) return;
+  if (!writing_ && pending_.empty()) {
+    uv_buf_t buf = uv_buf_init(const_cast<char *>(reinterpret_cast<const char *>(p)),
+                               static_cast<unsigned>(n));
+    int r = uv_try_write(reinterpret_cast<uv_stream_t *>(&tcp_), &buf, 1);
+    if (r > 0) {
+      p += r;
+      n -= static_cast<size_t>(r);
+      if (n == 0) return;
+    }
+    // Other errors surface from the uv_write below, through on_written.
+  }
+  pending_.append(reinterpret_cast<const char *>(p), n);
+  start_write();
+}
+
+void TcpTransport::start_write() {
+  if (writing_ || closing_) return;
+  if (pending_.empty()) {
+    if (shutdown_wanted_ && !shutdown_sent_) {
+      shutdown_sent_ = true;
+      shutdown_req_.data = this;
+      uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t *>(&tcp_),
+                  on_shutdown);
+    }
+    return;
+  }
+  inflight_.swap(pending_);
+  pending_.clear();
+  uv_buf_t buf = uv_buf_init(inflight_.data(),
+                             static_cast<unsigned>(inflight_.size()));
+  write_req_.data = this;
+  int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t *>(&tcp_), &buf,
+                    1, on_written);
+  if (rc != 0) {
+    inflight_.clear();
+    conn_->on_transport_error(rc);
+    return;
+  }
+  writing_ = true;
+}
+
+void TcpTransport::on_written(uv_write_t *req, int status) {
+  auto *self = static_cast<TcpTransport *>(req->data);
+  self->writing_ = false;
+  std::string().swap(self->inflight_);
+  if (self->closing_) return;
+  if (status < 0) {
+    self->conn_->on_transport_error(status);
+    return;
+  }
+  self->start_write();
+}
+
+void TcpTransport::shutdown() {
+  if (shutdown_wanted_ || closing_) return;
+  shutdown_wanted_ = true;
+  start_write();
+}
+
+void TcpTransport::on_shutdown(uv_shutdown_t *, int) {}
+
+void TcpTransport::close() {
+  if (closing_) return;
+  closing_ = true;
+  uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), on_closed);
+}
+
+void TcpTransport::on_closed(uv_handle_t *h) {
+  auto *self = static_cast<TcpTransport *>(h->data);
+  lariat_server *server = self->server_;
+  --server->open_handles;
+  if (self->conn_)
+    self->conn_->on_transport_closed();  // deletes the conn, and this
+  else
+    delete self;
+  server->finish_stop_if_idle();
+}
+
+int TcpTransport::peer(char *buf, size_t size, int *port) const {
+  sockaddr_storage addr;
+  int len = sizeof(addr);
+  int rc = uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr *>(&addr), &len);
+  if (rc != 0) return rc;
+  if (addr.ss_family == AF_INET6) {
+    auto *a = reinterpret_cast<sockaddr_in6 *>(&addr);
+    if (port) *port = ntohs(a->sin6_port);
+    return uv_ip6_name(a, buf, size);
+  }
+  auto *a = reinterpret_cast<sockaddr_in *>(&addr);
+  if (port) *port = ntohs(a->sin_port);
+  return uv_ip4_name(a, buf, size);
+}
+
+}  // namespace lariat::detail

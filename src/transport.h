@@ -1,0 +1,32 @@
+// What a connection needs from the byte stream under it. TcpTransport is
+// the libuv one; tests and fuzzers drive the connection core through a fake
+// one, without sockets.
+#ifndef LARIAT_TRANSPORT_H
+#define LARIAT_TRANSPORT_H
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lariat::detail {
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Sends |n| bytes, in order after earlier writes; bytes that cannot go
+  // out at once are copied. Errors come back later through
+  // lariat_conn::on_transport_error().
+  virtual void write(const uint8_t *p, size_t n) = 0;
+  // Sends FIN once every queued byte is written; reading goes on.
+  virtual void shutdown() = 0;
+  // Stops reading and writing; lariat_conn::on_transport_closed() follows,
+  // possibly from inside this call.
+  virtual void close() = 0;
+  // Bytes accepted by write() and not yet handed to the kernel.
+  virtual size_t buffered() const = 0;
+  // The peer's address as text; 0 or a libuv error code.
+  virtual int peer(char *buf, size_t size, int *port) const = 0;
+};
+
+}  // namespace lariat::detail
+
+#endif

@@ -1,0 +1,147 @@
+// The C API over the request and upgrade handles that init sees.
+#include "upgrade.h"
+
+#include <cstring>
+
+using lariat::detail::Header;
+
+namespace {
+
+const char *view(std::string_view v, size_t *len) {
+  if (len) *len = v.size();
+  return v.data();
+}
+
+bool has_crlf(const char *s) { return std::strpbrk(s, "\r\n") != nullptr; }
+
+}  // namespace
+
+extern "C" {
+
+LARIAT_EXTERN const char *lariat_req_method(const lariat_req *req,
+                                            size_t *len) {
+  return view(req->request->method, len);
+}
+
+LARIAT_EXTERN const char *lariat_req_path(const lariat_req *req, size_t *len) {
+  return view(req->request->path, len);
+}
+
+LARIAT_EXTERN const char *lariat_req_query(const lariat_req *req,
+                                           size_t *len) {
+  return view(req->request->query, len);
+}
+
+LARIAT_EXTERN const char *lariat_req_header(const lariat_req *req,
+                                            const char *name, size_t *len) {
+  if (!req || !name) return nullptr;
+  const Header *h = req->request->find(name);
+  return h ? view(h->value, len) : nullptr;
+}
+
+LARIAT_EXTERN size_t lariat_req_header_count(const lariat_req *req) {
+  return req ? req->request->headers.size() : 0;
+}
+
+LARIAT_EXTERN int lariat_req_header_at(const lariat_req *req, size_t index,
+                                       const char **name, size_t *name_len,
+                                       const char **value, size_t *value_len) {
+  if (!req || index >= req->request->headers.size())
+    return LARIAT_ERR_INVALID_ARGUMENT;
+  const Header &h = req->request->headers[index];
+  if (name) *name = view(h.name, name_len);
+  if (value) *value = view(h.value, value_len);
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_req_is_websocket(const lariat_req *req) {
+  return req && req->request->is_websocket;
+}
+
+LARIAT_EXTERN int lariat_req_peer(const lariat_req *req, char *buf,
+                                  size_t size, int *port) {
+  if (!req || !buf || size == 0) return LARIAT_ERR_INVALID_ARGUMENT;
+  return req->transport->peer(buf, size, port);
+}
+
+LARIAT_EXTERN size_t lariat_req_protocol_count(const lariat_req *req) {
+  return req ? req->request->protocols.size() : 0;
+}
+
+LARIAT_EXTERN const char *lariat_req_protocol_at(const lariat_req *req,
+                                                 size_t index, size_t *len) {
+  if (!req || index >= req->request->protocols.size()) return nullptr;
+  return view(req->request->protocols[index], len);
+}
+
+LARIAT_EXTERN int lariat_upgrade_set_state(lariat_upgrade *up, void *state) {
+  if (!up) return LARIAT_ERR_INVALID_ARGUMENT;
+  up->state = state;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_upgrade_set_idle_timeout(lariat_upgrade *up,
+                                                  uint64_t ms) {
+  if (!up) return LARIAT_ERR_INVALID_ARGUMENT;
+  up->idle_timeout_ms = ms;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_upgrade_set_max_frame_size(lariat_upgrade *up,
+                                                    uint64_t bytes) {
+  if (!up || bytes == 0) return LARIAT_ERR_INVALID_ARGUMENT;
+  up->max_frame_size = bytes;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_upgrade_set_validate_utf8(lariat_upgrade *up,
+                                                   int on) {
+  if (!up) return LARIAT_ERR_INVALID_ARGUMENT;
+  up->validate_utf8 = on != 0;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_upgrade_set_protocol(lariat_upgrade *up,
+                                              const char *protocol) {
+  if (!up || !protocol) return LARIAT_ERR_INVALID_ARGUMENT;
+  for (std::string_view offered : up->request->protocols) {
+    if (offered == protocol) {
+      up->protocol = protocol;
+      return 0;
+    }
+  }
+  return LARIAT_ERR_INVALID_ARGUMENT;
+}
+
+LARIAT_EXTERN int lariat_upgrade_set_crash(lariat_upgrade *up,
+                                           const char *crash_class,
+                                           const char *crash_reason) {
+  if (!up) return LARIAT_ERR_INVALID_ARGUMENT;
+  up->crash_class = crash_class ? crash_class : "";
+  up->crash_reason = crash_reason ? crash_reason : "";
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_upgrade_reply(lariat_upgrade *up, int status,
+                                       const char *const *headers,
+                                       size_t nheaders, const void *body,
+                                       size_t body_len) {
+  if (!up || status < 100 || status > 599 || (nheaders && !headers) ||
+      (body_len && !body))
+    return LARIAT_ERR_INVALID_ARGUMENT;
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (size_t i = 0; i < nheaders; ++i) {
+    const char *name = headers[2 * i], *value = headers[2 * i + 1];
+    if (!name || !value || !*name || has_crlf(name) || has_crlf(value) ||
+        std::strchr(name, ':'))
+      return LARIAT_ERR_INVALID_ARGUMENT;
+    pairs.emplace_back(name, value);
+  }
+  up->has_reply = true;
+  up->status = status;
+  up->headers = std::move(pairs);
+  up->body.assign(static_cast<const char *>(body), body_len);
+  return 0;
+}
+
+}  // extern "C"

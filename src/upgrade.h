@@ -1,0 +1,33 @@
+// The request and upgrade handles a handler's init sees.
+#ifndef LARIAT_UPGRADE_H
+#define LARIAT_UPGRADE_H
+
+#include <lariat/lariat.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "handshake.h"
+#include "transport.h"
+
+struct lariat_req {
+  const lariat::detail::Request *request;
+  const lariat::detail::Transport *transport;
+};
+
+struct lariat_upgrade {
+  const lariat::detail::Request *request;
+  void *state;
+  uint64_t idle_timeout_ms;
+  uint64_t max_frame_size;
+  bool validate_utf8 = true;
+  std::string protocol;
+  bool has_reply = false;
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string crash_class, crash_reason;
+};
+
+#endif
