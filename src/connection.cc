@@ -141,7 +141,6 @@ void lariat_conn::deliver_info(const Letter &letter) {
     return;
   }
   begin_event();
-  hibernating = false;
   int result = route_->handler.websocket_info(this, letter.msg, user_state);
   letter.discard();
   after_callback(result);

@@ -243,6 +243,7 @@ static int reserve(wsc *c, size_t total) {
 }
 
 static void consume(wsc *c, size_t n) {
+  if (n == 0) return; /* rbuf may still be NULL */
   memmove(c->rbuf, c->rbuf + n, c->rlen - n);
   c->rlen -= n;
 }

@@ -164,8 +164,9 @@ int wsc_send_raw_slowly(wsc *c, const void *p, size_t n, int delay_ms);
  * against the key given there).
  * Reads the response head (bytes after it stay buffered for frame reads).
  * Returns the HTTP status (101, 400, ...) or a negative error. A 101 is
- * returned only if Upgrade, Connection and Sec-WebSocket-Accept are right;
- * otherwise WSC_E_BAD_HANDSHAKE (resp still filled in).
+ * returned only if Upgrade, Connection and Sec-WebSocket-Accept are right
+ * and no Sec-WebSocket-Extensions/-Protocol came back unless the request
+ * offered one; otherwise WSC_E_BAD_HANDSHAKE (resp still filled in).
  * resp may be NULL; else it is overwritten (free a previous one first) and
  * must be released with wsc_response_free(). */
 int wsc_handshake(wsc *c, const char *path, const char *extra_headers,

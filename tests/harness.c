@@ -1,0 +1,306 @@
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+static atomic_long msgs_freed;
+
+long th_msgs_freed(void) { return atomic_load(&msgs_freed); }
+
+static void th_msg_free(void *p) {
+  free(p);
+  atomic_fetch_add(&msgs_freed, 1);
+}
+
+void th_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void reply_text(lariat_conn *conn, const char *text) {
+  lariat_frame f = {LARIAT_OP_TEXT, 0, 0, (const uint8_t *)text,
+                    strlen(text)};
+  lariat_reply(conn, &f);
+}
+
+/* ------------------------------------------------------------ probe */
+
+static int probe_init(lariat_req *req, lariat_upgrade *up, void *data) {
+  th_server *s = data;
+  pthread_mutex_lock(&s->mutex);
+  s->init_calls++;
+  s->last_init_was_websocket = lariat_req_is_websocket(req);
+  pthread_mutex_unlock(&s->mutex);
+  if (s->init.crash) {
+    lariat_upgrade_set_crash(up, "probe", "init asked to");
+    return LARIAT_CRASH;
+  }
+  if (s->init.reply_status) {
+    static const char *const headers[] = {"x-probe", "yes"};
+    lariat_upgrade_reply(up, s->init.reply_status, headers, 1, "plain", 5);
+    return LARIAT_OK;
+  }
+  if (s->init.idle_timeout_ms)
+    lariat_upgrade_set_idle_timeout(up, s->init.idle_timeout_ms);
+  if (s->init.max_frame_size)
+    lariat_upgrade_set_max_frame_size(up, s->init.max_frame_size);
+  lariat_upgrade_set_validate_utf8(up, s->init.validate_utf8);
+  if (s->init.protocol) lariat_upgrade_set_protocol(up, s->init.protocol);
+  return LARIAT_OK;
+}
+
+static int probe_websocket_init(lariat_conn *conn, void *state) {
+  th_server *s = state;
+  pthread_mutex_lock(&s->mutex);
+  s->websocket_init_calls++;
+  s->last_conn_id = lariat_conn_get_id(conn);
+  pthread_mutex_unlock(&s->mutex);
+  return LARIAT_OK;
+}
+
+static int probe_command(lariat_conn *conn, th_server *s, const char *cmd,
+                         size_t len) {
+  char buf[160];
+  if (len >= sizeof(buf)) len = sizeof(buf) - 1;
+  memcpy(buf, cmd, len);
+  buf[len] = 0;
+  if (strcmp(buf, "!shutdown") == 0) return LARIAT_SHUTDOWN;
+  if (strcmp(buf, "!crash") == 0) {
+    lariat_conn_set_crash(conn, "probe", "asked to");
+    return LARIAT_CRASH;
+  }
+  if (strcmp(buf, "!hibernate") == 0) {
+    reply_text(conn, "hibernate");
+    return LARIAT_HIBERNATE;
+  }
+  if (strncmp(buf, "!close ", 7) == 0) {
+    char *text = NULL;
+    long code = strtol(buf + 7, &text, 10);
+    while (text && *text == ' ') ++text;
+    lariat_frame f = {LARIAT_OP_CLOSE, 0, (uint16_t)code,
+                      (const uint8_t *)text, text ? strlen(text) : 0};
+    lariat_reply(conn, &f);
+    return LARIAT_OK;
+  }
+  if (strncmp(buf, "!badclose ", 10) == 0) {
+    lariat_frame f = {LARIAT_OP_CLOSE, 0, (uint16_t)atoi(buf + 10), NULL, 0};
+    char out[32];
+    snprintf(out, sizeof(out), "rc=%d", lariat_reply(conn, &f));
+    reply_text(conn, out);
+    return LARIAT_OK;
+  }
+  if (strcmp(buf, "!three") == 0) {
+    reply_text(conn, "1");
+    reply_text(conn, "2");
+    reply_text(conn, "3");
+    return LARIAT_OK;
+  }
+  if (strcmp(buf, "!ping") == 0 || strcmp(buf, "!pong") == 0) {
+    lariat_frame f = {buf[2] == 'i' ? LARIAT_OP_PING : LARIAT_OP_PONG, 0, 0,
+                      (const uint8_t *)"p", 1};
+    lariat_reply(conn, &f);
+    return LARIAT_OK;
+  }
+  if (strcmp(buf, "!bigping") == 0) {
+    uint8_t big[126] = {0};
+    lariat_frame f = {LARIAT_OP_PING, 0, 0, big, sizeof(big)};
+    char out[32];
+    snprintf(out, sizeof(out), "rc=%d", lariat_reply(conn, &f));
+    reply_text(conn, out);
+    return LARIAT_OK;
+  }
+  if (strncmp(buf, "!idle ", 6) == 0) {
+    lariat_conn_set_idle_timeout(conn, strtoull(buf + 6, NULL, 10));
+    reply_text(conn, "ok");
+    return LARIAT_OK;
+  }
+  if (strcmp(buf, "!id") == 0) {
+    snprintf(buf, sizeof(buf), "%llu",
+             (unsigned long long)lariat_conn_get_id(conn));
+    reply_text(conn, buf);
+    return LARIAT_OK;
+  }
+  if (strcmp(buf, "!meta") == 0) {
+    const char *p = lariat_conn_protocol(conn);
+    snprintf(buf, sizeof(buf), "v=%d c=%d p=%s", lariat_conn_version(conn),
+             lariat_conn_compressed(conn), p ? p : "-");
+    reply_text(conn, buf);
+    return LARIAT_OK;
+  }
+  if (strcmp(buf, "!stop") == 0) {
+    lariat_server_stop(lariat_conn_server(conn));
+    return LARIAT_OK;
+  }
+  (void)s;
+  return -1; /* not a command */
+}
+
+static int probe_handle(lariat_conn *conn, const lariat_frame *frame,
+                        void *state) {
+  th_server *s = state;
+  pthread_mutex_lock(&s->mutex);
+  s->handle_calls++;
+  if (frame->opcode == LARIAT_OP_PING) s->pings++;
+  if (frame->opcode == LARIAT_OP_PONG) s->pongs++;
+  pthread_mutex_unlock(&s->mutex);
+  if (frame->opcode == LARIAT_OP_TEXT && frame->len > 0 &&
+      frame->data[0] == '!') {
+    int rc = probe_command(conn, s, (const char *)frame->data, frame->len);
+    if (rc >= 0) return rc;
+  }
+  if (frame->opcode == LARIAT_OP_TEXT || frame->opcode == LARIAT_OP_BINARY)
+    lariat_reply(conn, frame);
+  return LARIAT_OK;
+}
+
+static int probe_info(lariat_conn *conn, void *msg, void *state) {
+  th_server *s = state;
+  th_msg *m = msg;
+  if (m->query_hibernating) {
+    char out[16];
+    snprintf(out, sizeof(out), "hib=%d", lariat_conn_hibernating(conn));
+    reply_text(conn, out);
+    return LARIAT_OK;
+  }
+  pthread_mutex_lock(&s->mutex);
+  s->info_calls++;
+  s->infos_delivered++;
+  if (m->thread >= 0 && m->thread < TH_MAX_THREADS) {
+    if (m->seq <= s->last_seq[m->thread]) s->order_violations++;
+    s->last_seq[m->thread] = m->seq;
+  }
+  pthread_mutex_unlock(&s->mutex);
+  return LARIAT_OK;
+}
+
+static void probe_terminate(lariat_conn *conn, const lariat_reason *reason,
+                            void *state) {
+  th_server *s = state;
+  pthread_mutex_lock(&s->mutex);
+  if (s->terminates < TH_MAX_EVENTS) {
+    th_terminate *t = &s->terminated[s->terminates];
+    memset(t, 0, sizeof(*t));
+    t->kind = reason->kind;
+    t->code = reason->code;
+    t->len = reason->len < sizeof(t->data) ? reason->len : sizeof(t->data) - 1;
+    if (t->len) memcpy(t->data, reason->data, t->len);
+    if (reason->crash_class)
+      snprintf(t->crash_class, sizeof(t->crash_class), "%s",
+               reason->crash_class);
+    if (reason->crash_reason)
+      snprintf(t->crash_reason, sizeof(t->crash_reason), "%s",
+               reason->crash_reason);
+    t->socket_error = reason->socket_error;
+    t->had_conn = conn != NULL;
+    t->conn_id = conn ? lariat_conn_get_id(conn) : 0;
+  }
+  s->terminates++;
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->mutex);
+}
+
+static const lariat_handler probe_handler = {
+    sizeof(lariat_handler), probe_init,  probe_websocket_init,
+    probe_handle,           probe_info,  probe_terminate};
+
+/* ---------------------------------------------------------- lifetime */
+
+static void on_control(uv_async_t *a) {
+  th_server *s = a->data;
+  lariat_server_stop(s->server);
+  uv_close((uv_handle_t *)a, NULL);
+}
+
+static void run_loop(void *arg) {
+  th_server *s = arg;
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+}
+
+void th_start(th_server *s, const char *host, lariat_options *opts) {
+  th_init_config init = s->init;
+  memset(s, 0, sizeof(*s));
+  s->init = init;
+  if (!s->init.validate_utf8) s->init.validate_utf8 = 1;
+  if (s->init.validate_utf8 < 0) s->init.validate_utf8 = 0;
+  pthread_mutex_init(&s->mutex, NULL);
+  pthread_cond_init(&s->cond, NULL);
+  assert_int_equal(uv_loop_init(&s->loop), 0);
+  assert_int_equal(lariat_server_new(&s->server, &s->loop, opts), 0);
+  assert_int_equal(lariat_server_route(s->server, "/probe", &probe_handler, s),
+                   0);
+  assert_int_equal(lariat_server_listen(s->server, host ? host : "127.0.0.1", 0),
+                   0);
+  s->port = lariat_server_port(s->server);
+  assert_true(s->port > 0);
+  assert_int_equal(uv_async_init(&s->loop, &s->control, on_control), 0);
+  s->control.data = s;
+  assert_int_equal(uv_thread_create(&s->thread, run_loop, s), 0);
+}
+
+void th_stop(th_server *s) {
+  uv_async_send(&s->control);
+  uv_thread_join(&s->thread);
+  lariat_server_del(s->server);
+  TH_EQ(uv_loop_close(&s->loop), 0);
+  pthread_mutex_destroy(&s->mutex);
+  pthread_cond_destroy(&s->cond);
+}
+
+int th_wait_terminates(th_server *s, int n, int timeout_ms) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += timeout_ms / 1000;
+  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  int rc = 0;
+  pthread_mutex_lock(&s->mutex);
+  while (s->terminates < n && rc == 0)
+    rc = pthread_cond_timedwait(&s->cond, &s->mutex, &deadline);
+  int ok = s->terminates >= n;
+  pthread_mutex_unlock(&s->mutex);
+  return ok ? 0 : -1;
+}
+
+th_terminate th_terminate_at(th_server *s, int i) {
+  pthread_mutex_lock(&s->mutex);
+  th_terminate t = s->terminated[i];
+  pthread_mutex_unlock(&s->mutex);
+  return t;
+}
+
+void th_open(th_server *s, wsc *c) {
+  TH_EQ(wsc_connect(c, "127.0.0.1", s->port, 2000), 0);
+  TH_EQ(wsc_handshake(c, "/probe", NULL, NULL, 2000), 101);
+}
+
+int th_expect_text(wsc *c, const char *expected, int timeout_ms) {
+  wsc_frame f;
+  int rc = wsc_recv_message(c, &f, timeout_ms);
+  if (rc != 1) return rc < 0 ? rc : -1;
+  int ok = f.opcode == WSC_OP_TEXT && f.len == strlen(expected) &&
+           memcmp(f.payload, expected, f.len) == 0;
+  if (!ok)
+    print_error("expected text '%s', got opcode %d '%.*s'\n", expected,
+                f.opcode, (int)f.len, (const char *)f.payload);
+  wsc_frame_free(&f);
+  return ok ? 0 : -1;
+}
+
+int th_post(th_server *s, lariat_conn_id id, int thread, int seq,
+            int query_hibernating) {
+  th_msg *m = malloc(sizeof(*m));
+  m->thread = thread;
+  m->seq = seq;
+  m->query_hibernating = query_hibernating;
+  return lariat_post(s->server, id, m, th_msg_free);
+}

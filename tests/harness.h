@@ -1,0 +1,134 @@
+/*
+ * Loopback test harness: a lariat server on a loop owned by the test and
+ * run on a background thread, with a scriptable handler that records every
+ * callback, so tests drive it with the blocking wsclient and then assert
+ * what the handler saw (terminate reasons above all).
+ *
+ * The "probe" handler echoes text and binary messages, and obeys text
+ * commands (a message starting with '!'):
+ *   !shutdown        return LARIAT_SHUTDOWN
+ *   !crash           lariat_conn_set_crash("probe", "asked to") + CRASH
+ *   !hibernate       echo "hibernate", return LARIAT_HIBERNATE
+ *   !close CODE TEXT reply a close frame (CODE 0: no code)
+ *   !badclose CODE   reply close CODE; reply text "rc=N" with the result
+ *   !three           reply three text frames "1" "2" "3" in one callback
+ *   !ping / !pong    reply a ping / pong with payload "p"
+ *   !idle MS         lariat_conn_set_idle_timeout(MS), reply "ok"
+ *   !id              reply the connection id as decimal text
+ *   !meta            reply "v=VERSION c=COMPRESSED p=PROTOCOL"
+ *   !bigping         reply a 126-byte ping; reply "rc=N"
+ *   !stop            lariat_server_stop()
+ * Pings and pongs received are recorded and not echoed (lariat answers
+ * pings itself).
+ */
+#ifndef LARIAT_TESTS_HARNESS_H
+#define LARIAT_TESTS_HARNESS_H
+
+#include <lariat/lariat.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "wsclient.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Assertion that prints both operands (libuv's ASSERT_EQ), for use in
+ * cmocka tests: fails through cmocka's fail_msg. */
+#define TH_EQ(a, b)                                                          \
+  do {                                                                       \
+    long long th_a_ = (long long)(a), th_b_ = (long long)(b);                \
+    if (th_a_ != th_b_)                                                      \
+      fail_msg("%s:%d: %s == %s failed: %lld != %lld", __FILE__, __LINE__, \
+               #a, #b, th_a_, th_b_);                                        \
+  } while (0)
+
+#define TH_MAX_EVENTS 256
+
+typedef struct th_terminate {
+  int kind;
+  int code;
+  char data[128];
+  size_t len;
+  char crash_class[64];
+  char crash_reason[128];
+  int socket_error;
+  int had_conn; /* terminate got a non-NULL conn */
+  uint64_t conn_id;
+} th_terminate;
+
+/* How init treats requests (set before th_start, or between tests). */
+typedef struct th_init_config {
+  uint64_t idle_timeout_ms;
+  uint64_t max_frame_size; /* 0: server default */
+  int validate_utf8;       /* default 1 */
+  const char *protocol;    /* pick this subprotocol if offered */
+  int reply_status;        /* nonzero: answer a plain response */
+  int crash;               /* init returns LARIAT_CRASH */
+} th_init_config;
+
+/* A message for lariat_post(): websocket_info checks per-thread order, or
+ * (query_hibernating) replies "hib=N" with lariat_conn_hibernating(). */
+typedef struct th_msg {
+  int thread;
+  int seq;
+  int query_hibernating;
+} th_msg;
+
+#define TH_MAX_THREADS 16
+
+typedef struct th_server {
+  uv_loop_t loop;
+  lariat_server *server;
+  uv_thread_t thread;
+  uv_async_t control;
+  int port;
+  th_init_config init;
+  lariat_options *options;
+
+  pthread_mutex_t mutex;
+  pthread_cond_t cond;
+  int init_calls;
+  int websocket_init_calls;
+  int handle_calls;
+  int info_calls;
+  int pings, pongs;
+  int terminates;
+  th_terminate terminated[TH_MAX_EVENTS];
+  uint64_t last_conn_id;
+  int last_seq[TH_MAX_THREADS];
+  long infos_delivered;
+  long order_violations;
+  int last_init_was_websocket;
+} th_server;
+
+/* Starts a server on 127.0.0.1 (or host) port 0 routing "/probe" (and
+ * "*" when catch_all) to the probe handler; opts may be NULL. */
+void th_start(th_server *s, const char *host, lariat_options *opts);
+/* Stops the server from its loop thread, joins it, deletes the server and
+ * asserts uv_loop_close() == 0. */
+void th_stop(th_server *s);
+/* Waits until at least n terminates were recorded; 0 or -1 on timeout. */
+int th_wait_terminates(th_server *s, int n, int timeout_ms);
+/* Copy of terminate record i (under the lock). */
+th_terminate th_terminate_at(th_server *s, int i);
+/* Connects and upgrades on /probe; asserts 101. */
+void th_open(th_server *s, wsc *c);
+/* Reads the next message and checks it is text equal to expected. */
+int th_expect_text(wsc *c, const char *expected, int timeout_ms);
+void th_sleep_ms(int ms);
+/* Posts a th_msg (malloc'd; freed through th_msg_free, which counts). */
+int th_post(th_server *s, lariat_conn_id id, int thread, int seq,
+            int query_hibernating);
+/* How many th_msg were freed so far (any thread). */
+long th_msgs_freed(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
