@@ -291,7 +291,7 @@ void lariat_conn::read_frames(const uint8_t *p, size_t n) {
     if (r < 0) {
       // Control frame over 125 bytes or fragmented, non-minimal length,
       // 64-bit length with the top bit set.
-      fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+      fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
       break;
     }
     on_chunk(iocb);
@@ -308,7 +308,7 @@ bool lariat_conn::start_frame(const wslay_frame_iocb &iocb) {
   frame_got_ = 0;
   consumed_ += header_size(iocb.payload_length, iocb.mask != 0);
   if (iocb.rsv != 0 || !iocb.mask) {
-    fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+    fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
     return false;
   }
   switch (iocb.opcode) {
@@ -319,14 +319,14 @@ bool lariat_conn::start_frame(const wslay_frame_iocb &iocb) {
       return true;
     case 0:  // continuation
       if (!in_message_) {
-        fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+        fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
         return false;
       }
       break;
     case LARIAT_OP_TEXT:
     case LARIAT_OP_BINARY:
       if (in_message_) {
-        fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+        fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
         return false;
       }
       in_message_ = true;
@@ -336,12 +336,12 @@ bool lariat_conn::start_frame(const wslay_frame_iocb &iocb) {
       utf8_.reset();
       break;
     default:
-      fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+      fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
       return false;
   }
   if (frame_len_ > max_frame_size_ ||
       message_len_ + frame_len_ > max_frame_size_) {
-    fail(LARIAT_REASON_ERROR_TOO_BIG, 1009);
+    fail_connection(LARIAT_REASON_ERROR_TOO_BIG, 1009);
     return false;
   }
   return true;
@@ -368,7 +368,7 @@ void lariat_conn::on_chunk(const wslay_frame_iocb &iocb) {
   }
   if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
       !utf8_.feed(iocb.data, iocb.data_length)) {
-    fail(LARIAT_REASON_ERROR_BADENCODING, 1007);
+    fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
   }
   bool whole_message_here = first && frame_done && frame_fin_ &&
@@ -382,7 +382,7 @@ void lariat_conn::on_chunk(const wslay_frame_iocb &iocb) {
   in_message_ = false;
   if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
       !utf8_.complete()) {
-    fail(LARIAT_REASON_ERROR_BADENCODING, 1007);
+    fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
   }
   if (whole_message_here) {
@@ -440,17 +440,17 @@ void lariat_conn::on_close_frame() {
   }
   uint16_t code = 0;
   if (len == 1) {
-    fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+    fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
     return;
   }
   if (len >= 2) {
     code = static_cast<uint16_t>((data[0] << 8) | data[1]);
     if (!lariat::detail::peer_close_code_valid(code)) {
-      fail(LARIAT_REASON_ERROR_BADFRAME, 1002);
+      fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
       return;
     }
     if (validate_utf8_ && !lariat::detail::utf8_valid(data + 2, len - 2)) {
-      fail(LARIAT_REASON_ERROR_BADENCODING, 1007);
+      fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
       return;
     }
   }
@@ -528,7 +528,7 @@ void lariat_conn::set_reason(int kind) {
 
 // A protocol or data error: after it the byte stream cannot be trusted, so
 // the close frame is followed by FIN and the rest of the input is dropped.
-void lariat_conn::fail(int kind, uint16_t close_code) {
+void lariat_conn::fail_connection(int kind, uint16_t close_code) {
   if (state == State::kOpen) {
     set_reason(kind);
     server->frame_writer.write_close(&out_, close_code, nullptr, 0);

@@ -81,7 +81,7 @@ struct lariat_conn {
   void call_handle(const lariat_frame &frame);
   // Closing.
   void set_reason(int kind);
-  void fail(int kind, uint16_t close_code);
+  void fail_connection(int kind, uint16_t close_code);
   void start_close(int kind, uint16_t close_code);
   void begin_drain();
   void close_transport();

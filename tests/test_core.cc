@@ -1,0 +1,277 @@
+// The connection core driven without a socket: scripted bytes in through a
+// fake transport, bytes out collected, fed whole, one byte at a time and in
+// random chunks (nghttp2's scripted_data_feed style).
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+extern "C" {
+#include <cmocka.h>
+}
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "connection.h"
+#include "server.h"
+
+namespace {
+
+struct Record {
+  std::vector<std::string> messages;  // "T:payload" / "B:" / "P:" / "O:"
+  std::vector<int> terminates;
+};
+
+class FakeTransport final : public lariat::detail::Transport {
+ public:
+  explicit FakeTransport(std::string *out, bool *shut, bool *closed)
+      : out_(out), shut_(shut), closed_(closed) {}
+  void write(const uint8_t *p, size_t n) override {
+    out_->append(reinterpret_cast<const char *>(p), n);
+  }
+  void shutdown() override { *shut_ = true; }
+  void close() override {
+    *closed_ = true;
+    conn->on_transport_closed();  // synchronously: the core must cope
+  }
+  size_t buffered() const override { return 0; }
+  int peer(char *buf, size_t size, int *port) const override {
+    std::snprintf(buf, size, "scripted");
+    if (port) *port = 0;
+    return 0;
+  }
+  lariat_conn *conn = nullptr;
+
+ private:
+  std::string *out_;
+  bool *shut_;
+  bool *closed_;
+};
+
+int on_handle(lariat_conn *conn, const lariat_frame *frame, void *state) {
+  auto *rec = static_cast<Record *>(state);
+  const char *tag = frame->opcode == LARIAT_OP_TEXT     ? "T:"
+                    : frame->opcode == LARIAT_OP_BINARY ? "B:"
+                    : frame->opcode == LARIAT_OP_PING   ? "P:"
+                                                        : "O:";
+  rec->messages.push_back(
+      tag + std::string(reinterpret_cast<const char *>(frame->data),
+                        frame->len));
+  if (frame->opcode == LARIAT_OP_TEXT || frame->opcode == LARIAT_OP_BINARY)
+    lariat_reply(conn, frame);
+  if (frame->len == 9 && std::memcmp(frame->data, "hibernate", 9) == 0)
+    return LARIAT_HIBERNATE;
+  return LARIAT_OK;
+}
+
+void on_terminate(lariat_conn *, const lariat_reason *reason, void *state) {
+  static_cast<Record *>(state)->terminates.push_back(reason->kind);
+}
+
+const lariat_handler kHandler = {sizeof(lariat_handler), nullptr, nullptr,
+                                 on_handle, nullptr, on_terminate};
+
+const char kRequest[] =
+    "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\n\r\n";
+const char kResponse[] =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+std::string bytes(std::initializer_list<int> list) {
+  std::string s;
+  for (int b : list) s.push_back(static_cast<char>(b));
+  return s;
+}
+
+// RFC 6455 5.7 vectors, client side (masked with 37 fa 21 3d).
+const std::string kMaskedHello =
+    bytes({0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58});
+
+std::string mask_frame(int first_byte, const std::string &payload) {
+  const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
+  std::string f;
+  f.push_back(static_cast<char>(first_byte));
+  if (payload.size() < 126) {
+    f.push_back(static_cast<char>(0x80 | payload.size()));
+  } else {
+    f.push_back(static_cast<char>(0x80 | 126));
+    f.push_back(static_cast<char>(payload.size() >> 8));
+    f.push_back(static_cast<char>(payload.size() & 0xff));
+  }
+  f.append(reinterpret_cast<const char *>(key), 4);
+  for (size_t i = 0; i < payload.size(); ++i)
+    f.push_back(static_cast<char>(payload[i] ^ key[i % 4]));
+  return f;
+}
+
+struct Harness {
+  lariat_server *server = nullptr;
+  Record record;
+  std::string out;
+  bool shut = false, closed = false;
+  lariat_conn *conn = nullptr;
+
+  Harness() {
+    assert_int_equal(lariat_server_new(&server, nullptr, nullptr), 0);
+    assert_int_equal(lariat_server_route(server, "/chat", &kHandler, &record),
+                     0);
+    auto transport = std::make_unique<FakeTransport>(&out, &shut, &closed);
+    FakeTransport *raw = transport.get();
+    conn = server->accept(std::move(transport));
+    raw->conn = conn;
+  }
+  ~Harness() { lariat_server_del(server); }
+
+  // Feeds |data| in chunks of the given sizes (cycled); stops feeding once
+  // the connection is gone.
+  void feed(const std::string &data, const std::vector<size_t> &chunks) {
+    size_t off = 0, i = 0;
+    while (off < data.size() && !closed) {
+      size_t n = std::min(chunks[i++ % chunks.size()], data.size() - off);
+      conn->on_read(reinterpret_cast<const uint8_t *>(data.data()) + off, n);
+      off += n;
+    }
+  }
+  void eof() {
+    if (!closed) conn->on_eof();
+  }
+};
+
+const std::vector<std::vector<size_t>> kFeedings = {
+    {1u << 20}, {1}, {2}, {3}, {7}, {1, 5, 2, 11, 64}};
+
+void test_handshake_and_echo_every_feeding(void **) {
+  for (const auto &chunks : kFeedings) {
+    Harness h;
+    h.feed(kRequest + kMaskedHello, chunks);
+    assert_string_equal(h.out.c_str(),
+                        (kResponse + bytes({0x81, 0x05}) + "Hello").c_str());
+    assert_int_equal(h.record.messages.size(), 1);
+    h.eof();
+    assert_true(h.closed);
+    assert_int_equal(h.record.terminates.size(), 1);
+    assert_int_equal(h.record.terminates[0], LARIAT_REASON_ERROR_CLOSED);
+  }
+}
+
+void test_fragments_ping_and_close_every_feeding(void **) {
+  std::string script = std::string(kRequest) +
+                       mask_frame(0x01, "Hel") +        // text, not final
+                       mask_frame(0x89, "ping!") +      // ping in between
+                       mask_frame(0x80, "lo") +         // final continuation
+                       mask_frame(0x82, std::string(300, 'z')) +
+                       mask_frame(0x88, bytes({0x03, 0xe8}) + "done");
+  std::string expected = std::string(kResponse) + bytes({0x8a, 0x05}) +
+                         "ping!" + bytes({0x81, 0x05}) + "Hello" +
+                         bytes({0x82, 0x7e, 0x01, 0x2c}) +
+                         std::string(300, 'z') +
+                         bytes({0x88, 0x02, 0x03, 0xe8});
+  for (const auto &chunks : kFeedings) {
+    Harness h;
+    h.feed(script, chunks);
+    assert_true(h.out == expected);
+    assert_true(h.shut);  // FIN after the close echo
+    assert_int_equal(h.record.messages.size(), 3);
+    assert_string_equal(h.record.messages[0].c_str(), "P:ping!");
+    assert_string_equal(h.record.messages[1].c_str(), "T:Hello");
+    h.eof();
+    assert_int_equal(h.record.terminates.size(), 1);
+    assert_int_equal(h.record.terminates[0], LARIAT_REASON_REMOTE);
+  }
+}
+
+void test_protocol_error_every_feeding(void **) {
+  // An unmasked frame after a good one: 1002 after the first echo.
+  std::string script = std::string(kRequest) + mask_frame(0x81, "ok") +
+                       bytes({0x81, 0x02}) + "no";
+  for (const auto &chunks : kFeedings) {
+    Harness h;
+    h.feed(script, chunks);
+    std::string expected = std::string(kResponse) + bytes({0x81, 0x02}) +
+                           "ok" + bytes({0x88, 0x02, 0x03, 0xea});
+    assert_true(h.out == expected);
+    assert_true(h.shut);
+    h.eof();
+    assert_int_equal(h.record.terminates[0], LARIAT_REASON_ERROR_BADFRAME);
+  }
+}
+
+void test_invalid_utf8_split_every_feeding(void **) {
+  // F4 in one fragment, 90 in the next: invalid at the 90.
+  std::string script = std::string(kRequest) + mask_frame(0x01, "a\xf4") +
+                       mask_frame(0x80, "\x90\x80\x80");
+  for (const auto &chunks : kFeedings) {
+    Harness h;
+    h.feed(script, chunks);
+    assert_true(h.out == std::string(kResponse) +
+                             bytes({0x88, 0x02, 0x03, 0xef}));
+    h.eof();
+    assert_int_equal(h.record.terminates[0],
+                     LARIAT_REASON_ERROR_BADENCODING);
+  }
+}
+
+void test_random_chunking_matches_whole(void **) {
+  std::mt19937 rng(12345);
+  std::string script = kRequest;
+  for (int i = 0; i < 200; ++i) {
+    std::string payload(rng() % 700, static_cast<char>('a' + i % 26));
+    script += mask_frame(i % 2 ? 0x81 : 0x82, payload);
+  }
+  Harness whole;
+  whole.feed(script, {script.size()});
+  for (int round = 0; round < 20; ++round) {
+    std::vector<size_t> chunks;
+    for (int i = 0; i < 50; ++i) chunks.push_back(1 + rng() % 97);
+    Harness h;
+    h.feed(script, chunks);
+    assert_true(h.out == whole.out);
+    assert_int_equal(h.record.messages.size(), 200);
+    h.eof();
+  }
+  whole.eof();
+}
+
+void test_hibernate_frees_and_resumes(void **) {
+  Harness h;
+  h.feed(kRequest + mask_frame(0x81, "hibernate"), {1u << 20});
+  assert_int_equal(lariat_conn_hibernating(h.conn), 1);
+  h.feed(mask_frame(0x81, "again"), {1});
+  assert_int_equal(lariat_conn_hibernating(h.conn), 0);
+  assert_int_equal(h.record.messages.size(), 2);
+  h.eof();
+}
+
+void test_idle_deadline(void **) {
+  Harness h;
+  h.feed(kRequest, {1u << 20});
+  assert_int_equal(lariat_conn_set_idle_timeout(h.conn, 100), 0);
+  assert_true(h.conn->deadline() != UINT64_MAX);
+  h.conn->on_deadline();  // as the server's timer does when it is due
+  assert_true(h.out == std::string(kResponse) +
+                           bytes({0x88, 0x02, 0x03, 0xe8}));
+  h.feed(mask_frame(0x88, bytes({0x03, 0xe8})), {1});
+  assert_true(h.shut);
+  h.eof();
+  assert_int_equal(h.record.terminates[0], LARIAT_REASON_TIMEOUT);
+}
+
+}  // namespace
+
+int main() {
+  const CMUnitTest tests[] = {
+      cmocka_unit_test(test_handshake_and_echo_every_feeding),
+      cmocka_unit_test(test_fragments_ping_and_close_every_feeding),
+      cmocka_unit_test(test_protocol_error_every_feeding),
+      cmocka_unit_test(test_invalid_utf8_split_every_feeding),
+      cmocka_unit_test(test_random_chunking_matches_whole),
+      cmocka_unit_test(test_hibernate_frees_and_resumes),
+      cmocka_unit_test(test_idle_deadline),
+  };
+  return cmocka_run_group_tests(tests, nullptr, nullptr);
+}
