@@ -149,7 +149,7 @@ static void test_shutdown_by_server_stop(void **st) {
 static void test_timeout(void **st) {
   (void)st;
   memset(&srv, 0, sizeof(srv));
-  srv.init.idle_timeout_ms = 200;
+  srv.init.idle_timeout_ms = 500;
   th_start(&srv, NULL, NULL);
   wsc c;
   th_open(&srv, &c);
