@@ -220,26 +220,36 @@ static void on_control(uv_async_t *a) {
 
 static void run_loop(void *arg) {
   th_server *s = arg;
-  uv_run(&s->loop, UV_RUN_DEFAULT);
+  if (s->owned_loop)
+    lariat_server_run(s->server);
+  else
+    uv_run(&s->loop, UV_RUN_DEFAULT);
 }
 
 void th_start(th_server *s, const char *host, lariat_options *opts) {
   th_init_config init = s->init;
+  int owned_loop = s->owned_loop;
   memset(s, 0, sizeof(*s));
   s->init = init;
+  s->owned_loop = owned_loop;
   if (!s->init.validate_utf8) s->init.validate_utf8 = 1;
   if (s->init.validate_utf8 < 0) s->init.validate_utf8 = 0;
   pthread_mutex_init(&s->mutex, NULL);
   pthread_cond_init(&s->cond, NULL);
-  assert_int_equal(uv_loop_init(&s->loop), 0);
-  assert_int_equal(lariat_server_new(&s->server, &s->loop, opts), 0);
+  if (owned_loop) {
+    assert_int_equal(lariat_server_new(&s->server, NULL, opts), 0);
+  } else {
+    assert_int_equal(uv_loop_init(&s->loop), 0);
+    assert_int_equal(lariat_server_new(&s->server, &s->loop, opts), 0);
+  }
+  uv_loop_t *loop = lariat_server_loop(s->server);
   assert_int_equal(lariat_server_route(s->server, "/probe", &probe_handler, s),
                    0);
   assert_int_equal(lariat_server_listen(s->server, host ? host : "127.0.0.1", 0),
                    0);
   s->port = lariat_server_port(s->server);
   assert_true(s->port > 0);
-  assert_int_equal(uv_async_init(&s->loop, &s->control, on_control), 0);
+  assert_int_equal(uv_async_init(loop, &s->control, on_control), 0);
   s->control.data = s;
   assert_int_equal(uv_thread_create(&s->thread, run_loop, s), 0);
 }
@@ -248,7 +258,7 @@ void th_stop(th_server *s) {
   uv_async_send(&s->control);
   uv_thread_join(&s->thread);
   lariat_server_del(s->server);
-  TH_EQ(uv_loop_close(&s->loop), 0);
+  if (!s->owned_loop) TH_EQ(uv_loop_close(&s->loop), 0);
   pthread_mutex_destroy(&s->mutex);
   pthread_cond_destroy(&s->cond);
 }

@@ -82,6 +82,8 @@ typedef struct th_msg {
 #define TH_MAX_THREADS 16
 
 typedef struct th_server {
+  int owned_loop; /* set before th_start: lariat owns the loop and the
+                     thread runs lariat_server_run() */
   uv_loop_t loop;
   lariat_server *server;
   uv_thread_t thread;

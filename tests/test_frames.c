@@ -365,6 +365,27 @@ static void test_ipv6(void **st) {
   th_stop(&srv);
 }
 
+/* lariat_server_new(NULL loop) + lariat_server_run(): the owned loop
+ * serves, and run returns once the server has stopped. */
+static void test_owned_loop(void **st) {
+  (void)st;
+  memset(&srv, 0, sizeof(srv));
+  srv.owned_loop = 1;
+  th_start(&srv, NULL, NULL);
+  wsc c;
+  th_open(&srv, &c);
+  TH_EQ(wsc_send_text(&c, "own loop"), 0);
+  TH_EQ(th_expect_text(&c, "own loop", 2000), 0);
+  uv_async_send(&srv.control); /* stops the server on its loop thread */
+  TH_EQ(wsc_expect_close(&c, 1001, 2000), 0);
+  TH_EQ(wsc_send_close(&c, 1001, NULL, 0), 0);
+  uv_thread_join(&srv.thread); /* lariat_server_run returned by itself */
+  wsc_close(&c);
+  lariat_server_del(srv.server);
+  TH_EQ(srv.terminates, 1);
+  TH_EQ(srv.terminated[0].kind, LARIAT_REASON_SHUTDOWN);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_text_and_binary_echo),
@@ -383,6 +404,7 @@ int main(void) {
       cmocka_unit_test(test_subprotocol_chosen_by_init),
       cmocka_unit_test(test_hibernate),
       cmocka_unit_test(test_ipv6),
+      cmocka_unit_test(test_owned_loop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
