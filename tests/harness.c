@@ -62,7 +62,8 @@ static int probe_websocket_init(lariat_conn *conn, void *state) {
   s->websocket_init_calls++;
   s->last_conn_id = lariat_conn_get_id(conn);
   pthread_mutex_unlock(&s->mutex);
-  return LARIAT_OK;
+  if (s->init.websocket_init_reply) reply_text(conn, "welcome");
+  return s->init.websocket_init_result;
 }
 
 static int probe_command(lariat_conn *conn, th_server *s, const char *cmd,
@@ -177,7 +178,7 @@ static int probe_info(lariat_conn *conn, void *msg, void *state) {
     s->last_seq[m->thread] = m->seq;
   }
   pthread_mutex_unlock(&s->mutex);
-  return LARIAT_OK;
+  return m->result;
 }
 
 static void probe_terminate(lariat_conn *conn, const lariat_reason *reason,
@@ -312,5 +313,15 @@ int th_post(th_server *s, lariat_conn_id id, int thread, int seq,
   m->thread = thread;
   m->seq = seq;
   m->query_hibernating = query_hibernating;
+  m->result = LARIAT_OK;
+  return lariat_post(s->server, id, m, th_msg_free);
+}
+
+int th_post_result(th_server *s, lariat_conn_id id, int result) {
+  th_msg *m = malloc(sizeof(*m));
+  m->thread = -1;
+  m->seq = 0;
+  m->query_hibernating = 0;
+  m->result = result;
   return lariat_post(s->server, id, m, th_msg_free);
 }

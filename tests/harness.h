@@ -69,6 +69,8 @@ typedef struct th_init_config {
   const char *protocol;    /* pick this subprotocol if offered */
   int reply_status;        /* nonzero: answer a plain response */
   int crash;               /* init returns LARIAT_CRASH */
+  int websocket_init_result; /* what websocket_init returns */
+  int websocket_init_reply;  /* websocket_init replies text "welcome" */
 } th_init_config;
 
 /* A message for lariat_post(): websocket_info checks per-thread order, or
@@ -77,6 +79,7 @@ typedef struct th_msg {
   int thread;
   int seq;
   int query_hibernating;
+  int result; /* what websocket_info returns (LARIAT_OK unless set) */
 } th_msg;
 
 #define TH_MAX_THREADS 16
@@ -128,6 +131,8 @@ int th_post(th_server *s, lariat_conn_id id, int thread, int seq,
             int query_hibernating);
 /* How many th_msg were freed so far (any thread). */
 long th_msgs_freed(void);
+/* Posts a th_msg whose websocket_info returns |result|. */
+int th_post_result(th_server *s, lariat_conn_id id, int result);
 
 #ifdef __cplusplus
 }

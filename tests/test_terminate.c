@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -407,6 +408,62 @@ static void test_error_socket_reset(void **st) {
   stop_and_check_once();
 }
 
+static lariat_conn_id open_and_get_id(wsc *c) {
+  th_open(&srv, c);
+  TH_EQ(wsc_send_text(c, "!id"), 0);
+  wsc_frame f;
+  TH_EQ(wsc_recv_message(c, &f, 2000), 1);
+  lariat_conn_id id = strtoull((const char *)f.payload, NULL, 10);
+  wsc_frame_free(&f);
+  return id;
+}
+
+/* The return values of websocket_init and websocket_info act like those of
+ * websocket_handle. */
+static void test_websocket_init_returns_shutdown(void **st) {
+  (void)st;
+  memset(&srv, 0, sizeof(srv));
+  srv.init.websocket_init_result = LARIAT_SHUTDOWN;
+  srv.init.websocket_init_reply = 1;
+  th_start(&srv, NULL, NULL);
+  wsc c;
+  th_open(&srv, &c);
+  TH_EQ(th_expect_text(&c, "welcome", 2000), 0);
+  TH_EQ(wsc_expect_close(&c, 1000, 2000), 0);
+  TH_EQ(wsc_send_close(&c, 1000, NULL, 0), 0);
+  assert_true(wsc_wait_eof(&c, 2000) >= 0);
+  wsc_close(&c);
+  expect_one_terminate(LARIAT_REASON_SHUTDOWN);
+  stop_and_check_once();
+}
+
+static void test_websocket_info_returns(void **st) {
+  (void)st;
+  static const struct {
+    int result, code, kind;
+  } cases[] = {
+      {LARIAT_SHUTDOWN, 1000, LARIAT_REASON_SHUTDOWN},
+      {LARIAT_CRASH, 1011, LARIAT_REASON_CRASH},
+      {42, 1011, LARIAT_REASON_CRASH}, /* not a lariat_result: a crash */
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+    memset(&srv, 0, sizeof(srv));
+    th_start(&srv, NULL, NULL);
+    wsc c;
+    lariat_conn_id id = open_and_get_id(&c);
+    TH_EQ(th_post_result(&srv, id, LARIAT_OK), 0);
+    TH_EQ(th_post_result(&srv, id, LARIAT_HIBERNATE), 0);
+    TH_EQ(th_post_result(&srv, id, cases[i].result), 0);
+    TH_EQ(wsc_expect_close(&c, cases[i].code, 2000), 0);
+    TH_EQ(wsc_send_close(&c, cases[i].code, NULL, 0), 0);
+    assert_true(wsc_wait_eof(&c, 2000) >= 0);
+    wsc_close(&c);
+    expect_one_terminate(cases[i].kind);
+    stop_and_check_once();
+    TH_EQ(srv.info_calls, 3);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_normal_plain_reply),
@@ -437,6 +494,8 @@ int main(void) {
       cmocka_unit_test(test_too_big_across_fragments),
       cmocka_unit_test(test_error_closed),
       cmocka_unit_test(test_error_socket_reset),
+      cmocka_unit_test(test_websocket_init_returns_shutdown),
+      cmocka_unit_test(test_websocket_info_returns),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
