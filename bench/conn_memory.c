@@ -1,0 +1,136 @@
+/* Heap and RSS cost of an idle connection: N WebSocket connections on
+ * 127.0.0.1, measured after each has exchanged one message (active idle)
+ * and again after its handler returned LARIAT_HIBERNATE. The server runs
+ * on a thread of this process; the clients are plain blocking sockets, so
+ * the heap the process holds is the server's.
+ *   usage: conn_memory [N]   (default 2000) */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <lariat/lariat.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+static uv_loop_t loop;
+static uv_async_t stopper;
+static lariat_server *server;
+
+static int handle(lariat_conn *conn, const lariat_frame *frame, void *state) {
+  (void)state;
+  lariat_reply(conn, frame);
+  return frame->len == 1 && frame->data[0] == 'h' ? LARIAT_HIBERNATE
+                                                  : LARIAT_OK;
+}
+
+static void on_stop(uv_async_t *a) {
+  lariat_server_stop(server);
+  uv_close((uv_handle_t *)a, NULL);
+}
+
+static void run(void *arg) {
+  (void)arg;
+  uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+static size_t heap_in_use(void) { return mallinfo2().uordblks; }
+
+static size_t rss_bytes(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+  if (f) fclose(f);
+  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void send_all(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n) {
+    ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+    if (w <= 0) { perror("send"); exit(1); }
+    c += w;
+    n -= (size_t)w;
+  }
+}
+
+/* Reads until |n| bytes (the echo of a 1-byte frame is 3 bytes). */
+static void recv_exact(int fd, size_t n) {
+  char buf[512];
+  while (n) {
+    ssize_t r = recv(fd, buf, n < sizeof(buf) ? n : sizeof(buf), 0);
+    if (r <= 0) { perror("recv"); exit(1); }
+    n -= (size_t)r;
+  }
+}
+
+static void exchange(int fd, char c) {
+  const unsigned char frame[] = {0x81, 0x81, 0, 0, 0, 0, (unsigned char)c};
+  send_all(fd, frame, sizeof(frame));
+  recv_exact(fd, 3);
+}
+
+int main(int argc, char **argv) {
+  int n = argc > 1 ? atoi(argv[1]) : 2000;
+  uv_loop_init(&loop);
+  lariat_server_new(&server, &loop, NULL);
+  static const lariat_handler handler = {sizeof(lariat_handler), NULL, NULL,
+                                         handle, NULL, NULL};
+  lariat_server_route(server, "*", &handler, NULL);
+  if (lariat_server_listen(server, "127.0.0.1", 0) != 0) return 1;
+  int port = lariat_server_port(server);
+  uv_async_init(&loop, &stopper, on_stop);
+  uv_thread_t thread;
+  uv_thread_create(&thread, run, NULL);
+
+  int *fds = calloc((size_t)n, sizeof(int));
+  static const char request[] =
+      "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n\r\n";
+  static const size_t response_len = 129; /* the 101 for this key */
+  /* Warm up allocator arenas with one connection before the baseline. */
+  size_t heap0 = 0, rss0 = 0;
+  for (int i = 0; i < n; ++i) {
+    fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fds[i], (struct sockaddr *)&a, sizeof(a)) != 0) {
+      perror("connect");
+      return 1;
+    }
+    send_all(fds[i], request, sizeof(request) - 1);
+    recv_exact(fds[i], response_len);
+    if (i == 0) {
+      exchange(fds[0], 'x');
+      heap0 = heap_in_use();
+      rss0 = rss_bytes();
+    }
+  }
+  for (int i = 1; i < n; ++i) exchange(fds[i], 'x');
+  size_t heap_active = heap_in_use(), rss_active = rss_bytes();
+  for (int i = 0; i < n; ++i) exchange(fds[i], 'h');
+  size_t heap_hib = heap_in_use(), rss_hib = rss_bytes();
+
+  double per = (double)(n - 1);
+  printf("connections            %d\n", n);
+  printf("heap per connection    active %.0f B   hibernated %.0f B\n",
+         (double)(heap_active - heap0) / per, (double)(heap_hib - heap0) / per);
+  printf("RSS per connection     active %.0f B   hibernated %.0f B "
+         "(RSS does not shrink when freed blocks stay in malloc's bins)\n",
+         (double)(rss_active - rss0) / per, (double)(rss_hib - rss0) / per);
+
+  for (int i = 0; i < n; ++i) close(fds[i]);
+  uv_async_send(&stopper);
+  uv_thread_join(&thread);
+  lariat_server_del(server);
+  uv_loop_close(&loop);
+  free(fds);
+  return 0;
+}
