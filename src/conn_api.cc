@@ -39,7 +39,9 @@ LARIAT_EXTERN int lariat_conn_version(const lariat_conn *conn) {
   return conn ? conn->version : 0;
 }
 
-LARIAT_EXTERN int lariat_conn_compressed(const lariat_conn *) { return 0; }
+LARIAT_EXTERN int lariat_conn_compressed(const lariat_conn *conn) {
+  return conn && conn->deflate;
+}
 
 LARIAT_EXTERN const char *lariat_conn_protocol(const lariat_conn *conn) {
   return conn && !conn->protocol.empty() ? conn->protocol.c_str() : nullptr;

@@ -248,7 +248,15 @@ void lariat_conn::answer_request(const Request &request_in) {
   validate_utf8_ = up.validate_utf8;
   protocol = up.protocol;
   version = req.ws_version;
-  out_.append(lariat::detail::response_101(req.key, protocol, ""));
+  std::string extensions;
+  lariat::detail::DeflateParams params;
+  if (lariat::detail::negotiate_deflate(req.values("sec-websocket-extensions"),
+                                        up.deflate, &params, &extensions)) {
+    deflate.reset(new (std::nothrow)
+                      lariat::detail::DeflateCodec(up.deflate, params));
+    if (!deflate) extensions.clear();
+  }
+  out_.append(lariat::detail::response_101(req.key, protocol, extensions));
   upgraded_ = true;
   state = State::kOpen;
   phase_started_ = server->now();
@@ -307,7 +315,12 @@ bool lariat_conn::start_frame(const wslay_frame_iocb &iocb) {
   frame_len_ = iocb.payload_length;
   frame_got_ = 0;
   consumed_ += header_size(iocb.payload_length, iocb.mask != 0);
-  if (iocb.rsv != 0 || !iocb.mask) {
+  // RSV1 marks a compressed message: only on its first frame, only once
+  // permessage-deflate was negotiated (RFC 7692 6).
+  bool compressed = iocb.rsv == 4 && deflate &&
+                    (iocb.opcode == LARIAT_OP_TEXT ||
+                     iocb.opcode == LARIAT_OP_BINARY);
+  if ((iocb.rsv != 0 && !compressed) || !iocb.mask) {
     fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
     return false;
   }
@@ -331,6 +344,7 @@ bool lariat_conn::start_frame(const wslay_frame_iocb &iocb) {
       }
       in_message_ = true;
       message_opcode_ = iocb.opcode;
+      message_compressed_ = compressed;
       message_len_ = 0;
       message_.clear();
       utf8_.reset();
@@ -366,6 +380,10 @@ void lariat_conn::on_chunk(const wslay_frame_iocb &iocb) {
     if (frame_done && frame_fin_) in_message_ = false;
     return;
   }
+  if (message_compressed_) {
+    on_compressed_chunk(iocb.data, iocb.data_length, frame_done && frame_fin_);
+    return;
+  }
   if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
       !utf8_.feed(iocb.data, iocb.data_length)) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
@@ -392,6 +410,46 @@ void lariat_conn::on_chunk(const wslay_frame_iocb &iocb) {
                     message_.size());
     message_.clear();
   }
+}
+
+// Inflates as the bytes come, so the limit, the UTF-8 check and a corrupt
+// stream all fail as early as the compressed bytes allow.
+void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
+                                      bool message_done) {
+  using Status = lariat::detail::DeflateCodec::Status;
+  size_t before = message_.size();
+  Status status =
+      deflate->decompress(p, n, message_done, max_frame_size_, &message_);
+  switch (status) {
+    case Status::kOk:
+      break;
+    case Status::kTooBig:
+      fail_connection(LARIAT_REASON_ERROR_TOO_BIG, 1009);
+      return;
+    case Status::kCorrupt:
+      fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
+      return;
+    case Status::kNoMemory:
+      reason_.socket_error = UV_ENOMEM;
+      fail_connection(LARIAT_REASON_ERROR_SOCKET, 1011);
+      return;
+  }
+  if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
+      !utf8_.feed(reinterpret_cast<const uint8_t *>(message_.data()) + before,
+                  message_.size() - before)) {
+    fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
+    return;
+  }
+  if (!message_done) return;
+  in_message_ = false;
+  if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
+      !utf8_.complete()) {
+    fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
+    return;
+  }
+  deliver_message(reinterpret_cast<const uint8_t *>(message_.data()),
+                  message_.size());
+  message_.clear();
 }
 
 void lariat_conn::deliver_message(const uint8_t *p, size_t n) {
@@ -503,6 +561,19 @@ int lariat_conn::reply(const lariat_frame *frame) {
     state = State::kClosing;
     phase_started_ = server->now();
     reschedule();
+  } else if (deflate && frame->opcode <= LARIAT_OP_BINARY &&
+             !(frame->flags & LARIAT_FRAME_NO_COMPRESS) &&
+             frame->len >= deflate->threshold()) {
+    std::string &packed = server->deflate_scratch;
+    if (deflate->compress(frame->data, frame->len, &packed) !=
+        lariat::detail::DeflateCodec::Status::kOk) {
+      end_event();
+      return LARIAT_ERR_NOMEM;
+    }
+    server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
+                               true, 4, reinterpret_cast<const uint8_t *>(
+                                            packed.data()),
+                               packed.size());
   } else {
     server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
                                true, 0, frame->data, frame->len);
@@ -583,6 +654,7 @@ void lariat_conn::hibernate_if_idle() {
   std::string().swap(message_);
   std::string().swap(control_);
   std::string().swap(out_);
+  if (deflate) deflate->release_idle();
   hibernating = true;
 }
 

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "deflate.h"
 #include "handshake.h"
 #include "server.h"
 #include "transport.h"
@@ -60,6 +61,8 @@ struct lariat_conn {
   int version = 0;
   std::string protocol;
   bool hibernating = false;
+  // Set when permessage-deflate was negotiated.
+  std::unique_ptr<lariat::detail::DeflateCodec> deflate;
   std::string crash_class, crash_reason;  // from lariat_conn_set_crash
 
  private:
@@ -76,6 +79,7 @@ struct lariat_conn {
   void on_control_frame();
   void on_close_frame();
   void deliver_message(const uint8_t *p, size_t n);
+  void on_compressed_chunk(const uint8_t *p, size_t n, bool message_done);
   // Callbacks: |result| is what a handler callback returned.
   void after_callback(int result);
   void call_handle(const lariat_frame &frame);
@@ -121,6 +125,7 @@ struct lariat_conn {
   uint64_t frame_got_ = 0;
   bool in_message_ = false;
   uint8_t message_opcode_ = 0;
+  bool message_compressed_ = false;
   uint64_t message_len_ = 0;
   std::string message_;
   lariat::detail::Utf8Validator utf8_;

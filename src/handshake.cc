@@ -4,6 +4,7 @@
 #include <cstring>
 #include <utility>
 
+#include "http_syntax.h"
 #include "sha1_base64.h"
 
 namespace lariat::detail {
@@ -12,38 +13,8 @@ namespace {
 
 constexpr std::string_view kWsGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-// RFC 7230 tchar.
-bool is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-    return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Controls other than HTAB, and DEL: never valid in a request head line.
 bool is_bad_ctl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // Calls fn(item) for each non-empty, trimmed item of a comma-separated list
 // (RFC 7230 7: empty list elements are allowed and ignored). Stops and
@@ -153,6 +124,13 @@ void reset(Request *out) {
 }
 
 }  // namespace
+
+std::vector<std::string_view> Request::values(std::string_view name) const {
+  std::vector<std::string_view> found;
+  for (const Header &h : headers)
+    if (iequals(h.name, name)) found.push_back(h.value);
+  return found;
+}
 
 const Header *Request::find(std::string_view name) const {
   for (const Header &h : headers) {

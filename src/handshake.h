@@ -32,6 +32,8 @@ struct Request {
 
   // First header named |name| (ASCII case-insensitive), or nullptr.
   const Header *find(std::string_view name) const;
+  // Values of every header named |name|, in order.
+  std::vector<std::string_view> values(std::string_view name) const;
 };
 
 enum class ParseStatus {

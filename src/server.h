@@ -45,6 +45,9 @@ struct lariat_server {
   // before the read callback returns.
   std::unique_ptr<uint8_t[]> read_buffer;
   size_t read_buffer_size = 64 * 1024;
+  // Compressed output of one message at a time, shared by the loop's
+  // connections (it is copied into a connection's output at once).
+  std::string deflate_scratch;
   size_t open_handles = 0;  // uv handles not yet through their close cb
   bool stopping = false;
   bool handles_closed = false;

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "deflate.h"
 #include "handshake.h"
 #include "transport.h"
 
@@ -28,6 +29,7 @@ struct lariat_upgrade {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::string crash_class, crash_reason;
+  lariat::detail::DeflateConfig deflate;
 };
 
 #endif

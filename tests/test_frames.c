@@ -379,8 +379,9 @@ static void test_owned_loop(void **st) {
   uv_async_send(&srv.control); /* stops the server on its loop thread */
   TH_EQ(wsc_expect_close(&c, 1001, 2000), 0);
   TH_EQ(wsc_send_close(&c, 1001, NULL, 0), 0);
-  uv_thread_join(&srv.thread); /* lariat_server_run returned by itself */
+  assert_true(wsc_wait_eof(&c, 2000) >= 0);
   wsc_close(&c);
+  uv_thread_join(&srv.thread); /* lariat_server_run returned by itself */
   lariat_server_del(srv.server);
   TH_EQ(srv.terminates, 1);
   TH_EQ(srv.terminated[0].kind, LARIAT_REASON_SHUTDOWN);

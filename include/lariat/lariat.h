@@ -143,7 +143,8 @@ typedef enum lariat_opcode {
   LARIAT_OP_PONG = 10
 } lariat_opcode;
 
-/* Reserved for a later release: send this frame uncompressed. */
+/* lariat_reply(): send this message uncompressed even when
+ * permessage-deflate was negotiated (Cowboy's {deflate, false}). */
 #define LARIAT_FRAME_NO_COMPRESS 0x1u
 
 /*
@@ -153,7 +154,7 @@ typedef enum lariat_opcode {
  */
 typedef struct lariat_frame {
   uint32_t opcode;     /* lariat_opcode */
-  uint32_t flags;      /* LARIAT_FRAME_* bits; 0 today */
+  uint32_t flags;      /* LARIAT_FRAME_* bits */
   uint16_t close_code; /* LARIAT_OP_CLOSE only: 0 = close without a code */
   const uint8_t *data; /* payload (for CLOSE: the reason, without the code) */
   size_t len;
@@ -362,6 +363,43 @@ LARIAT_EXTERN int lariat_upgrade_set_validate_utf8(lariat_upgrade *up,
  */
 LARIAT_EXTERN int lariat_upgrade_set_protocol(lariat_upgrade *up,
                                               const char *protocol);
+/* permessage-deflate (RFC 7692) knobs for lariat_upgrade_set_deflate(),
+ * Cowboy's `compress` and `deflate_opts`. */
+typedef enum lariat_deflate_option {
+  /* 1: accept a permessage-deflate offer; 0 (default): decline every one. */
+  LARIAT_DEFLATE_ENABLE = 1,
+  /* zlib level 0..9 (default 6). */
+  LARIAT_DEFLATE_LEVEL = 2,
+  /* zlib memLevel 1..9 (default 8). */
+  LARIAT_DEFLATE_MEM_LEVEL = 3,
+  /* Largest LZ77 window lariat compresses with, 8..15 (default 15); a
+   * client's smaller server_max_window_bits wins. */
+  LARIAT_DEFLATE_SERVER_MAX_WINDOW_BITS = 4,
+  /* Largest window lariat asks the client to compress with, 8..15
+   * (default 15); only sent when the client offered client_max_window_bits,
+   * as RFC 7692 7.1.2.2 requires. */
+  LARIAT_DEFLATE_CLIENT_MAX_WINDOW_BITS = 5,
+  /* 1: reset our compressor after every message (server_no_context_takeover)
+   * so hibernate can free it. Also agreed when the client asks. */
+  LARIAT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER = 6,
+  /* 1: ask the client to reset its compressor after every message
+   * (client_no_context_takeover), so hibernate can free our decompressor. */
+  LARIAT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER = 7,
+  /* Messages shorter than this many bytes are sent uncompressed (default
+   * 0: compress everything). */
+  LARIAT_DEFLATE_THRESHOLD = 8
+} lariat_deflate_option;
+
+/**
+ * @function
+ *
+ * Sets one permessage-deflate option (lariat_deflate_option) for this
+ * connection. Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for an unknown
+ * option or a value out of its range.
+ */
+LARIAT_EXTERN int lariat_upgrade_set_deflate(lariat_upgrade *up, int option,
+                                             int64_t value);
+
 /**
  * @function
  *

@@ -1,0 +1,87 @@
+// permessage-deflate (RFC 7692): negotiation of the offers in
+// Sec-WebSocket-Extensions, and the per-connection zlib streams.
+#ifndef LARIAT_DEFLATE_H
+#define LARIAT_DEFLATE_H
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct z_stream_s;
+
+namespace lariat::detail {
+
+// What the handler allows (lariat_upgrade_set_deflate).
+struct DeflateConfig {
+  bool enabled = false;
+  int level = 6;
+  int mem_level = 8;
+  int server_max_window_bits = 15;
+  int client_max_window_bits = 15;
+  bool server_no_context_takeover = false;
+  bool client_no_context_takeover = false;
+  size_t threshold = 0;
+};
+
+// What was agreed with the client.
+struct DeflateParams {
+  int server_window_bits = 15;  // we compress with at most this window
+  int client_window_bits = 15;  // the client compresses with at most this
+  bool server_no_context_takeover = false;
+  bool client_no_context_takeover = false;
+};
+
+// Picks the first acceptable permessage-deflate offer among every
+// Sec-WebSocket-Extensions header value (in order). Returns false when none
+// is acceptable (unknown, duplicated or out-of-range parameters decline
+// that offer; a header that does not parse declines them all) or when
+// |config| is disabled. On true, |params| and the response header value
+// |response| ("permessage-deflate; ...") are filled.
+bool negotiate_deflate(const std::vector<std::string_view> &header_values,
+                       const DeflateConfig &config, DeflateParams *params,
+                       std::string *response);
+
+// The zlib streams of one connection, created on first use.
+class DeflateCodec {
+ public:
+  enum class Status { kOk, kCorrupt, kTooBig, kNoMemory };
+
+  DeflateCodec(const DeflateConfig &config, const DeflateParams &params);
+  ~DeflateCodec();
+  DeflateCodec(const DeflateCodec &) = delete;
+  DeflateCodec &operator=(const DeflateCodec &) = delete;
+
+  // Compresses one whole message into |out| (replacing its contents),
+  // without the trailing 00 00 ff ff (RFC 7692 7.2.1).
+  Status compress(const uint8_t *p, size_t n, std::string *out);
+
+  // Inflates the next piece of a compressed message, appending to |out|.
+  // |last| is true for the final piece of the message (the 00 00 ff ff
+  // tail is then fed too). Stops with kTooBig as soon as |out| would pass
+  // |limit| bytes, never holding more than that.
+  Status decompress(const uint8_t *p, size_t n, bool last, uint64_t limit,
+                    std::string *out);
+
+  // Frees the zlib state that the negotiated parameters let go between
+  // messages (no context takeover in that direction).
+  void release_idle();
+  bool holds_state() const { return deflater_ || inflater_; }
+  size_t threshold() const { return threshold_; }
+
+ private:
+  bool ensure_deflater();
+  bool ensure_inflater();
+
+  z_stream_s *deflater_ = nullptr;
+  z_stream_s *inflater_ = nullptr;
+  bool inflate_ended_ = false;  // the client closed its stream (BFINAL)
+  int level_, mem_level_;
+  size_t threshold_;
+  DeflateParams params_;
+};
+
+}  // namespace lariat::detail
+
+#endif
