@@ -25,8 +25,18 @@ static const char kPage[] =
     "ws.send(document.getElementById('msg').value);\n"
     "</script>\n</body></html>\n";
 
+/* --compress and the deflate knobs; -1 leaves lariat's default. */
+typedef struct deflate_flags {
+  int enabled, level, mem_level, server_bits, client_bits;
+  int server_no_takeover, client_no_takeover, threshold;
+} deflate_flags;
+
+static void set_if(lariat_upgrade *up, int option, int value) {
+  if (value >= 0) lariat_upgrade_set_deflate(up, option, value);
+}
+
 static int echo_init(lariat_req *req, lariat_upgrade *up, void *data) {
-  (void)data;
+  const deflate_flags *d = data;
   if (!lariat_req_is_websocket(req)) {
     size_t len;
     const char *path = lariat_req_path(req, &len);
@@ -42,6 +52,16 @@ static int echo_init(lariat_req *req, lariat_upgrade *up, void *data) {
     return LARIAT_OK;
   }
   lariat_upgrade_set_max_frame_size(up, 16u << 20);
+  if (d->enabled) {
+    lariat_upgrade_set_deflate(up, LARIAT_DEFLATE_ENABLE, 1);
+    set_if(up, LARIAT_DEFLATE_LEVEL, d->level);
+    set_if(up, LARIAT_DEFLATE_MEM_LEVEL, d->mem_level);
+    set_if(up, LARIAT_DEFLATE_SERVER_MAX_WINDOW_BITS, d->server_bits);
+    set_if(up, LARIAT_DEFLATE_CLIENT_MAX_WINDOW_BITS, d->client_bits);
+    set_if(up, LARIAT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER, d->server_no_takeover);
+    set_if(up, LARIAT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER, d->client_no_takeover);
+    set_if(up, LARIAT_DEFLATE_THRESHOLD, d->threshold);
+  }
   return LARIAT_OK;
 }
 
@@ -65,17 +85,42 @@ static void on_signal(uv_signal_t *sig, int signum) {
 }
 
 static void usage(const char *argv0) {
-  fprintf(stderr, "usage: %s [--host ADDR] [--port PORT]\n", argv0);
+  fprintf(stderr,
+          "usage: %s [--host ADDR] [--port PORT] [--compress]\n"
+          "  deflate options (with --compress): --deflate-level N (0-9)\n"
+          "  --deflate-mem-level N (1-9) --server-max-window-bits N (8-15)\n"
+          "  --client-max-window-bits N (8-15) --server-no-context-takeover\n"
+          "  --client-no-context-takeover --compress-threshold BYTES\n",
+          argv0);
 }
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = 8080;
+  static deflate_flags deflate = {0, -1, -1, -1, -1, -1, -1, -1};
   for (int i = 1; i < argc; ++i) {
-    if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+    const char *a = argv[i];
+    int has_value = i + 1 < argc;
+    if (strcmp(a, "--host") == 0 && has_value) {
       host = argv[++i];
-    } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+    } else if (strcmp(a, "--port") == 0 && has_value) {
       port = atoi(argv[++i]);
+    } else if (strcmp(a, "--compress") == 0) {
+      deflate.enabled = 1;
+    } else if (strcmp(a, "--deflate-level") == 0 && has_value) {
+      deflate.level = atoi(argv[++i]);
+    } else if (strcmp(a, "--deflate-mem-level") == 0 && has_value) {
+      deflate.mem_level = atoi(argv[++i]);
+    } else if (strcmp(a, "--server-max-window-bits") == 0 && has_value) {
+      deflate.server_bits = atoi(argv[++i]);
+    } else if (strcmp(a, "--client-max-window-bits") == 0 && has_value) {
+      deflate.client_bits = atoi(argv[++i]);
+    } else if (strcmp(a, "--server-no-context-takeover") == 0) {
+      deflate.server_no_takeover = 1;
+    } else if (strcmp(a, "--client-no-context-takeover") == 0) {
+      deflate.client_no_takeover = 1;
+    } else if (strcmp(a, "--compress-threshold") == 0 && has_value) {
+      deflate.threshold = atoi(argv[++i]);
     } else {
       usage(argv[0]);
       return 2;
@@ -90,7 +135,7 @@ int main(int argc, char **argv) {
   }
   static const lariat_handler handler = {
       sizeof(lariat_handler), echo_init, NULL, echo_handle, NULL, NULL};
-  lariat_server_route(server, "*", &handler, NULL);
+  lariat_server_route(server, "*", &handler, &deflate);
   rc = lariat_server_listen(server, host, port);
   if (rc != 0) {
     fprintf(stderr, "listen %s:%d: %s\n", host, port, lariat_strerror(rc));
@@ -103,8 +148,9 @@ int main(int argc, char **argv) {
   uv_signal_start(&sigint_watcher, on_signal, SIGINT);
   uv_signal_start(&sigterm_watcher, on_signal, SIGTERM);
   printf("lariat-echo listening on ws://%s:%d/ (open http://%s:%d/ in a "
-         "browser)\n",
-         host, lariat_server_port(server), host, lariat_server_port(server));
+         "browser)%s\n",
+         host, lariat_server_port(server), host, lariat_server_port(server),
+         deflate.enabled ? ", permessage-deflate on" : "");
   fflush(stdout);
   lariat_server_run(server);
   lariat_server_del(server);
