@@ -299,6 +299,9 @@ DeflateCodec::Status DeflateCodec::compress(const uint8_t *p, size_t n,
   out->resize(produced);
   if (produced >= 4 && std::memcmp(out->data() + produced - 4, kTail, 4) == 0)
     out->resize(produced - 4);
+  // An empty message compresses to a single 00 byte (RFC 7692 7.2.3.6),
+  // whatever zlib emitted for an empty flush.
+  if (out->empty()) out->push_back('\0');
   if (params_.server_no_context_takeover) deflateReset(z);
   return Status::kOk;
 }

@@ -53,6 +53,21 @@ static int probe_init(lariat_req *req, lariat_upgrade *up, void *data) {
     lariat_upgrade_set_max_frame_size(up, s->init.max_frame_size);
   lariat_upgrade_set_validate_utf8(up, s->init.validate_utf8);
   if (s->init.protocol) lariat_upgrade_set_protocol(up, s->init.protocol);
+  if (s->init.deflate) {
+    lariat_upgrade_set_deflate(up, LARIAT_DEFLATE_ENABLE, 1);
+    if (s->init.deflate_server_bits)
+      lariat_upgrade_set_deflate(up, LARIAT_DEFLATE_SERVER_MAX_WINDOW_BITS,
+                                 s->init.deflate_server_bits);
+    if (s->init.deflate_client_bits)
+      lariat_upgrade_set_deflate(up, LARIAT_DEFLATE_CLIENT_MAX_WINDOW_BITS,
+                                 s->init.deflate_client_bits);
+    lariat_upgrade_set_deflate(up, LARIAT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER,
+                               s->init.deflate_server_nct);
+    lariat_upgrade_set_deflate(up, LARIAT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER,
+                               s->init.deflate_client_nct);
+    lariat_upgrade_set_deflate(up, LARIAT_DEFLATE_THRESHOLD,
+                               s->init.deflate_threshold);
+  }
   return LARIAT_OK;
 }
 
@@ -133,6 +148,12 @@ static int probe_command(lariat_conn *conn, th_server *s, const char *cmd,
     snprintf(buf, sizeof(buf), "v=%d c=%d p=%s", lariat_conn_version(conn),
              lariat_conn_compressed(conn), p ? p : "-");
     reply_text(conn, buf);
+    return LARIAT_OK;
+  }
+  if (strncmp(buf, "!plain ", 7) == 0) {
+    lariat_frame f = {LARIAT_OP_TEXT, LARIAT_FRAME_NO_COMPRESS, 0,
+                      (const uint8_t *)buf + 7, strlen(buf + 7)};
+    lariat_reply(conn, &f);
     return LARIAT_OK;
   }
   if (strcmp(buf, "!stop") == 0) {

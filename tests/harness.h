@@ -18,6 +18,7 @@
  *   !meta            reply "v=VERSION c=COMPRESSED p=PROTOCOL"
  *   !bigping         reply a 126-byte ping; reply "rc=N"
  *   !stop            lariat_server_stop()
+ *   !plain TEXT      reply TEXT with LARIAT_FRAME_NO_COMPRESS
  * Pings and pongs received are recorded and not echoed (lariat answers
  * pings itself).
  */
@@ -71,6 +72,11 @@ typedef struct th_init_config {
   int crash;               /* init returns LARIAT_CRASH */
   int websocket_init_result; /* what websocket_init returns */
   int websocket_init_reply;  /* websocket_init replies text "welcome" */
+  /* permessage-deflate: 0 leaves an option at lariat's default. */
+  int deflate;
+  int deflate_server_bits, deflate_client_bits;
+  int deflate_server_nct, deflate_client_nct;
+  int deflate_threshold;
 } th_init_config;
 
 /* A message for lariat_post(): websocket_info checks per-thread order, or

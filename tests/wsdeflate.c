@@ -22,6 +22,7 @@ struct wsd_codec {
   z_stream deflater, inflater;
   int client_no_context_takeover, server_no_context_takeover;
   size_t max_output;
+  int strict_window;
   /* wsd_recv_message assembly of a fragmented message. */
   uint8_t *msg;
   size_t msg_len;
@@ -79,6 +80,10 @@ void wsd_free(wsd_codec *d) {
 
 void wsd_set_max_output(wsd_codec *d, size_t max_output) {
   d->max_output = max_output;
+}
+
+void wsd_set_strict_window(wsd_codec *d, int strict) {
+  d->strict_window = strict;
 }
 
 /* Doubles *buf until it has room for `need` more bytes after *len. */
@@ -159,8 +164,8 @@ fail:
  * 1 at the end of the deflate stream (BFINAL), 0 when the input is used up,
  * or a negative error. */
 static int inflate_into(z_stream *z, const uint8_t *in, size_t n,
-                        size_t limit, uint8_t **buf, size_t *cap,
-                        size_t *len) {
+                        size_t limit, int strict_window, uint8_t **buf,
+                        size_t *cap, size_t *len) {
   while (n > 0) {
     size_t slice = n < MAX_SLICE ? n : MAX_SLICE;
     z->next_in = (Bytef *)(uintptr_t)in;
@@ -169,6 +174,9 @@ static int inflate_into(z_stream *z, const uint8_t *in, size_t n,
       int err = grow(buf, cap, *len, 4096);
       if (err < 0) return err;
       size_t room = *cap - *len < MAX_SLICE ? *cap - *len : MAX_SLICE;
+      /* inflate checks a distance against its window plus what this call
+         produced, so only one byte per call makes the window a hard limit. */
+      if (strict_window) room = 1;
       z->next_out = *buf + *len;
       z->avail_out = (uInt)room;
       int r = inflate(z, Z_SYNC_FLUSH);
@@ -191,8 +199,10 @@ static int decompress_limited(wsd_codec *d, const void *p, size_t n,
   size_t cap = 0, len = 0;
   *out = NULL;
   *out_len = 0;
-  int r = inflate_into(z, p, n, limit, &buf, &cap, &len);
-  if (r == 0) r = inflate_into(z, kFlushTail, 4, limit, &buf, &cap, &len);
+  int strict = d->strict_window;
+  int r = inflate_into(z, p, n, limit, strict, &buf, &cap, &len);
+  if (r == 0)
+    r = inflate_into(z, kFlushTail, 4, limit, strict, &buf, &cap, &len);
   if (r < 0) {
     free(buf);
     return r;

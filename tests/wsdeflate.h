@@ -67,6 +67,14 @@ int wsd_decompress(wsd_codec *d, const void *p, size_t n, uint8_t **out,
  * c->max_payload. */
 void wsd_set_max_output(wsd_codec *d, size_t max_output);
 
+/* zlib's inflate only rejects a distance beyond its window plus what the
+ * current call produced, so by default a server that compresses a single
+ * large message with a larger window than agreed may go unnoticed
+ * (references into earlier messages are always checked). strict = 1
+ * inflates one output byte per call, which makes server_window_bits a hard
+ * limit (-EPROTO) at ~100 ns per byte: for tests of the server's window. */
+void wsd_set_strict_window(wsd_codec *d, int strict);
+
 /* Compresses a text/binary message and sends it with RSV1 on the first
  * frame only (RFC 7692 6.1). fragment_size 0 sends one frame; otherwise the
  * compressed bytes are split into frames of at most fragment_size bytes
