@@ -3,7 +3,10 @@
  * and again after its handler returned LARIAT_HIBERNATE. The server runs
  * on a thread of this process; the clients are plain blocking sockets, so
  * the heap the process holds is the server's.
- *   usage: conn_memory [N]   (default 2000) */
+ *   usage: conn_memory [N] [plain|deflate|deflate-nct]
+ * (default 2000 plain; deflate negotiates permessage-deflate with context
+ * takeover, deflate-nct without it in either direction, which lets
+ * hibernate free the zlib streams). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <lariat/lariat.h>
@@ -20,6 +23,15 @@
 static uv_loop_t loop;
 static uv_async_t stopper;
 static lariat_server *server;
+
+static int mode; /* 0 plain, 1 deflate, 2 deflate without takeover */
+
+static int init(lariat_req *req, lariat_upgrade *up, void *data) {
+  (void)req;
+  (void)data;
+  if (mode > 0) lariat_upgrade_set_deflate(up, LARIAT_DEFLATE_ENABLE, 1);
+  return LARIAT_OK;
+}
 
 static int handle(lariat_conn *conn, const lariat_frame *frame, void *state) {
   (void)state;
@@ -58,27 +70,41 @@ static void send_all(int fd, const void *p, size_t n) {
   }
 }
 
-/* Reads until |n| bytes (the echo of a 1-byte frame is 3 bytes). */
-static void recv_exact(int fd, size_t n) {
-  char buf[512];
-  while (n) {
-    ssize_t r = recv(fd, buf, n < sizeof(buf) ? n : sizeof(buf), 0);
+/* Reads until the buffer ends with |end| (the response head), or one
+ * small frame: a single recv of a tiny reply on loopback gets it whole. */
+static void recv_until(int fd, const char *end) {
+  char buf[1024];
+  size_t got = 0;
+  do {
+    ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
     if (r <= 0) { perror("recv"); exit(1); }
-    n -= (size_t)r;
-  }
+    got += (size_t)r;
+    buf[got] = 0;
+  } while (end && !strstr(buf, end));
 }
 
+/* A one-letter text message; compressed ("x" and "h" deflate to these
+ * three bytes with a fresh context, valid whatever the server's context). */
 static void exchange(int fd, char c) {
-  const unsigned char frame[] = {0x81, 0x81, 0, 0, 0, 0, (unsigned char)c};
-  send_all(fd, frame, sizeof(frame));
-  recv_exact(fd, 3);
+  const unsigned char plain[] = {0x81, 0x81, 0, 0, 0, 0, (unsigned char)c};
+  const unsigned char packed[] = {0xc1, 0x83, 0, 0, 0, 0,
+                                  c == 'x' ? 0xaa : 0xca, 0, 0};
+  if (mode > 0)
+    send_all(fd, packed, sizeof(packed));
+  else
+    send_all(fd, plain, sizeof(plain));
+  recv_until(fd, NULL);
 }
 
 int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 2000;
+  const char *mode_name = argc > 2 ? argv[2] : "plain";
+  mode = strcmp(mode_name, "deflate") == 0       ? 1
+         : strcmp(mode_name, "deflate-nct") == 0 ? 2
+                                                 : 0;
   uv_loop_init(&loop);
   lariat_server_new(&server, &loop, NULL);
-  static const lariat_handler handler = {sizeof(lariat_handler), NULL, NULL,
+  static const lariat_handler handler = {sizeof(lariat_handler), init, NULL,
                                          handle, NULL, NULL};
   lariat_server_route(server, "*", &handler, NULL);
   if (lariat_server_listen(server, "127.0.0.1", 0) != 0) return 1;
@@ -88,11 +114,17 @@ int main(int argc, char **argv) {
   uv_thread_create(&thread, run, NULL);
 
   int *fds = calloc((size_t)n, sizeof(int));
-  static const char request[] =
-      "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-      "Sec-WebSocket-Version: 13\r\n\r\n";
-  static const size_t response_len = 129; /* the 101 for this key */
+  char request[512];
+  snprintf(request, sizeof(request),
+           "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n%s\r\n",
+           mode == 0   ? ""
+           : mode == 1 ? "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                       : "Sec-WebSocket-Extensions: permessage-deflate; "
+                         "server_no_context_takeover; "
+                         "client_no_context_takeover\r\n");
   /* Warm up allocator arenas with one connection before the baseline. */
   size_t heap0 = 0, rss0 = 0;
   for (int i = 0; i < n; ++i) {
@@ -105,8 +137,8 @@ int main(int argc, char **argv) {
       perror("connect");
       return 1;
     }
-    send_all(fds[i], request, sizeof(request) - 1);
-    recv_exact(fds[i], response_len);
+    send_all(fds[i], request, strlen(request));
+    recv_until(fds[i], "\r\n\r\n");
     if (i == 0) {
       exchange(fds[0], 'x');
       heap0 = heap_in_use();
@@ -116,14 +148,16 @@ int main(int argc, char **argv) {
   for (int i = 1; i < n; ++i) exchange(fds[i], 'x');
   size_t heap_active = heap_in_use(), rss_active = rss_bytes();
   for (int i = 0; i < n; ++i) exchange(fds[i], 'h');
-  size_t heap_hib = heap_in_use(), rss_hib = rss_bytes();
+  size_t heap_hib = heap_in_use();
+  malloc_trim(0); /* give freed pages back, so RSS shows what hibernate freed */
+  size_t rss_hib = rss_bytes();
 
   double per = (double)(n - 1);
-  printf("connections            %d\n", n);
+  printf("connections            %d (%s)\n", n, mode_name);
   printf("heap per connection    active %.0f B   hibernated %.0f B\n",
          (double)(heap_active - heap0) / per, (double)(heap_hib - heap0) / per);
   printf("RSS per connection     active %.0f B   hibernated %.0f B "
-         "(RSS does not shrink when freed blocks stay in malloc's bins)\n",
+         "(after malloc_trim)\n",
          (double)(rss_active - rss0) / per, (double)(rss_hib - rss0) / per);
 
   for (int i = 0; i < n; ++i) close(fds[i]);

@@ -176,7 +176,10 @@ bool accept_offer(const Offer &offer, const DeflateConfig &config,
   DeflateParams agreed;
   agreed.server_no_context_takeover =
       seen_snct || config.server_no_context_takeover;
-  agreed.client_no_context_takeover = config.client_no_context_takeover;
+  // A client offering client_no_context_takeover promises to reset its
+  // compressor anyway (RFC 7692 7.1.1.2); agreeing lets us free ours.
+  agreed.client_no_context_takeover =
+      seen_cnct || config.client_no_context_takeover;
   agreed.server_window_bits =
       offered_server_bits < config.server_max_window_bits
           ? offered_server_bits
