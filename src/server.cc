@@ -10,6 +10,11 @@
 using lariat::detail::Letter;
 using lariat::detail::TcpTransport;
 
+namespace {
+// Connection ids start at 1, so id 0 in the mailbox means "stop".
+constexpr lariat_conn_id kStopLetter = 0;
+}  // namespace
+
 // ------------------------------------------------------------- internals
 
 const lariat::detail::Route *lariat_server::find_route(
@@ -76,6 +81,10 @@ void lariat_server::deliver_mail() {
   std::vector<Letter> letters;
   mailbox.take(&letters);
   for (const Letter &letter : letters) {
+    if (letter.conn_id == kStopLetter) {
+      lariat_server_stop(this);
+      continue;
+    }
     auto it = conns.find(letter.conn_id);
     if (it == conns.end())
       letter.discard();
@@ -279,10 +288,15 @@ LARIAT_EXTERN size_t lariat_server_connection_count(const lariat_server *server)
   return server ? server->conns.size() : 0;
 }
 
+LARIAT_EXTERN int lariat_server_stop_async(lariat_server *server) {
+  if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
+  return server->mailbox.post(Letter{kStopLetter, nullptr, nullptr});
+}
+
 LARIAT_EXTERN int lariat_post(lariat_server *server, lariat_conn_id id,
                               void *msg, void (*free_fn)(void *msg)) {
   Letter letter = {id, msg, free_fn};
-  if (!server) {
+  if (!server || id == kStopLetter) {
     letter.discard();
     return LARIAT_ERR_INVALID_ARGUMENT;
   }

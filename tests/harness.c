@@ -234,12 +234,6 @@ static const lariat_handler probe_handler = {
 
 /* ---------------------------------------------------------- lifetime */
 
-static void on_control(uv_async_t *a) {
-  th_server *s = a->data;
-  lariat_server_stop(s->server);
-  uv_close((uv_handle_t *)a, NULL);
-}
-
 static void run_loop(void *arg) {
   th_server *s = arg;
   if (s->owned_loop)
@@ -264,20 +258,17 @@ void th_start(th_server *s, const char *host, lariat_options *opts) {
     assert_int_equal(uv_loop_init(&s->loop), 0);
     assert_int_equal(lariat_server_new(&s->server, &s->loop, opts), 0);
   }
-  uv_loop_t *loop = lariat_server_loop(s->server);
   assert_int_equal(lariat_server_route(s->server, "/probe", &probe_handler, s),
                    0);
   assert_int_equal(lariat_server_listen(s->server, host ? host : "127.0.0.1", 0),
                    0);
   s->port = lariat_server_port(s->server);
   assert_true(s->port > 0);
-  assert_int_equal(uv_async_init(loop, &s->control, on_control), 0);
-  s->control.data = s;
   assert_int_equal(uv_thread_create(&s->thread, run_loop, s), 0);
 }
 
 void th_stop(th_server *s) {
-  uv_async_send(&s->control);
+  TH_EQ(lariat_server_stop_async(s->server), 0);
   uv_thread_join(&s->thread);
   lariat_server_del(s->server);
   if (!s->owned_loop) TH_EQ(uv_loop_close(&s->loop), 0);

@@ -96,7 +96,6 @@ typedef struct th_server {
   uv_loop_t loop;
   lariat_server *server;
   uv_thread_t thread;
-  uv_async_t control;
   int port;
   th_init_config init;
   lariat_options *options;
@@ -120,8 +119,8 @@ typedef struct th_server {
 /* Starts a server on 127.0.0.1 (or host) port 0 routing "/probe" (and
  * "*" when catch_all) to the probe handler; opts may be NULL. */
 void th_start(th_server *s, const char *host, lariat_options *opts);
-/* Stops the server from its loop thread, joins it, deletes the server and
- * asserts uv_loop_close() == 0. */
+/* Stops the server with lariat_server_stop_async() from this thread, joins
+ * the loop thread, deletes the server and asserts uv_loop_close() == 0. */
 void th_stop(th_server *s);
 /* Waits until at least n terminates were recorded; 0 or -1 on timeout. */
 int th_wait_terminates(th_server *s, int n, int timeout_ms);

@@ -376,7 +376,7 @@ static void test_owned_loop(void **st) {
   th_open(&srv, &c);
   TH_EQ(wsc_send_text(&c, "own loop"), 0);
   TH_EQ(th_expect_text(&c, "own loop", 2000), 0);
-  uv_async_send(&srv.control); /* stops the server on its loop thread */
+  TH_EQ(lariat_server_stop_async(srv.server), 0); /* from this thread */
   TH_EQ(wsc_expect_close(&c, 1001, 2000), 0);
   TH_EQ(wsc_send_close(&c, 1001, NULL, 0), 0);
   assert_true(wsc_wait_eof(&c, 2000) >= 0);

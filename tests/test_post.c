@@ -106,7 +106,7 @@ static void test_post_around_stop(void **st) {
   wsc c;
   live_id = open_and_get_id(&c);
   for (int i = 1; i <= 1000; ++i) TH_EQ(th_post(&srv, live_id, 0, i, 0), 0);
-  uv_async_send(&srv.control); /* stop on the loop thread */
+  TH_EQ(lariat_server_stop_async(srv.server), 0);
   uv_thread_join(&srv.thread);
   TH_EQ(th_post(&srv, live_id, 0, 1001, 0), LARIAT_ERR_STOPPED);
   lariat_server_del(srv.server);

@@ -622,6 +622,17 @@ LARIAT_EXTERN int lariat_server_run(lariat_server *server);
  */
 LARIAT_EXTERN int lariat_server_stop(lariat_server *server);
 
+/**
+ * @function
+ *
+ * Any thread. Asks the loop thread to run lariat_server_stop() (through the
+ * same queue as lariat_post(), so messages posted before it are still
+ * delivered). For other threads and bindings that do not own the loop.
+ * Returns 0, or LARIAT_ERR_STOPPED when the server already stops.
+ * Forbidden once lariat_server_del() has started.
+ */
+LARIAT_EXTERN int lariat_server_stop_async(lariat_server *server);
+
 /** @function Returns the number of open connections (handshaking and
  * WebSocket). */
 LARIAT_EXTERN size_t lariat_server_connection_count(const lariat_server *server);
