@@ -269,7 +269,7 @@ void lariat_conn::answer_request(const Request &request_in) {
 
 ssize_t lariat_conn::on_wslay_recv(uint8_t *buf, size_t len, int,
                                    void *user_data) {
-  auto *self = static_cast<lariat_conn *>(user_data);
+  lariat_conn *self = static_cast<lariat_server *>(user_data)->reading;
   if (self->stage_len_ == 0) return WSLAY_ERR_WOULDBLOCK;
   size_t n = len < self->stage_len_ ? len : self->stage_len_;
   std::memcpy(buf, self->stage_, n);
@@ -280,15 +280,16 @@ ssize_t lariat_conn::on_wslay_recv(uint8_t *buf, size_t len, int,
 }
 
 void lariat_conn::read_frames(const uint8_t *p, size_t n) {
-  if (!rctx_) {
-    wslay_frame_callbacks callbacks = {nullptr, on_wslay_recv, nullptr};
-    if (wslay_frame_context_init(&rctx_, &callbacks, this) != 0) {
-      on_transport_error(UV_ENOMEM);
-      return;
-    }
+  if (!rctx_ && !(rctx_ = server->frame_contexts.take())) {
+    on_transport_error(UV_ENOMEM);
+    return;
   }
   stage_ = p;
   stage_len_ = n;
+  // Reads come from the loop one at a time; restoring the outer value keeps
+  // this right should a test drive one connection from another's callback.
+  lariat_conn *outer = server->reading;
+  server->reading = this;
   while (state == State::kOpen || state == State::kClosing) {
     wslay_frame_iocb iocb;
     ssize_t r = wslay_frame_recv(rctx_, &iocb);
@@ -304,8 +305,14 @@ void lariat_conn::read_frames(const uint8_t *p, size_t n) {
     }
     on_chunk(iocb);
   }
+  server->reading = outer;
   stage_ = nullptr;
   stage_len_ = 0;
+  // At a frame boundary with nothing buffered the context holds no state.
+  if (rctx_ && !in_frame_ && fed_ == consumed_) {
+    server->frame_contexts.give(rctx_);
+    rctx_ = nullptr;
+  }
 }
 
 bool lariat_conn::start_frame(const wslay_frame_iocb &iocb) {
@@ -647,10 +654,6 @@ void lariat_conn::hibernate_if_idle() {
   // Only at a message boundary with nothing buffered inside wslay.
   if (state != State::kOpen || in_frame_ || in_message_ || fed_ != consumed_)
     return;
-  if (rctx_) {
-    wslay_frame_context_free(rctx_);
-    rctx_ = nullptr;
-  }
   std::string().swap(message_);
   std::string().swap(control_);
   std::string().swap(out_);

@@ -53,6 +53,10 @@ struct lariat_conn {
   int reply(const lariat_frame *frame);
   int set_idle_timeout(uint64_t ms);
   uint64_t deadline() const;  // UINT64_MAX: none
+  // wslay's recv callback; |user_data| is the server, whose |reading| is
+  // the connection being read.
+  static ssize_t on_wslay_recv(uint8_t *buf, size_t len, int flags,
+                               void *user_data);
 
   lariat_server *server;
   lariat_conn_id id;
@@ -72,8 +76,6 @@ struct lariat_conn {
   void answer_plain(int status, const std::string &response);
   // Frames and messages.
   void read_frames(const uint8_t *p, size_t n);
-  static ssize_t on_wslay_recv(uint8_t *buf, size_t len, int flags,
-                               void *user_data);
   void on_chunk(const wslay_frame_iocb &iocb);
   bool start_frame(const wslay_frame_iocb &iocb);
   void on_control_frame();
@@ -111,8 +113,8 @@ struct lariat_conn {
 
   std::string head_;  // request head being read; empty once upgraded
 
-  // Receiving: wslay pulls from the stage; the frame context exists only
-  // while the connection is busy (hibernate frees it).
+  // Receiving: wslay pulls from the stage; the frame context is borrowed
+  // from the server's pool while a frame is half read.
   wslay_frame_context_ptr rctx_ = nullptr;
   const uint8_t *stage_ = nullptr;
   size_t stage_len_ = 0;
