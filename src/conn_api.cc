@@ -14,8 +14,8 @@ LARIAT_EXTERN int lariat_conn_set_crash(lariat_conn *conn,
                                         const char *crash_class,
                                         const char *crash_reason) {
   if (!conn) return LARIAT_ERR_INVALID_ARGUMENT;
-  conn->crash_class = crash_class ? crash_class : "";
-  conn->crash_reason = crash_reason ? crash_reason : "";
+  conn->details().crash_class = crash_class ? crash_class : "";
+  conn->details().crash_reason = crash_reason ? crash_reason : "";
   return 0;
 }
 
@@ -44,7 +44,8 @@ LARIAT_EXTERN int lariat_conn_compressed(const lariat_conn *conn) {
 }
 
 LARIAT_EXTERN const char *lariat_conn_protocol(const lariat_conn *conn) {
-  return conn && !conn->protocol.empty() ? conn->protocol.c_str() : nullptr;
+  const lariat_conn::Details *d = conn ? conn->details_if_any() : nullptr;
+  return d && !d->protocol.empty() ? d->protocol.c_str() : nullptr;
 }
 
 LARIAT_EXTERN int lariat_conn_set_idle_timeout(lariat_conn *conn,

@@ -93,7 +93,7 @@ void lariat_conn::on_transport_error(int uv_error) {
   begin_event();
   if (state == State::kOpen) {
     set_reason(LARIAT_REASON_ERROR_SOCKET);
-    reason_.socket_error = uv_error;
+    reason_socket_error_ = uv_error;
   }
   close_transport();
   end_event();
@@ -151,10 +151,12 @@ void lariat_conn::deliver_info(const Letter &letter) {
 
 void lariat_conn::read_head(const uint8_t *p, size_t n) {
   const lariat_options &opts = server->options;
-  head_.append(reinterpret_cast<const char *>(p), n);
+  if (!head_) head_.reset(new std::string);
+  std::string &head = *head_;
+  head.append(reinterpret_cast<const char *>(p), n);
   Request req;
   ParseResult r = lariat::detail::parse_request(
-      head_.data(), head_.size(), opts.max_head_size, opts.max_headers, &req);
+      head.data(), head.size(), opts.max_head_size, opts.max_headers, &req);
   switch (r.status) {
     case ParseStatus::kIncomplete:
       return;
@@ -170,9 +172,9 @@ void lariat_conn::read_head(const uint8_t *p, size_t n) {
   }
   // Bytes pipelined behind the head are frames; keep them past the head's
   // lifetime.
-  std::string rest = head_.substr(r.head_len);
+  std::string rest = head.substr(r.head_len);
   answer_request(req);
-  std::string().swap(head_);
+  head_.reset();
   if (state == State::kOpen && !rest.empty())
     read_frames(reinterpret_cast<const uint8_t *>(rest.data()), rest.size());
 }
@@ -217,11 +219,12 @@ void lariat_conn::answer_request(const Request &request_in) {
 
   if (result == LARIAT_CRASH || (result != LARIAT_OK && !up.has_reply)) {
     set_reason(LARIAT_REASON_CRASH);
-    crash_class = up.crash_class.empty() && result != LARIAT_CRASH
-                      ? "lariat"
-                      : up.crash_class;
-    crash_reason = result == LARIAT_CRASH ? up.crash_reason
-                                          : "init returned an invalid value";
+    details().crash_class =
+        up.crash_class.empty() && result != LARIAT_CRASH ? "lariat"
+                                                          : up.crash_class;
+    details().crash_reason = result == LARIAT_CRASH
+                                 ? up.crash_reason
+                                 : "init returned an invalid value";
     answer_plain(500, lariat::detail::response_plain(500, {}, ""));
     return;
   }
@@ -246,7 +249,7 @@ void lariat_conn::answer_request(const Request &request_in) {
   idle_timeout_ = up.idle_timeout_ms;
   max_frame_size_ = up.max_frame_size;
   validate_utf8_ = up.validate_utf8;
-  protocol = up.protocol;
+  if (!up.protocol.empty()) details().protocol = up.protocol;
   version = req.ws_version;
   std::string extensions;
   lariat::detail::DeflateParams params;
@@ -256,7 +259,7 @@ void lariat_conn::answer_request(const Request &request_in) {
                       lariat::detail::DeflateCodec(up.deflate, params));
     if (!deflate) extensions.clear();
   }
-  out_.append(lariat::detail::response_101(req.key, protocol, extensions));
+  out_.append(lariat::detail::response_101(req.key, up.protocol, extensions));
   upgraded_ = true;
   state = State::kOpen;
   phase_started_ = server->now();
@@ -437,7 +440,7 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
       fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
       return;
     case Status::kNoMemory:
-      reason_.socket_error = UV_ENOMEM;
+      reason_socket_error_ = UV_ENOMEM;
       fail_connection(LARIAT_REASON_ERROR_SOCKET, 1011);
       return;
   }
@@ -520,8 +523,8 @@ void lariat_conn::on_close_frame() {
     }
   }
   set_reason(LARIAT_REASON_REMOTE);
-  reason_.code = code;
-  if (len > 2) remote_reason_.assign(control_, 2, std::string::npos);
+  reason_code_ = code;
+  if (len > 2) details().remote_reason.assign(control_, 2, std::string::npos);
   server->frame_writer.write_close(&out_, code, nullptr, 0);
   begin_drain();
 }
@@ -539,16 +542,17 @@ void lariat_conn::after_callback(int result) {
       start_close(LARIAT_REASON_SHUTDOWN, 1000);
       return;
     case LARIAT_CRASH:
-      if (crash_class.empty() && crash_reason.empty()) {
-        crash_class = "error";
-        crash_reason = "LARIAT_CRASH returned";
+      if (!details_if_any() || (details_->crash_class.empty() &&
+                                details_->crash_reason.empty())) {
+        details().crash_class = "error";
+        details().crash_reason = "LARIAT_CRASH returned";
       }
       start_close(LARIAT_REASON_CRASH, 1011);
       return;
     default:
-      if (crash_class.empty()) {
-        crash_class = "lariat";
-        crash_reason = "callback returned an invalid value";
+      if (!details_if_any() || details_->crash_class.empty()) {
+        details().crash_class = "lariat";
+        details().crash_reason = "callback returned an invalid value";
       }
       start_close(LARIAT_REASON_CRASH, 1011);
       return;
@@ -601,7 +605,7 @@ int lariat_conn::set_idle_timeout(uint64_t ms) {
 void lariat_conn::set_reason(int kind) {
   if (reason_set_) return;
   reason_set_ = true;
-  reason_.kind = kind;
+  reason_kind_ = static_cast<int8_t>(kind);
 }
 
 // A protocol or data error: after it the byte stream cannot be trusted, so
@@ -665,14 +669,21 @@ void lariat_conn::finalize() {
   finalize_pending_ = false;
   if (reached_init_ && route_ && route_->handler.terminate) {
     if (!reason_set_) set_reason(LARIAT_REASON_ERROR_CLOSED);
-    if (reason_.kind == LARIAT_REASON_REMOTE) {
-      reason_.data = reinterpret_cast<const uint8_t *>(remote_reason_.data());
-      reason_.len = remote_reason_.size();
-    } else if (reason_.kind == LARIAT_REASON_CRASH) {
-      reason_.crash_class = crash_class.c_str();
-      reason_.crash_reason = crash_reason.c_str();
+    lariat_reason reason = {};
+    reason.kind = reason_kind_;
+    reason.code = reason_code_;
+    reason.socket_error = reason_socket_error_;
+    static const std::string empty;
+    const Details *d = details_if_any();
+    if (reason.kind == LARIAT_REASON_REMOTE) {
+      const std::string &text = d ? d->remote_reason : empty;
+      reason.data = reinterpret_cast<const uint8_t *>(text.data());
+      reason.len = text.size();
+    } else if (reason.kind == LARIAT_REASON_CRASH) {
+      reason.crash_class = d ? d->crash_class.c_str() : "";
+      reason.crash_reason = d ? d->crash_reason.c_str() : "";
     }
-    route_->handler.terminate(upgraded_ ? this : nullptr, &reason_,
+    route_->handler.terminate(upgraded_ ? this : nullptr, &reason,
                               user_state);
   }
   server->forget(this);

@@ -63,11 +63,20 @@ struct lariat_conn {
   State state = State::kHandshake;
   void *user_state = nullptr;
   int version = 0;
-  std::string protocol;
   bool hibernating = false;
   // Set when permessage-deflate was negotiated.
   std::unique_ptr<lariat::detail::DeflateCodec> deflate;
-  std::string crash_class, crash_reason;  // from lariat_conn_set_crash
+  // What few connections need, allocated when first set.
+  struct Details {
+    std::string protocol;  // negotiated subprotocol
+    std::string crash_class, crash_reason;  // lariat_conn_set_crash
+    std::string remote_reason;  // the peer's close reason
+  };
+  Details &details() {
+    if (!details_) details_.reset(new Details);
+    return *details_;
+  }
+  const Details *details_if_any() const { return details_.get(); }
 
  private:
   // Handshake.
@@ -111,7 +120,8 @@ struct lariat_conn {
   uint64_t max_frame_size_;
   bool validate_utf8_ = true;
 
-  std::string head_;  // request head being read; empty once upgraded
+  std::unique_ptr<std::string> head_;  // request head; gone once answered
+  std::unique_ptr<Details> details_;
 
   // Receiving: wslay pulls from the stage; the frame context is borrowed
   // from the server's pool while a frame is half read.
@@ -140,10 +150,12 @@ struct lariat_conn {
   bool close_received_ = false;
   bool finalize_pending_ = false;
 
-  // Why the connection ends; the first cause wins.
+  // Why the connection ends; the first cause wins. The lariat_reason
+  // handed to terminate is built from these at the end.
   bool reason_set_ = false;
-  lariat_reason reason_ = {};
-  std::string remote_reason_;
+  int8_t reason_kind_ = 0;
+  uint16_t reason_code_ = 0;
+  int reason_socket_error_ = 0;
 };
 
 #endif

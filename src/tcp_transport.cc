@@ -1,5 +1,7 @@
 #include "tcp_transport.h"
 
+#include <new>
+
 #include "connection.h"
 #include "server.h"
 
@@ -13,7 +15,7 @@ int TcpTransport::accept(uv_stream_t *listener) {
   }
   tcp_.data = this;
   ++server_->open_handles;
-  rc = uv_accept(listener, reinterpret_cast<uv_stream_t *>(&tcp_));
+  rc = uv_accept(listener, stream());
   if (rc != 0) {
     closing_ = true;
     uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), on_closed);
@@ -25,8 +27,7 @@ int TcpTransport::accept(uv_stream_t *listener) {
 
 int TcpTransport::start(lariat_conn *conn) {
   conn_ = conn;
-  return uv_read_start(reinterpret_cast<uv_stream_t *>(&tcp_), on_alloc,
-                       on_read);
+  return uv_read_start(stream(), on_alloc, on_read);
 }
 
 void TcpTransport::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
@@ -48,12 +49,17 @@ void TcpTransport::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     self->conn_->on_transport_error(static_cast<int>(nread));
 }
 
+size_t TcpTransport::buffered() const {
+  return queue_ ? queue_->inflight.size() + queue_->pending.size() : 0;
+}
+
 void TcpTransport::write(const uint8_t *p, size_t n) {
   if (closing_ || n == 0) return;
-  if (!writing_ && pending_.empty()) {
-    uv_buf_t buf = uv_buf_init(const_cast<char *>(reinterpret_cast<const char *>(p)),
-                               static_cast<unsigned>(n));
-    int r = uv_try_write(reinterpret_cast<uv_stream_t *>(&tcp_), &buf, 1);
+  if (!queue_ || (!queue_->writing && queue_->pending.empty())) {
+    uv_buf_t buf = uv_buf_init(
+        const_cast<char *>(reinterpret_cast<const char *>(p)),
+        static_cast<unsigned>(n));
+    int r = uv_try_write(stream(), &buf, 1);
     if (r > 0) {
       p += r;
       n -= static_cast<size_t>(r);
@@ -61,40 +67,45 @@ void TcpTransport::write(const uint8_t *p, size_t n) {
     }
     // Other errors surface from the uv_write below, through on_written.
   }
-  pending_.append(reinterpret_cast<const char *>(p), n);
+  if (!queue_) {
+    queue_.reset(new (std::nothrow) WriteQueue);
+    if (!queue_) {
+      conn_->on_transport_error(UV_ENOMEM);
+      return;
+    }
+    queue_->req.data = this;
+  }
+  queue_->pending.append(reinterpret_cast<const char *>(p), n);
   start_write();
 }
 
 void TcpTransport::start_write() {
-  if (writing_ || closing_) return;
-  if (pending_.empty()) {
-    if (shutdown_wanted_ && !shutdown_sent_) {
-      shutdown_sent_ = true;
-      shutdown_req_.data = this;
-      uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t *>(&tcp_),
-                  on_shutdown);
+  if (closing_) return;
+  if (!queue_ || queue_->pending.empty()) {
+    if (!queue_ || !queue_->writing) {
+      queue_.reset();  // nothing waits: give the queue back
+      if (shutdown_wanted_) send_fin();
     }
     return;
   }
-  inflight_.swap(pending_);
-  pending_.clear();
-  uv_buf_t buf = uv_buf_init(inflight_.data(),
-                             static_cast<unsigned>(inflight_.size()));
-  write_req_.data = this;
-  int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t *>(&tcp_), &buf,
-                    1, on_written);
+  if (queue_->writing) return;
+  queue_->inflight.swap(queue_->pending);
+  queue_->pending.clear();
+  uv_buf_t buf = uv_buf_init(queue_->inflight.data(),
+                             static_cast<unsigned>(queue_->inflight.size()));
+  int rc = uv_write(&queue_->req, stream(), &buf, 1, on_written);
   if (rc != 0) {
-    inflight_.clear();
+    queue_->inflight.clear();
     conn_->on_transport_error(rc);
     return;
   }
-  writing_ = true;
+  queue_->writing = true;
 }
 
 void TcpTransport::on_written(uv_write_t *req, int status) {
   auto *self = static_cast<TcpTransport *>(req->data);
-  self->writing_ = false;
-  std::string().swap(self->inflight_);
+  self->queue_->writing = false;
+  std::string().swap(self->queue_->inflight);
   if (self->closing_) return;
   if (status < 0) {
     self->conn_->on_transport_error(status);
@@ -106,10 +117,18 @@ void TcpTransport::on_written(uv_write_t *req, int status) {
 void TcpTransport::shutdown() {
   if (shutdown_wanted_ || closing_) return;
   shutdown_wanted_ = true;
-  start_write();
+  if (!queue_) send_fin();
 }
 
-void TcpTransport::on_shutdown(uv_shutdown_t *, int) {}
+void TcpTransport::send_fin() {
+  if (shutdown_sent_) return;
+  shutdown_sent_ = true;
+  auto *req = new (std::nothrow) uv_shutdown_t;
+  if (!req) return;  // no FIN: the close that follows ends the connection
+  if (uv_shutdown(req, stream(), on_shutdown) != 0) delete req;
+}
+
+void TcpTransport::on_shutdown(uv_shutdown_t *req, int) { delete req; }
 
 void TcpTransport::close() {
   if (closing_) return;

@@ -1,10 +1,13 @@
 // The libuv transport: a uv_tcp_t with try-write first, then at most one
-// uv_write in flight while later bytes gather behind it.
+// uv_write in flight while later bytes gather behind it. The write request
+// and queues exist only while bytes wait, so an idle connection pays for
+// little more than its uv_tcp_t.
 #ifndef LARIAT_TCP_TRANSPORT_H
 #define LARIAT_TCP_TRANSPORT_H
 
 #include <uv.h>
 
+#include <memory>
 #include <string>
 
 #include "transport.h"
@@ -26,25 +29,32 @@ class TcpTransport final : public Transport {
   void write(const uint8_t *p, size_t n) override;
   void shutdown() override;
   void close() override;
-  size_t buffered() const override { return inflight_.size() + pending_.size(); }
+  size_t buffered() const override;
   int peer(char *buf, size_t size, int *port) const override;
 
  private:
+  // Bytes the kernel did not take at once: one uv_write in flight, and
+  // what arrived meanwhile.
+  struct WriteQueue {
+    uv_write_t req;
+    std::string inflight;
+    std::string pending;
+    bool writing = false;
+  };
+
   static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
   static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
   static void on_written(uv_write_t *req, int status);
   static void on_shutdown(uv_shutdown_t *req, int status);
   static void on_closed(uv_handle_t *h);
   void start_write();
+  void send_fin();
+  uv_stream_t *stream() { return reinterpret_cast<uv_stream_t *>(&tcp_); }
 
   lariat_server *server_;
   lariat_conn *conn_ = nullptr;
   uv_tcp_t tcp_;
-  uv_write_t write_req_;
-  uv_shutdown_t shutdown_req_;
-  std::string inflight_;  // owned by the uv_write in flight
-  std::string pending_;   // waiting for it to finish
-  bool writing_ = false;
+  std::unique_ptr<WriteQueue> queue_;
   bool shutdown_wanted_ = false;
   bool shutdown_sent_ = false;
   bool closing_ = false;

@@ -1,0 +1,1070 @@
+/*
+ * lariat.hpp - header-only C++17 wrapper over the lariat C API, in the
+ * manner of cppzmq over libzmq: RAII move-only owning handles, non-owning
+ * views built only from C handles, exceptions for errors, and handler
+ * classes (or lambdas) with a typed per-connection state.
+ *
+ * It uses nothing but <lariat/lariat.h> and the standard library, so it
+ * works against any build of the shared or static library.
+ *
+ * Model (Cowboy's cowboy_websocket, see lariat.h):
+ *
+ *   struct echo : lariat::handler<my_state> {
+ *     lariat::result websocket_handle(lariat::connection &c,
+ *                                     const lariat::frame &f,
+ *                                     my_state &s) override {
+ *       c.reply(f);
+ *       return lariat::result::ok;
+ *     }
+ *   };
+ *   lariat::server srv;                 // owns its loop
+ *   srv.route<echo>("/echo");
+ *   srv.listen("127.0.0.1", 8080);
+ *   srv.run();
+ *
+ * Errors: a failing C call throws lariat::error (num() is the C code,
+ * what() is lariat_strerror()). Conditions a correct program meets in
+ * normal operation are not exceptions and come back as `false`:
+ *   - connection::reply() and friends on a closing connection
+ *     (LARIAT_ERR_CLOSING), connection::set_idle_timeout() likewise;
+ *   - server::post() and server::stop_async() once the server stops
+ *     (LARIAT_ERR_STOPPED).
+ *
+ * Exceptions in handlers: an exception that leaves init, websocket_init,
+ * websocket_handle or websocket_info becomes the Cowboy crash: the
+ * callback records crash class = the exception's type name (demangled,
+ * e.g. "std::runtime_error") and crash reason = what(), then returns
+ * LARIAT_CRASH: the peer gets close 1011 (HTTP 500 from init) and
+ * terminate gets reason_kind::crash. Exceptions that leave terminate are
+ * caught and dropped: the connection is already over. No exception ever
+ * unwinds through the C library.
+ *
+ * Per-connection state: every request that reaches init gets a box owned
+ * by the wrapper, given to lariat as the state pointer. The typed State
+ * lives in that box: constructed in init by upgrade::emplace_state(), or
+ * default-constructed when init accepts a WebSocket upgrade without one;
+ * destroyed right after terminate returns (lariat calls terminate exactly
+ * once for every request that reached init). So the wrapper owns the C
+ * state pointer of its connections: do not call lariat_conn_set_data() on
+ * them.
+ *
+ * Info messages: server::post(id, T{...}) (any thread) moves a T to the
+ * heap and hands it to lariat_post() with a free function that destroys
+ * it exactly once, whether or not it was delivered. websocket_info gets a
+ * lariat::message; message::get<T>() returns the T, or nullptr when the
+ * message holds another type. Connections served by this wrapper must only
+ * receive messages posted through it (server::post or lariat::post), never
+ * raw lariat_post() pointers.
+ */
+#ifndef LARIAT_HPP
+#define LARIAT_HPP
+
+#include <lariat/lariat.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#if defined(__GNUG__) && defined(__has_include)
+#if __has_include(<cxxabi.h>)
+#include <cxxabi.h>
+#define LARIAT_CPP_HAVE_CXXABI 1
+#endif
+#endif
+
+// The wrapper uses lariat_upgrade_set_deflate() and lariat_server_stop_async(),
+// both in 0.1.0; newer features get gated on LARIAT_VERSION_NUM like this.
+#if LARIAT_VERSION_NUM < 0x000100
+#error "lariat.hpp needs lariat 0.1.0 or newer"
+#endif
+
+namespace lariat {
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/* A failed C call: num() is the C code (enum lariat_error or a libuv
+ * code), what() is lariat_strerror(num()). */
+class error : public std::runtime_error {
+ public:
+  explicit error(int code)
+      : std::runtime_error(lariat_strerror(code)), num_(code) {}
+  [[nodiscard]] int num() const noexcept { return num_; }
+  /* "LARIAT_ERR_CLOSING", "EADDRINUSE"... */
+  [[nodiscard]] const char *name() const noexcept {
+    return lariat_err_name(num_);
+  }
+  [[nodiscard]] bool fatal() const noexcept {
+    return lariat_is_fatal(num_) != 0;
+  }
+
+ private:
+  int num_;
+};
+
+/* Tag for the constructors that wrap a C handle without owning it. */
+struct from_handle_t {
+  explicit from_handle_t() = default;
+};
+inline constexpr from_handle_t from_handle{};
+
+using conn_id = lariat_conn_id;
+
+namespace detail {
+
+inline int check(int rc) {
+  if (rc < 0) throw error(rc);
+  return rc;
+}
+
+inline std::uint64_t to_ms(std::chrono::milliseconds ms) {
+  if (ms.count() < 0) throw error(LARIAT_ERR_INVALID_ARGUMENT);
+  return static_cast<std::uint64_t>(ms.count());
+}
+
+inline std::string_view view(const char *p, std::size_t len) noexcept {
+  return p ? std::string_view(p, len) : std::string_view();
+}
+
+inline std::string_view view(const std::uint8_t *p, std::size_t len) noexcept {
+  return p ? std::string_view(reinterpret_cast<const char *>(p), len)
+           : std::string_view();
+}
+
+/* Records the exception being handled as a crash through |set| (
+ * lariat_conn_set_crash or lariat_upgrade_set_crash). Allocation-free
+ * apart from the demangler, and noexcept: it runs inside catch (...). */
+template <class Handle>
+void record_crash(int (*set)(Handle *, const char *, const char *),
+                  Handle *h) noexcept {
+  const std::type_info *type = nullptr;
+  const char *what = "unknown exception";
+  try {
+    throw;
+  } catch (const std::exception &e) {
+    type = &typeid(e);
+    what = e.what();
+  } catch (...) {
+#ifdef LARIAT_CPP_HAVE_CXXABI
+    type = abi::__cxa_current_exception_type();
+#endif
+  }
+  const char *name = type ? type->name() : "unknown";
+  char *demangled = nullptr;
+#ifdef LARIAT_CPP_HAVE_CXXABI
+  int status = 0;
+  if (type) demangled = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+#endif
+  set(h, demangled ? demangled : name, what);  // both copied by lariat
+  std::free(demangled);
+}
+
+}  // namespace detail
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+namespace detail {
+struct options_deleter {
+  void operator()(lariat_options *o) const noexcept { lariat_options_del(o); }
+};
+}  // namespace detail
+
+/* Server options; copied by the server constructor, so one object can
+ * configure several servers. Setters chain and throw lariat::error for an
+ * invalid value. */
+class options {
+ public:
+  options() {
+    lariat_options *o = nullptr;
+    detail::check(lariat_options_new(&o));
+    ptr_.reset(o);
+  }
+  options(const options &) = delete;
+  options &operator=(const options &) = delete;
+  options(options &&) noexcept = default;
+  options &operator=(options &&) noexcept = default;
+
+  options &max_head_size(std::size_t bytes) {
+    detail::check(lariat_options_set_max_head_size(checked(), bytes));
+    return *this;
+  }
+  options &max_headers(std::size_t count) {
+    detail::check(lariat_options_set_max_headers(checked(), count));
+    return *this;
+  }
+  options &handshake_timeout(std::chrono::milliseconds ms) {
+    detail::check(
+        lariat_options_set_handshake_timeout(checked(), detail::to_ms(ms)));
+    return *this;
+  }
+  options &max_frame_size(std::uint64_t bytes) {
+    detail::check(lariat_options_set_max_frame_size(checked(), bytes));
+    return *this;
+  }
+  options &close_timeout(std::chrono::milliseconds ms) {
+    detail::check(
+        lariat_options_set_close_timeout(checked(), detail::to_ms(ms)));
+    return *this;
+  }
+  options &ignore_sigpipe(bool on) {
+    detail::check(lariat_options_set_ignore_sigpipe(checked(), on ? 1 : 0));
+    return *this;
+  }
+
+  [[nodiscard]] lariat_options *handle() const noexcept { return ptr_.get(); }
+  explicit operator bool() const noexcept { return ptr_ != nullptr; }
+  void swap(options &other) noexcept { ptr_.swap(other.ptr_); }
+
+ private:
+  lariat_options *checked() const {
+    if (!ptr_) throw error(LARIAT_ERR_INVALID_STATE);  // moved from
+    return ptr_.get();
+  }
+  std::unique_ptr<lariat_options, detail::options_deleter> ptr_;
+};
+
+inline void swap(options &a, options &b) noexcept { a.swap(b); }
+
+/* ------------------------------------------------------------------ */
+/* Value types and views                                               */
+/* ------------------------------------------------------------------ */
+
+enum class opcode : std::uint32_t {
+  text = LARIAT_OP_TEXT,
+  binary = LARIAT_OP_BINARY,
+  close = LARIAT_OP_CLOSE,
+  ping = LARIAT_OP_PING,
+  pong = LARIAT_OP_PONG
+};
+
+/* A frame: what websocket_handle receives (data borrowed for the call)
+ * and what connection::reply() sends (data copied). */
+struct frame {
+  opcode op = opcode::text;
+  std::string_view data;         // for close: the reason, without the code
+  std::uint16_t close_code = 0;  // close only; 0 = close without a code
+  bool compress = true;  // false: LARIAT_FRAME_NO_COMPRESS (sent as is)
+
+  frame() = default;
+  frame(opcode o, std::string_view d, std::uint16_t code = 0) noexcept
+      : op(o), data(d), close_code(code) {}
+  frame(from_handle_t, const lariat_frame *f) noexcept
+      : op(static_cast<opcode>(f->opcode)),
+        data(detail::view(f->data, f->len)),
+        close_code(f->close_code),
+        compress(!(f->flags & LARIAT_FRAME_NO_COMPRESS)) {}
+
+  static frame text(std::string_view d) noexcept { return {opcode::text, d}; }
+  static frame binary(std::string_view d) noexcept {
+    return {opcode::binary, d};
+  }
+  static frame ping(std::string_view d = {}) noexcept {
+    return {opcode::ping, d};
+  }
+  static frame pong(std::string_view d = {}) noexcept {
+    return {opcode::pong, d};
+  }
+  static frame close(std::uint16_t code = 0,
+                     std::string_view reason = {}) noexcept {
+    return {opcode::close, reason, code};
+  }
+
+  [[nodiscard]] bool is_text() const noexcept { return op == opcode::text; }
+  [[nodiscard]] bool is_binary() const noexcept {
+    return op == opcode::binary;
+  }
+  [[nodiscard]] bool is_data() const noexcept {
+    return is_text() || is_binary();
+  }
+};
+
+enum class reason_kind : int {
+  normal = LARIAT_REASON_NORMAL,
+  remote = LARIAT_REASON_REMOTE,
+  shutdown = LARIAT_REASON_SHUTDOWN,
+  timeout = LARIAT_REASON_TIMEOUT,
+  crash = LARIAT_REASON_CRASH,
+  error_badencoding = LARIAT_REASON_ERROR_BADENCODING,
+  error_badframe = LARIAT_REASON_ERROR_BADFRAME,
+  error_too_big = LARIAT_REASON_ERROR_TOO_BIG,
+  error_closed = LARIAT_REASON_ERROR_CLOSED,
+  error_socket = LARIAT_REASON_ERROR_SOCKET
+};
+
+/* Why a connection ended; a view borrowed for the terminate call. */
+class reason {
+ public:
+  reason(from_handle_t, const lariat_reason *r) noexcept : r_(r) {}
+  [[nodiscard]] reason_kind kind() const noexcept {
+    return static_cast<reason_kind>(r_->kind);
+  }
+  /* "remote", "error badframe"... */
+  [[nodiscard]] const char *name() const noexcept {
+    return lariat_reason_name(r_->kind);
+  }
+  /* remote: the peer's close code, 0 if none. */
+  [[nodiscard]] std::uint16_t code() const noexcept { return r_->code; }
+  /* remote: the peer's close reason. */
+  [[nodiscard]] std::string_view payload() const noexcept {
+    return detail::view(r_->data, r_->len);
+  }
+  [[nodiscard]] std::string_view crash_class() const noexcept {
+    return r_->crash_class ? std::string_view(r_->crash_class)
+                           : std::string_view();
+  }
+  [[nodiscard]] std::string_view crash_reason() const noexcept {
+    return r_->crash_reason ? std::string_view(r_->crash_reason)
+                            : std::string_view();
+  }
+  /* error_socket: the libuv error code (lariat::error(code).what()
+   * names it). */
+  [[nodiscard]] int socket_error() const noexcept { return r_->socket_error; }
+  [[nodiscard]] const lariat_reason *handle() const noexcept { return r_; }
+
+ private:
+  const lariat_reason *r_;
+};
+
+/* The upgrade request, a view borrowed for the init call: copy what must
+ * outlive init into the state. */
+class request {
+ public:
+  request(from_handle_t, const lariat_req *r) noexcept : r_(r) {}
+
+  [[nodiscard]] std::string_view method() const noexcept {
+    std::size_t len = 0;
+    const char *p = lariat_req_method(r_, &len);
+    return detail::view(p, len);
+  }
+  /* Without the query: "/chat". */
+  [[nodiscard]] std::string_view path() const noexcept {
+    std::size_t len = 0;
+    const char *p = lariat_req_path(r_, &len);
+    return detail::view(p, len);
+  }
+  /* Without the '?', not percent-decoded; empty when there is none. */
+  [[nodiscard]] std::string_view query() const noexcept {
+    std::size_t len = 0;
+    const char *p = lariat_req_query(r_, &len);
+    return detail::view(p, len);
+  }
+  /* The first header called |name| (case-insensitive). */
+  [[nodiscard]] std::optional<std::string_view> header(
+      const char *name) const noexcept {
+    std::size_t len = 0;
+    const char *p = lariat_req_header(r_, name, &len);
+    if (!p) return std::nullopt;
+    return std::string_view(p, len);
+  }
+  [[nodiscard]] std::optional<std::string_view> header(
+      std::string_view name) const {
+    return header(std::string(name).c_str());
+  }
+  /* Every header line in order, names as the client spelled them. */
+  [[nodiscard]] std::vector<std::pair<std::string_view, std::string_view>>
+  headers() const {
+    std::vector<std::pair<std::string_view, std::string_view>> out;
+    std::size_t n = lariat_req_header_count(r_);
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const char *name = nullptr, *value = nullptr;
+      std::size_t name_len = 0, value_len = 0;
+      detail::check(
+          lariat_req_header_at(r_, i, &name, &name_len, &value, &value_len));
+      out.emplace_back(detail::view(name, name_len),
+                       detail::view(value, value_len));
+    }
+    return out;
+  }
+  [[nodiscard]] bool is_websocket() const noexcept {
+    return lariat_req_is_websocket(r_) != 0;
+  }
+  /* Subprotocols offered in Sec-WebSocket-Protocol, in order. */
+  [[nodiscard]] std::vector<std::string_view> protocols() const {
+    std::vector<std::string_view> out;
+    std::size_t n = lariat_req_protocol_count(r_);
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::size_t len = 0;
+      const char *p = lariat_req_protocol_at(r_, i, &len);
+      if (p) out.emplace_back(p, len);
+    }
+    return out;
+  }
+  struct endpoint {
+    std::string address;  // "127.0.0.1", "::1"
+    int port = 0;
+  };
+  [[nodiscard]] endpoint peer() const {
+    char buf[64];
+    endpoint ep;
+    detail::check(lariat_req_peer(r_, buf, sizeof buf, &ep.port));
+    ep.address = buf;
+    return ep;
+  }
+  [[nodiscard]] const lariat_req *handle() const noexcept { return r_; }
+
+ private:
+  const lariat_req *r_;
+};
+
+enum class deflate_option : int {
+  enable = LARIAT_DEFLATE_ENABLE,
+  level = LARIAT_DEFLATE_LEVEL,
+  mem_level = LARIAT_DEFLATE_MEM_LEVEL,
+  server_max_window_bits = LARIAT_DEFLATE_SERVER_MAX_WINDOW_BITS,
+  client_max_window_bits = LARIAT_DEFLATE_CLIENT_MAX_WINDOW_BITS,
+  server_no_context_takeover = LARIAT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER,
+  client_no_context_takeover = LARIAT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER,
+  threshold = LARIAT_DEFLATE_THRESHOLD
+};
+
+/* The per-connection options set in init (Cowboy's init return options),
+ * or a plain HTTP answer instead of the upgrade. Borrowed for the init
+ * call. Setters chain and throw lariat::error for invalid values. */
+class upgrade_base {
+ public:
+  using header_list = std::vector<std::pair<std::string_view, std::string_view>>;
+
+  upgrade_base &idle_timeout(std::chrono::milliseconds ms) {
+    detail::check(lariat_upgrade_set_idle_timeout(up_, detail::to_ms(ms)));
+    return *this;
+  }
+  upgrade_base &max_frame_size(std::uint64_t bytes) {
+    detail::check(lariat_upgrade_set_max_frame_size(up_, bytes));
+    return *this;
+  }
+  upgrade_base &validate_utf8(bool on) {
+    detail::check(lariat_upgrade_set_validate_utf8(up_, on ? 1 : 0));
+    return *this;
+  }
+  /* Must be one the client offered (request::protocols()). */
+  upgrade_base &protocol(const std::string &name) {
+    detail::check(lariat_upgrade_set_protocol(up_, name.c_str()));
+    return *this;
+  }
+  /* Cowboy's `compress`: accept a permessage-deflate offer. */
+  upgrade_base &compress(bool on) {
+    return deflate(deflate_option::enable, on ? 1 : 0);
+  }
+  /* Cowboy's `deflate_opts`, one knob at a time. */
+  upgrade_base &deflate(deflate_option option, std::int64_t value) {
+    detail::check(
+        lariat_upgrade_set_deflate(up_, static_cast<int>(option), value));
+    return *this;
+  }
+  /* Answers with a plain HTTP response instead of upgrading; terminate
+   * then gets reason_kind::normal. Everything is copied. */
+  void reply(int status, const header_list &headers = {},
+             std::string_view body = {}) {
+    std::vector<std::string> strings;
+    strings.reserve(headers.size() * 2);
+    for (const auto &h : headers) {
+      strings.emplace_back(h.first);
+      strings.emplace_back(h.second);
+    }
+    std::vector<const char *> ptrs;
+    ptrs.reserve(strings.size());
+    for (const auto &s : strings) ptrs.push_back(s.c_str());
+    detail::check(lariat_upgrade_reply(up_, status, ptrs.data(),
+                                       headers.size(), body.data(),
+                                       body.size()));
+    replied_ = true;
+  }
+  [[nodiscard]] bool replied() const noexcept { return replied_; }
+  [[nodiscard]] lariat_upgrade *handle() const noexcept { return up_; }
+
+ protected:
+  upgrade_base(from_handle_t, lariat_upgrade *up) noexcept : up_(up) {}
+  ~upgrade_base() = default;
+  upgrade_base(const upgrade_base &) = delete;
+  upgrade_base &operator=(const upgrade_base &) = delete;
+
+ private:
+  lariat_upgrade *up_;
+  bool replied_ = false;
+};
+
+/* upgrade_base plus the typed state slot of the connection being set up. */
+template <class State>
+class upgrade : public upgrade_base {
+ public:
+  upgrade(from_handle_t, lariat_upgrade *up, std::optional<State> *slot)
+      : upgrade_base(from_handle, up), slot_(slot) {}
+  /* Constructs the connection's State in place (replacing one emplaced
+   * before). Without it, an accepted upgrade default-constructs State. */
+  template <class... Args>
+  State &emplace_state(Args &&...args) {
+    return slot_->emplace(std::forward<Args>(args)...);
+  }
+  [[nodiscard]] State *state() noexcept {
+    return slot_->has_value() ? &**slot_ : nullptr;
+  }
+
+ private:
+  std::optional<State> *slot_;
+};
+
+/* A typed message for websocket_info, posted with server::post(). */
+namespace detail {
+class message_base {
+ public:
+  virtual ~message_base() = default;
+  virtual const std::type_info &type() const noexcept = 0;
+  virtual void *get() noexcept = 0;
+
+ protected:
+  message_base() = default;
+  message_base(const message_base &) = delete;
+  message_base &operator=(const message_base &) = delete;
+};
+
+template <class T>
+class message_holder final : public message_base {
+ public:
+  template <class... Args>
+  explicit message_holder(Args &&...args)
+      : value_(std::forward<Args>(args)...) {}
+  const std::type_info &type() const noexcept override { return typeid(T); }
+  void *get() noexcept override { return &value_; }
+
+ private:
+  T value_;
+};
+
+/* lariat_post()'s free function: lariat calls it exactly once per post. */
+inline void free_message(void *msg) noexcept {
+  delete static_cast<message_base *>(msg);
+}
+}  // namespace detail
+
+/* A view of a posted message, borrowed for the websocket_info call (lariat
+ * destroys the T right after it returns; move out of *get<T>() to keep
+ * it). */
+class message {
+ public:
+  message(from_handle_t, void *msg) noexcept
+      : m_(static_cast<detail::message_base *>(msg)) {}
+  /* The T if this message holds exactly a T (after decay), else nullptr. */
+  template <class T>
+  [[nodiscard]] T *get() noexcept {
+    using U = std::remove_cv_t<std::remove_reference_t<T>>;
+    return is<U>() ? static_cast<U *>(m_->get()) : nullptr;
+  }
+  template <class T>
+  [[nodiscard]] bool is() const noexcept {
+    return m_->type() == typeid(std::remove_cv_t<std::remove_reference_t<T>>);
+  }
+  [[nodiscard]] const std::type_info &type() const noexcept {
+    return m_->type();
+  }
+
+ private:
+  detail::message_base *m_;
+};
+
+/* Posts |value| (moved or copied to the heap) to connection |id| of
+ * |server|; any thread. Returns false when the server stops (the value is
+ * destroyed at once). A connection that has ended or is closing is not an
+ * error: the value is destroyed without websocket_info, as lariat_post()
+ * says. Throws lariat::error for other failures and std::bad_alloc. */
+template <class T>
+bool post(lariat_server *server, conn_id id, T &&value) {
+  detail::message_base *m =
+      new detail::message_holder<std::decay_t<T>>(std::forward<T>(value));
+  // lariat frees |m| through free_message on every path, errors included.
+  int rc = lariat_post(server, id, m, &detail::free_message);
+  if (rc == LARIAT_ERR_STOPPED) return false;
+  detail::check(rc);
+  return true;
+}
+
+/* A connection, a non-owning view valid for the callback it is given to.
+ * Keep id() (valid on any thread) rather than the view. */
+class connection {
+ public:
+  connection(from_handle_t, lariat_conn *c) noexcept : c_(c) {}
+
+  /* Queues |f| (payload copied). false: the connection is closing (a
+   * close frame was already sent). Throws lariat::error for an invalid
+   * frame (bad close code, control payload over 125 bytes...). */
+  bool reply(const frame &f) const {
+    lariat_frame raw{};
+    raw.opcode = static_cast<std::uint32_t>(f.op);
+    raw.flags = f.compress ? 0u : LARIAT_FRAME_NO_COMPRESS;
+    raw.close_code = f.close_code;
+    raw.data = reinterpret_cast<const std::uint8_t *>(f.data.data());
+    raw.len = f.data.size();
+    int rc = lariat_reply(c_, &raw);
+    if (rc == LARIAT_ERR_CLOSING) return false;
+    detail::check(rc);
+    return true;
+  }
+  bool send_text(std::string_view text) const {
+    return reply(frame::text(text));
+  }
+  bool send_binary(std::string_view bytes) const {
+    return reply(frame::binary(bytes));
+  }
+  bool send_binary(const void *data, std::size_t len) const {
+    return reply(frame::binary(
+        std::string_view(static_cast<const char *>(data), len)));
+  }
+  bool ping(std::string_view payload = {}) const {
+    return reply(frame::ping(payload));
+  }
+  bool pong(std::string_view payload = {}) const {
+    return reply(frame::pong(payload));
+  }
+  /* Starts the close handshake; terminate gets reason_kind::shutdown.
+   * close() sends no code (Cowboy's `close`). */
+  bool close() const { return reply(frame::close()); }
+  bool close(std::uint16_t code, std::string_view reason = {}) const {
+    return reply(frame::close(code, reason));
+  }
+  /* false: the connection is closing. */
+  bool set_idle_timeout(std::chrono::milliseconds ms) const {
+    int rc = lariat_conn_set_idle_timeout(c_, detail::to_ms(ms));
+    if (rc == LARIAT_ERR_CLOSING) return false;
+    detail::check(rc);
+    return true;
+  }
+
+  [[nodiscard]] conn_id id() const noexcept { return lariat_conn_get_id(c_); }
+  [[nodiscard]] int version() const noexcept {
+    return lariat_conn_version(c_);
+  }
+  [[nodiscard]] bool compressed() const noexcept {
+    return lariat_conn_compressed(c_) != 0;
+  }
+  [[nodiscard]] bool hibernating() const noexcept {
+    return lariat_conn_hibernating(c_) != 0;
+  }
+  [[nodiscard]] std::optional<std::string_view> protocol() const noexcept {
+    const char *p = lariat_conn_protocol(c_);
+    if (!p) return std::nullopt;
+    return std::string_view(p);
+  }
+  /* The server, e.g. for lariat::post() to other connections. */
+  [[nodiscard]] lariat_server *server_handle() const noexcept {
+    return lariat_conn_server(c_);
+  }
+  [[nodiscard]] lariat_conn *handle() const noexcept { return c_; }
+
+ private:
+  lariat_conn *c_;
+};
+
+/* ------------------------------------------------------------------ */
+/* Handlers                                                            */
+/* ------------------------------------------------------------------ */
+
+/* What a websocket_* callback returns. A crash is an exception. */
+enum class result : int {
+  ok = LARIAT_OK,
+  /* Give back the connection's buffers until its next activity. */
+  hibernate = LARIAT_HIBERNATE,
+  /* Close with 1000; terminate gets reason_kind::shutdown. */
+  shutdown = LARIAT_SHUTDOWN
+};
+
+/* A Cowboy-style handler with a typed per-connection State. One object
+ * serves every connection of its route, on the loop thread; the server
+ * owns it and destroys it after the C server. Override what you need; the
+ * defaults accept the upgrade and ignore everything. */
+template <class State = std::monostate>
+class handler {
+ public:
+  using state_type = State;
+  using upgrade_type = upgrade<State>;
+
+  virtual ~handler() = default;
+
+  /* Look at the request; set options or emplace_state() on |up| to
+   * accept, or up.reply(...) to answer plain HTTP. Throwing answers 500. */
+  virtual void init(request &req, upgrade<State> &up) {
+    (void)req;
+    (void)up;
+  }
+  virtual result websocket_init(connection &conn, State &state) {
+    (void)conn;
+    (void)state;
+    return result::ok;
+  }
+  /* Text, binary (whole messages), ping (already answered), pong. */
+  virtual result websocket_handle(connection &conn, const frame &f,
+                                  State &state) {
+    (void)conn;
+    (void)f;
+    (void)state;
+    return result::ok;
+  }
+  virtual result websocket_info(connection &conn, message &msg,
+                                State &state) {
+    (void)conn;
+    (void)msg;
+    (void)state;
+    return result::ok;
+  }
+  /* Exactly once for every request that reached init, last. |conn| is
+   * null when the request was never upgraded; |state| is null when no
+   * state was constructed (plain HTTP answer, init crash). The state is
+   * destroyed right after this returns. */
+  virtual void terminate(connection *conn, const reason &why, State *state) {
+    (void)conn;
+    (void)why;
+    (void)state;
+  }
+};
+
+/* The same callbacks as lambdas; an empty function means the default. */
+template <class State = std::monostate>
+struct handler_fns {
+  std::function<void(request &, upgrade<State> &)> init;
+  std::function<result(connection &, State &)> websocket_init;
+  std::function<result(connection &, const frame &, State &)>
+      websocket_handle;
+  std::function<result(connection &, message &, State &)> websocket_info;
+  std::function<void(connection *, const reason &, State *)> terminate;
+};
+
+namespace detail {
+
+template <class State>
+class fns_handler final : public handler<State> {
+ public:
+  explicit fns_handler(handler_fns<State> fns) : fns_(std::move(fns)) {}
+  void init(request &req, upgrade<State> &up) override {
+    if (fns_.init) fns_.init(req, up);
+  }
+  result websocket_init(connection &c, State &s) override {
+    return fns_.websocket_init ? fns_.websocket_init(c, s) : result::ok;
+  }
+  result websocket_handle(connection &c, const frame &f, State &s) override {
+    return fns_.websocket_handle ? fns_.websocket_handle(c, f, s)
+                                 : result::ok;
+  }
+  result websocket_info(connection &c, message &m, State &s) override {
+    return fns_.websocket_info ? fns_.websocket_info(c, m, s) : result::ok;
+  }
+  void terminate(connection *c, const reason &r, State *s) override {
+    if (fns_.terminate) fns_.terminate(c, r, s);
+  }
+
+ private:
+  handler_fns<State> fns_;
+};
+
+/* What lariat's state pointer points at: the per-request box, or, when
+ * the box could not be allocated, the route's own slot (handler_data, the
+ * default state), so terminate always finds the handler. */
+struct slot {
+  void *route;
+  bool owned;  // a box that terminate deletes
+};
+
+template <class State>
+struct box : slot {
+  explicit box(void *r) noexcept : slot{r, true} {}
+  std::optional<State> state;
+};
+
+class route_base {
+ public:
+  virtual ~route_base() = default;
+  [[nodiscard]] virtual const lariat_handler &table() const noexcept = 0;
+  slot self{this, false};
+};
+
+/* A route: its handler object at a stable address, and the static
+ * trampolines lariat calls. Every trampoline is noexcept and catches
+ * everything, so no exception unwinds through C. */
+template <class State>
+class route final : public route_base {
+ public:
+  explicit route(std::unique_ptr<handler<State>> h) : h_(std::move(h)) {}
+
+  const lariat_handler &table() const noexcept override {
+    static const lariat_handler t = [] {
+      lariat_handler x{};
+      x.size = sizeof(lariat_handler);
+      x.init = &on_init;
+      x.websocket_init = &on_websocket_init;
+      x.websocket_handle = &on_websocket_handle;
+      x.websocket_info = &on_websocket_info;
+      x.terminate = &on_terminate;
+      return x;
+    }();
+    return t;
+  }
+  [[nodiscard]] handler<State> &get() noexcept { return *h_; }
+
+ private:
+  static route &of(void *state) noexcept {
+    auto *s = static_cast<slot *>(state);
+    return *static_cast<route *>(static_cast<route_base *>(s->route));
+  }
+  static State *state_of(void *state) noexcept {
+    auto *s = static_cast<slot *>(state);
+    if (!s->owned) return nullptr;
+    auto *b = static_cast<box<State> *>(s);
+    return b->state ? &*b->state : nullptr;
+  }
+
+  static int on_init(lariat_req *req, lariat_upgrade *up,
+                     void *handler_data) noexcept {
+    route &r = of(handler_data);
+    auto *b = new (std::nothrow) box<State>(static_cast<route_base *>(&r));
+    if (!b) {
+      // terminate then gets handler_data, the route's own slot.
+      lariat_upgrade_set_crash(up, "std::bad_alloc",
+                               "no memory for the connection state");
+      return LARIAT_CRASH;
+    }
+    lariat_upgrade_set_state(up, b);  // terminate deletes it
+    try {
+      request rq(from_handle, req);
+      upgrade<State> u(from_handle, up, &b->state);
+      r.h_->init(rq, u);
+      if (!u.replied() && rq.is_websocket() && !b->state) {
+        if constexpr (std::is_default_constructible_v<State>) {
+          b->state.emplace();
+        } else {
+          throw std::logic_error(
+              "init accepted the upgrade without emplace_state() and the "
+              "state type has no default constructor");
+        }
+      }
+      return LARIAT_OK;
+    } catch (...) {
+      record_crash(&lariat_upgrade_set_crash, up);
+      return LARIAT_CRASH;
+    }
+  }
+
+  template <class F>
+  static int call(lariat_conn *c, void *state, F &&f) noexcept {
+    try {
+      State *s = state_of(state);
+      if (!s) throw std::logic_error("connection without a state");
+      connection conn(from_handle, c);
+      return static_cast<int>(f(*of(state).h_, conn, *s));
+    } catch (...) {
+      record_crash(&lariat_conn_set_crash, c);
+      return LARIAT_CRASH;
+    }
+  }
+
+  static int on_websocket_init(lariat_conn *c, void *state) noexcept {
+    return call(c, state, [](handler<State> &h, connection &conn, State &s) {
+      return h.websocket_init(conn, s);
+    });
+  }
+  static int on_websocket_handle(lariat_conn *c, const lariat_frame *f,
+                                 void *state) noexcept {
+    return call(c, state,
+                [f](handler<State> &h, connection &conn, State &s) {
+                  frame fr(from_handle, f);
+                  return h.websocket_handle(conn, fr, s);
+                });
+  }
+  static int on_websocket_info(lariat_conn *c, void *msg,
+                               void *state) noexcept {
+    // lariat frees |msg| with free_message after this returns.
+    return call(c, state,
+                [msg](handler<State> &h, connection &conn, State &s) {
+                  message m(from_handle, msg);
+                  return h.websocket_info(conn, m, s);
+                });
+  }
+  static void on_terminate(lariat_conn *c, const lariat_reason *why,
+                           void *state) noexcept {
+    auto *s = static_cast<slot *>(state);
+    try {
+      reason rs(from_handle, why);
+      if (c) {
+        connection conn(from_handle, c);
+        of(state).h_->terminate(&conn, rs, state_of(state));
+      } else {
+        of(state).h_->terminate(nullptr, rs, state_of(state));
+      }
+    } catch (...) {
+      // The connection is over; there is nobody left to tell.
+    }
+    if (s->owned) delete static_cast<box<State> *>(s);
+  }
+
+  std::unique_ptr<handler<State>> h_;
+};
+
+struct server_deleter {
+  void operator()(lariat_server *s) const noexcept { lariat_server_del(s); }
+};
+
+template <class H, class = void>
+struct handler_state {};
+template <class H>
+struct handler_state<H, std::void_t<typename H::state_type>> {
+  using type = typename H::state_type;
+};
+
+}  // namespace detail
+
+/* ------------------------------------------------------------------ */
+/* Server                                                              */
+/* ------------------------------------------------------------------ */
+
+/* A server and the handler objects of its routes. Move-only. Everything
+ * but post() and stop_async() belongs to the loop thread (construct it on
+ * the thread that will run the loop, or before that thread starts).
+ * Destruction (or close()) stops the server, runs the loop until every
+ * terminate has run, frees the C server, then the handler objects; it
+ * must not happen inside a callback or while run() runs on another thread
+ * (stop_async() and join it first). */
+class server {
+ public:
+  /* On a loop of its own (run it with run()), or on |loop| when non-null.
+   * |opts| is copied. */
+  explicit server(uv_loop_s *loop = nullptr) { open(loop, nullptr); }
+  explicit server(const options &opts) { open(nullptr, opts.handle()); }
+  server(uv_loop_s *loop, const options &opts) {
+    open(loop, opts.handle());
+  }
+  ~server() { close(); }
+
+  server(const server &) = delete;
+  server &operator=(const server &) = delete;
+  server(server &&other) noexcept
+      : routes_(std::move(other.routes_)), ptr_(std::move(other.ptr_)) {}
+  server &operator=(server &&other) noexcept {
+    server tmp(std::move(other));
+    swap(tmp);
+    return *this;  // tmp (our old server) closes in the right order
+  }
+  void swap(server &other) noexcept {
+    routes_.swap(other.routes_);
+    ptr_.swap(other.ptr_);
+  }
+
+  /* Idempotent. The C server first: its terminates still call the
+   * handler objects, which go last. */
+  void close() noexcept {
+    ptr_.reset();
+    routes_.clear();
+  }
+
+  /* Routes |path| (exact, or "*") to |h|, which the server keeps; returns
+   * it. Throws lariat::error (LARIAT_ERR_EXISTS...). */
+  template <class H>
+  H &route(const std::string &path, std::unique_ptr<H> h) {
+    using State = typename detail::handler_state<H>::type;
+    static_assert(std::is_base_of_v<handler<State>, H>,
+                  "H must derive from lariat::handler<State>");
+    if (!h) throw error(LARIAT_ERR_INVALID_ARGUMENT);
+    H &ref = *h;
+    add(path, std::make_unique<detail::route<State>>(std::move(h)));
+    return ref;
+  }
+  /* Constructs the handler H in place from |args|. */
+  template <class H, class... Args>
+  H &route(const std::string &path, Args &&...args) {
+    return route(path, std::make_unique<H>(std::forward<Args>(args)...));
+  }
+  /* Lambdas. */
+  template <class State>
+  void route(const std::string &path, handler_fns<State> fns) {
+    route(path, std::make_unique<detail::fns_handler<State>>(std::move(fns)));
+  }
+
+  /* Throws lariat::error: LARIAT_ERR_INVALID_ARGUMENT for a bad host or
+   * port, LARIAT_ERR_STOPPED, or a libuv code (UV_EADDRINUSE...). */
+  void listen(const std::string &host, int port) {
+    detail::check(lariat_server_listen(checked(), host.c_str(), port));
+  }
+  /* The port of the first listener (what port 0 picked). */
+  [[nodiscard]] int port() const {
+    return detail::check(lariat_server_port(checked()));
+  }
+  /* Runs the loop until the server has stopped and the loop is idle. */
+  void run() { detail::check(lariat_server_run(checked())); }
+  /* Loop thread (also inside callbacks). */
+  void stop() { detail::check(lariat_server_stop(checked())); }
+  /* Any thread. false: the server already stops. */
+  bool stop_async() {
+    int rc = lariat_server_stop_async(checked());
+    if (rc == LARIAT_ERR_STOPPED) return false;
+    detail::check(rc);
+    return true;
+  }
+  /* Any thread; see lariat::post(). */
+  template <class T>
+  bool post(conn_id id, T &&value) const {
+    return lariat::post(checked(), id, std::forward<T>(value));
+  }
+  [[nodiscard]] std::size_t connection_count() const {
+    return lariat_server_connection_count(checked());
+  }
+  [[nodiscard]] uv_loop_s *loop() const {
+    return lariat_server_loop(checked());
+  }
+  [[nodiscard]] lariat_server *handle() const noexcept { return ptr_.get(); }
+  explicit operator bool() const noexcept { return ptr_ != nullptr; }
+
+ private:
+  void open(uv_loop_s *loop, const lariat_options *opts) {
+    lariat_server *s = nullptr;
+    detail::check(lariat_server_new(&s, loop, opts));
+    ptr_.reset(s);
+  }
+  lariat_server *checked() const {
+    if (!ptr_) throw error(LARIAT_ERR_INVALID_STATE);  // moved from, closed
+    return ptr_.get();
+  }
+  void add(const std::string &path, std::unique_ptr<detail::route_base> r) {
+    lariat_server *s = checked();
+    // Stored before registration and rolled back on failure, so lariat
+    // never holds a pointer the server does not own.
+    routes_.push_back(std::move(r));
+    detail::route_base &rb = *routes_.back();
+    int rc = lariat_server_route(s, path.c_str(), &rb.table(), &rb.self);
+    if (rc < 0) {
+      routes_.pop_back();
+      throw error(rc);
+    }
+  }
+
+  // Declared before ptr_ only for documentation: close() orders the
+  // teardown explicitly.
+  std::vector<std::unique_ptr<detail::route_base>> routes_;
+  std::unique_ptr<lariat_server, detail::server_deleter> ptr_;
+};
+
+inline void swap(server &a, server &b) noexcept { a.swap(b); }
+
+/* The running library's version ("0.1.0"). */
+[[nodiscard]] inline std::string_view version() noexcept {
+  const lariat_info *info = lariat_version(0);
+  return info && info->version_str ? std::string_view(info->version_str)
+                                   : std::string_view();
+}
+
+}  // namespace lariat
+
+#endif  // LARIAT_HPP
