@@ -1,22 +1,28 @@
 // The C API over lariat_conn.
 #include <lariat/lariat.h>
 
+#include "guard.h"
+
 #include "connection.h"
 
 extern "C" {
 
 LARIAT_EXTERN int lariat_reply(lariat_conn *conn, const lariat_frame *frame) {
-  if (!conn) return LARIAT_ERR_INVALID_ARGUMENT;
-  return conn->reply(frame);
+  return lariat::detail::guard_errors([&]() -> int {
+    if (!conn) return LARIAT_ERR_INVALID_ARGUMENT;
+    return conn->reply(frame);
+  });
 }
 
 LARIAT_EXTERN int lariat_conn_set_crash(lariat_conn *conn,
                                         const char *crash_class,
                                         const char *crash_reason) {
-  if (!conn) return LARIAT_ERR_INVALID_ARGUMENT;
-  conn->details().crash_class = crash_class ? crash_class : "";
-  conn->details().crash_reason = crash_reason ? crash_reason : "";
-  return 0;
+  return lariat::detail::guard_errors([&]() -> int {
+    if (!conn) return LARIAT_ERR_INVALID_ARGUMENT;
+    conn->details().crash_class = crash_class ? crash_class : "";
+    conn->details().crash_reason = crash_reason ? crash_reason : "";
+    return 0;
+  });
 }
 
 LARIAT_EXTERN lariat_conn_id lariat_conn_get_id(const lariat_conn *conn) {

@@ -13,6 +13,21 @@ namespace {
 
 constexpr uint64_t kNever = UINT64_MAX;
 
+// Runs a handler callback. Handlers are C function pointers, but one
+// written in C++ may still throw through it: that crashes its connection
+// (LARIAT_CRASH with the exception's what()), never the server.
+template <typename Call, typename Record>
+int invoke_handler(Call call, Record record_crash) {
+  try {
+    return call();
+  } catch (const std::exception &e) {
+    record_crash("exception", e.what());
+  } catch (...) {
+    record_crash("exception", "unknown exception");
+  }
+  return LARIAT_CRASH;
+}
+
 bool is_control(uint8_t opcode) { return (opcode & 0x8) != 0; }
 
 // Size of a client frame header; wslay enforces the minimal length
@@ -34,6 +49,7 @@ lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id,
       id(conn_id),
       transport_(std::move(transport)),
       max_frame_size_(srv->options.max_frame_size) {
+  transport_->attach(this);
   phase_started_ = last_recv_ = server->now();
 }
 
@@ -141,7 +157,9 @@ void lariat_conn::deliver_info(const Letter &letter) {
     return;
   }
   begin_event();
-  int result = route_->handler.websocket_info(this, letter.msg, user_state);
+  int result = call_handler([&] {
+    return route_->handler.websocket_info(this, letter.msg, user_state);
+  });
   letter.discard();
   after_callback(result);
   end_event();
@@ -214,7 +232,12 @@ void lariat_conn::answer_request(const Request &request_in) {
   user_state = route->handler_data;
   int result = LARIAT_OK;
   if (route->handler.init)
-    result = route->handler.init(&handle_req, &up, route->handler_data);
+    result = invoke_handler(
+        [&] { return route->handler.init(&handle_req, &up, route->handler_data); },
+        [&](const char *cls, const char *what) {
+          up.crash_class = cls;
+          up.crash_reason = what;
+        });
   user_state = up.state;
 
   if (result == LARIAT_CRASH || (result != LARIAT_OK && !up.has_reply)) {
@@ -265,7 +288,8 @@ void lariat_conn::answer_request(const Request &request_in) {
   phase_started_ = server->now();
   reschedule();
   if (route_->handler.websocket_init)
-    after_callback(route_->handler.websocket_init(this, user_state));
+    after_callback(call_handler(
+        [&] { return route_->handler.websocket_init(this, user_state); }));
 }
 
 // ---------------------------------------------------------------- frames
@@ -472,7 +496,9 @@ void lariat_conn::deliver_message(const uint8_t *p, size_t n) {
 
 void lariat_conn::call_handle(const lariat_frame &frame) {
   if (!route_->handler.websocket_handle) return;
-  after_callback(route_->handler.websocket_handle(this, &frame, user_state));
+  after_callback(call_handler([&] {
+    return route_->handler.websocket_handle(this, &frame, user_state);
+  }));
 }
 
 void lariat_conn::on_control_frame() {
@@ -530,6 +556,27 @@ void lariat_conn::on_close_frame() {
 }
 
 // ------------------------------------------------------------- callbacks
+
+template <typename Call>
+int lariat_conn::call_handler(Call call) {
+  return invoke_handler(call, [this](const char *cls, const char *what) {
+    details().crash_class = cls;
+    details().crash_reason = what;
+  });
+}
+
+void lariat_conn::abandon() noexcept {
+  event_depth_ = 0;
+  if (state == State::kOpen) {
+    set_reason(LARIAT_REASON_ERROR_SOCKET);
+    reason_socket_error_ = UV_ENOMEM;
+  }
+  if (state != State::kClosed) {
+    state = State::kClosed;
+    transport_->close();
+  }
+  if (finalize_pending_) finalize();
+}
 
 void lariat_conn::after_callback(int result) {
   switch (result) {
@@ -683,8 +730,12 @@ void lariat_conn::finalize() {
       reason.crash_class = d ? d->crash_class.c_str() : "";
       reason.crash_reason = d ? d->crash_reason.c_str() : "";
     }
-    route_->handler.terminate(upgraded_ ? this : nullptr, &reason,
-                              user_state);
+    try {
+      route_->handler.terminate(upgraded_ ? this : nullptr, &reason,
+                                user_state);
+    } catch (...) {
+      // Nothing is left to crash: the connection is ending anyway.
+    }
   }
   server->forget(this);
   delete this;

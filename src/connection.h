@@ -48,6 +48,9 @@ struct lariat_conn {
   void deliver_info(const lariat::detail::Letter &letter);
   // lariat_server_stop(): close 1001 or drop a handshaking connection.
   void stop();
+  // After an exception (out of memory) escaped an event: drop the
+  // connection as a socket error (UV_ENOMEM), whatever its state.
+  void abandon() noexcept;
 
   // Public API helpers.
   int reply(const lariat_frame *frame);
@@ -93,6 +96,8 @@ struct lariat_conn {
   void on_compressed_chunk(const uint8_t *p, size_t n, bool message_done);
   // Callbacks: |result| is what a handler callback returned.
   void after_callback(int result);
+  template <typename Call>
+  int call_handler(Call call);
   void call_handle(const lariat_frame &frame);
   // Closing.
   void set_reason(int kind);

@@ -2,6 +2,8 @@
 
 #include <lariat/lariat.h>
 
+#include <new>
+
 namespace lariat::detail {
 
 int Mailbox::init(uv_loop_t *loop, uv_async_cb wake, void *data) {
@@ -11,18 +13,25 @@ int Mailbox::init(uv_loop_t *loop, uv_async_cb wake, void *data) {
 }
 
 int Mailbox::post(const Letter &letter) {
+  int rc = LARIAT_ERR_STOPPED;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!closed_) {
-      queue_.push_back(letter);
-      // Sent under the lock so close() cannot close the handle between the
-      // push and the wake-up.
-      uv_async_send(&async_);
-      return 0;
+      try {
+        queue_.push_back(letter);
+      } catch (const std::bad_alloc &) {
+        rc = LARIAT_ERR_NOMEM;
+      }
+      if (rc != LARIAT_ERR_NOMEM) {
+        // Sent under the lock so close() cannot close the handle between
+        // the push and the wake-up.
+        uv_async_send(&async_);
+        return 0;
+      }
     }
   }
-  letter.discard();
-  return LARIAT_ERR_STOPPED;
+  letter.discard();  // handed over in every case, also on failure
+  return rc;
 }
 
 void Mailbox::take(std::vector<Letter> *out) {

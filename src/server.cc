@@ -5,6 +5,7 @@
 #include <new>
 
 #include "connection.h"
+#include "guard.h"
 #include "tcp_transport.h"
 
 using lariat::detail::Letter;
@@ -48,10 +49,14 @@ void lariat_server::on_timer() {
     if (it == conns.end()) continue;
     lariat_conn *conn = it->second;
     uint64_t real = conn->deadline();
-    if (real <= now_ms)
-      conn->on_deadline();
-    else if (real != UINT64_MAX)
-      timers.push(real, id);
+    try {
+      if (real <= now_ms)
+        conn->on_deadline();
+      else if (real != UINT64_MAX)
+        timers.push(real, id);
+    } catch (...) {
+      conn->abandon();  // nothing may unwind into libuv
+    }
   }
   if (!timers.empty()) {
     auto top = timers.top();
@@ -70,8 +75,13 @@ lariat_conn *lariat_server::accept(
     raw->close();  // with no connection attached, it frees itself
     return nullptr;
   }
-  conns.emplace(id, conn);
-  schedule(conn->deadline(), id);
+  try {
+    conns.emplace(id, conn);
+    schedule(conn->deadline(), id);
+  } catch (...) {
+    conn->abandon();  // closes the transport; the connection then goes
+    return nullptr;
+  }
   return conn;
 }
 
@@ -89,10 +99,15 @@ void lariat_server::deliver_mail() {
       continue;
     }
     auto it = conns.find(letter.conn_id);
-    if (it == conns.end())
+    if (it == conns.end()) {
       letter.discard();
-    else
+      continue;
+    }
+    try {
       it->second->deliver_info(letter);
+    } catch (...) {
+      it->second->abandon();
+    }
   }
 }
 
@@ -115,10 +130,9 @@ void on_connection(uv_stream_t *listener, int status) {
   auto *transport = new (std::nothrow) TcpTransport(server);
   if (!transport) return;
   if (transport->accept(listener) != 0) return;  // it cleans up after itself
-  std::unique_ptr<lariat::detail::Transport> owned(transport);
-  lariat_conn *conn = server->accept(std::move(owned));
-  if (!conn) return;
-  if (transport->start(conn) != 0) transport->close();
+  lariat_conn *conn =
+      server->accept(std::unique_ptr<lariat::detail::Transport>(transport));
+  if (conn && transport->start() != 0) conn->abandon();
 }
 
 }  // namespace
@@ -138,73 +152,77 @@ extern "C" {
 
 LARIAT_EXTERN int lariat_server_new(lariat_server **out, uv_loop_t *loop,
                                     const lariat_options *opts) {
-  if (!out) return LARIAT_ERR_INVALID_ARGUMENT;
-  *out = nullptr;
-  auto *server = new (std::nothrow) lariat_server();
-  if (!server) return LARIAT_ERR_NOMEM;
-  if (opts) server->options = *opts;
-  int rc = 0;
-  if (!loop) {
-    server->owned_loop.reset(new (std::nothrow) uv_loop_t);
-    if (!server->owned_loop) {
+  return lariat::detail::guard_errors([&]() -> int {
+    if (!out) return LARIAT_ERR_INVALID_ARGUMENT;
+    *out = nullptr;
+    auto *server = new (std::nothrow) lariat_server();
+    if (!server) return LARIAT_ERR_NOMEM;
+    if (opts) server->options = *opts;
+    int rc = 0;
+    if (!loop) {
+      server->owned_loop.reset(new (std::nothrow) uv_loop_t);
+      if (!server->owned_loop) {
+        delete server;
+        return LARIAT_ERR_NOMEM;
+      }
+      rc = uv_loop_init(server->owned_loop.get());
+      if (rc != 0) {
+        delete server;
+        return rc;
+      }
+      loop = server->owned_loop.get();
+    }
+    server->loop = loop;
+    server->read_buffer.reset(new (std::nothrow) uint8_t[server->read_buffer_size]);
+    if (!server->read_buffer || server->frame_writer.init() != 0) {
+      if (server->owned_loop) uv_loop_close(loop);
       delete server;
       return LARIAT_ERR_NOMEM;
     }
-    rc = uv_loop_init(server->owned_loop.get());
+    uv_timer_init(loop, &server->timer);
+    server->timer.data = server;
+    rc = server->mailbox.init(
+        loop,
+        [](uv_async_t *a) { static_cast<lariat_server *>(a->data)->deliver_mail(); },
+        server);
     if (rc != 0) {
+      uv_close(reinterpret_cast<uv_handle_t *>(&server->timer), nullptr);
+      uv_run(loop, UV_RUN_NOWAIT);
+      if (server->owned_loop) uv_loop_close(loop);
       delete server;
       return rc;
     }
-    loop = server->owned_loop.get();
-  }
-  server->loop = loop;
-  server->read_buffer.reset(new (std::nothrow) uint8_t[server->read_buffer_size]);
-  if (!server->read_buffer || server->frame_writer.init() != 0) {
-    if (server->owned_loop) uv_loop_close(loop);
-    delete server;
-    return LARIAT_ERR_NOMEM;
-  }
-  uv_timer_init(loop, &server->timer);
-  server->timer.data = server;
-  rc = server->mailbox.init(
-      loop,
-      [](uv_async_t *a) { static_cast<lariat_server *>(a->data)->deliver_mail(); },
-      server);
-  if (rc != 0) {
-    uv_close(reinterpret_cast<uv_handle_t *>(&server->timer), nullptr);
-    uv_run(loop, UV_RUN_NOWAIT);
-    if (server->owned_loop) uv_loop_close(loop);
-    delete server;
-    return rc;
-  }
-  server->open_handles = 2;  // timer, mailbox
-  if (server->options.ignore_sigpipe) {
-    struct sigaction current;
-    if (sigaction(SIGPIPE, nullptr, &current) == 0 &&
-        current.sa_handler == SIG_DFL)
-      signal(SIGPIPE, SIG_IGN);
-  }
-  *out = server;
-  return 0;
+    server->open_handles = 2;  // timer, mailbox
+    if (server->options.ignore_sigpipe) {
+      struct sigaction current;
+      if (sigaction(SIGPIPE, nullptr, &current) == 0 &&
+          current.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    }
+    *out = server;
+    return 0;
+  });
 }
 
 LARIAT_EXTERN int lariat_server_stop(lariat_server *server) {
-  if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
-  if (server->stopping) return 0;
-  server->stopping = true;
-  for (uv_tcp_t *listener : server->listeners)
-    uv_close(reinterpret_cast<uv_handle_t *>(listener), on_listener_closed);
-  server->listeners.clear();
-  // stop() may end a connection and erase it from the map: iterate a copy.
-  std::vector<lariat_conn_id> ids;
-  ids.reserve(server->conns.size());
-  for (auto &entry : server->conns) ids.push_back(entry.first);
-  for (lariat_conn_id id : ids) {
-    auto it = server->conns.find(id);
-    if (it != server->conns.end()) it->second->stop();
-  }
-  server->finish_stop_if_idle();
-  return 0;
+  return lariat::detail::guard_errors([&]() -> int {
+    if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
+    if (server->stopping) return 0;
+    server->stopping = true;
+    for (uv_tcp_t *listener : server->listeners)
+      uv_close(reinterpret_cast<uv_handle_t *>(listener), on_listener_closed);
+    server->listeners.clear();
+    // stop() may end a connection and erase it from the map: iterate a copy.
+    std::vector<lariat_conn_id> ids;
+    ids.reserve(server->conns.size());
+    for (auto &entry : server->conns) ids.push_back(entry.first);
+    for (lariat_conn_id id : ids) {
+      auto it = server->conns.find(id);
+      if (it != server->conns.end()) it->second->stop();
+    }
+    server->finish_stop_if_idle();
+    return 0;
+  });
 }
 
 LARIAT_EXTERN void lariat_server_del(lariat_server *server) {
@@ -221,48 +239,52 @@ LARIAT_EXTERN void lariat_server_del(lariat_server *server) {
 LARIAT_EXTERN int lariat_server_route(lariat_server *server, const char *path,
                                       const lariat_handler *handler,
                                       void *handler_data) {
-  if (!server || !path || !handler || handler->size == 0)
-    return LARIAT_ERR_INVALID_ARGUMENT;
-  if (server->routes.count(std::string_view(path))) return LARIAT_ERR_EXISTS;
-  lariat::detail::Route route;
-  std::memset(&route.handler, 0, sizeof(route.handler));
-  std::memcpy(&route.handler, handler,
-              handler->size < sizeof(lariat_handler) ? handler->size
-                                                     : sizeof(lariat_handler));
-  route.handler.size = sizeof(lariat_handler);
-  route.handler_data = handler_data;
-  server->routes.emplace(path, route);
-  return 0;
+  return lariat::detail::guard_errors([&]() -> int {
+    if (!server || !path || !handler || handler->size == 0)
+      return LARIAT_ERR_INVALID_ARGUMENT;
+    if (server->routes.count(std::string_view(path))) return LARIAT_ERR_EXISTS;
+    lariat::detail::Route route;
+    std::memset(&route.handler, 0, sizeof(route.handler));
+    std::memcpy(&route.handler, handler,
+                handler->size < sizeof(lariat_handler) ? handler->size
+                                                       : sizeof(lariat_handler));
+    route.handler.size = sizeof(lariat_handler);
+    route.handler_data = handler_data;
+    server->routes.emplace(path, route);
+    return 0;
+  });
 }
 
 LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
                                        int port) {
-  if (!server || !host || port < 0 || port > 65535)
-    return LARIAT_ERR_INVALID_ARGUMENT;
-  if (server->stopping) return LARIAT_ERR_STOPPED;
-  sockaddr_storage addr;
-  int rc = std::strchr(host, ':')
-               ? uv_ip6_addr(host, port, reinterpret_cast<sockaddr_in6 *>(&addr))
-               : uv_ip4_addr(host, port, reinterpret_cast<sockaddr_in *>(&addr));
-  if (rc != 0) return LARIAT_ERR_INVALID_ARGUMENT;
-  auto *listener = new (std::nothrow) uv_tcp_t;
-  if (!listener) return LARIAT_ERR_NOMEM;
-  rc = uv_tcp_init(server->loop, listener);
-  if (rc != 0) {
-    delete listener;
-    return rc;
-  }
-  listener->data = server;
-  ++server->open_handles;
-  rc = uv_tcp_bind(listener, reinterpret_cast<sockaddr *>(&addr), 0);
-  if (rc == 0)
-    rc = uv_listen(reinterpret_cast<uv_stream_t *>(listener), 511, on_connection);
-  if (rc != 0) {
-    uv_close(reinterpret_cast<uv_handle_t *>(listener), on_listener_closed);
-    return rc;
-  }
-  server->listeners.push_back(listener);
-  return 0;
+  return lariat::detail::guard_errors([&]() -> int {
+    if (!server || !host || port < 0 || port > 65535)
+      return LARIAT_ERR_INVALID_ARGUMENT;
+    if (server->stopping) return LARIAT_ERR_STOPPED;
+    sockaddr_storage addr;
+    int rc = std::strchr(host, ':')
+                 ? uv_ip6_addr(host, port, reinterpret_cast<sockaddr_in6 *>(&addr))
+                 : uv_ip4_addr(host, port, reinterpret_cast<sockaddr_in *>(&addr));
+    if (rc != 0) return LARIAT_ERR_INVALID_ARGUMENT;
+    auto *listener = new (std::nothrow) uv_tcp_t;
+    if (!listener) return LARIAT_ERR_NOMEM;
+    rc = uv_tcp_init(server->loop, listener);
+    if (rc != 0) {
+      delete listener;
+      return rc;
+    }
+    listener->data = server;
+    ++server->open_handles;
+    rc = uv_tcp_bind(listener, reinterpret_cast<sockaddr *>(&addr), 0);
+    if (rc == 0)
+      rc = uv_listen(reinterpret_cast<uv_stream_t *>(listener), 511, on_connection);
+    if (rc != 0) {
+      uv_close(reinterpret_cast<uv_handle_t *>(listener), on_listener_closed);
+      return rc;
+    }
+    server->listeners.push_back(listener);
+    return 0;
+  });
 }
 
 LARIAT_EXTERN int lariat_server_port(const lariat_server *server) {
@@ -298,12 +320,14 @@ LARIAT_EXTERN int lariat_server_stop_async(lariat_server *server) {
 
 LARIAT_EXTERN int lariat_post(lariat_server *server, lariat_conn_id id,
                               void *msg, void (*free_fn)(void *msg)) {
-  Letter letter = {id, msg, free_fn};
-  if (!server || id == kStopLetter) {
-    letter.discard();
-    return LARIAT_ERR_INVALID_ARGUMENT;
-  }
-  return server->mailbox.post(letter);
+  return lariat::detail::guard_errors([&]() -> int {
+    Letter letter = {id, msg, free_fn};
+    if (!server || id == kStopLetter) {
+      letter.discard();
+      return LARIAT_ERR_INVALID_ARGUMENT;
+    }
+    return server->mailbox.post(letter);
+  });
 }
 
 }  // extern "C"

@@ -25,8 +25,7 @@ int TcpTransport::accept(uv_stream_t *listener) {
   return 0;
 }
 
-int TcpTransport::start(lariat_conn *conn) {
-  conn_ = conn;
+int TcpTransport::start() {
   return uv_read_start(stream(), on_alloc, on_read);
 }
 
@@ -40,13 +39,17 @@ void TcpTransport::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
 void TcpTransport::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   auto *self = static_cast<TcpTransport *>(s->data);
   if (self->closing_ || !self->conn_) return;
-  if (nread > 0)
-    self->conn_->on_read(reinterpret_cast<const uint8_t *>(buf->base),
-                         static_cast<size_t>(nread));
-  else if (nread == UV_EOF)
-    self->conn_->on_eof();
-  else if (nread < 0)
-    self->conn_->on_transport_error(static_cast<int>(nread));
+  try {
+    if (nread > 0)
+      self->conn_->on_read(reinterpret_cast<const uint8_t *>(buf->base),
+                           static_cast<size_t>(nread));
+    else if (nread == UV_EOF)
+      self->conn_->on_eof();
+    else if (nread < 0)
+      self->conn_->on_transport_error(static_cast<int>(nread));
+  } catch (...) {
+    self->conn_->abandon();  // nothing may unwind into libuv
+  }
 }
 
 size_t TcpTransport::buffered() const {
@@ -107,11 +110,14 @@ void TcpTransport::on_written(uv_write_t *req, int status) {
   self->queue_->writing = false;
   std::string().swap(self->queue_->inflight);
   if (self->closing_) return;
-  if (status < 0) {
-    self->conn_->on_transport_error(status);
-    return;
+  try {
+    if (status < 0)
+      self->conn_->on_transport_error(status);
+    else
+      self->start_write();
+  } catch (...) {
+    self->conn_->abandon();
   }
-  self->start_write();
 }
 
 void TcpTransport::shutdown() {

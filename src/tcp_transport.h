@@ -23,8 +23,9 @@ class TcpTransport final : public Transport {
   // Initialises the handle and accepts from |listener|; 0 or a libuv code.
   // On failure the handle is closed and deletes this transport itself.
   int accept(uv_stream_t *listener);
-  // Starts reading into the server's shared buffer, reporting to |conn|.
-  int start(lariat_conn *conn);
+  // Starts reading into the server's shared buffer.
+  int start();
+  void attach(lariat_conn *conn) override { conn_ = conn; }
 
   void write(const uint8_t *p, size_t n) override;
   void shutdown() override;

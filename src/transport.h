@@ -7,11 +7,16 @@
 #include <cstddef>
 #include <cstdint>
 
+struct lariat_conn;
+
 namespace lariat::detail {
 
 class Transport {
  public:
   virtual ~Transport() = default;
+  // The connection that owns this transport and hears its events; called
+  // by the connection's constructor.
+  virtual void attach(lariat_conn *conn) = 0;
   // Sends |n| bytes, in order after earlier writes; bytes that cannot go
   // out at once are copied. Errors come back later through
   // lariat_conn::on_transport_error().

@@ -1,6 +1,8 @@
 // The C API over the request and upgrade handles that init sees.
 #include "upgrade.h"
 
+#include "guard.h"
+
 #include <cstring>
 
 using lariat::detail::Header;
@@ -103,14 +105,16 @@ LARIAT_EXTERN int lariat_upgrade_set_validate_utf8(lariat_upgrade *up,
 
 LARIAT_EXTERN int lariat_upgrade_set_protocol(lariat_upgrade *up,
                                               const char *protocol) {
-  if (!up || !protocol) return LARIAT_ERR_INVALID_ARGUMENT;
-  for (std::string_view offered : up->request->protocols) {
-    if (offered == protocol) {
-      up->protocol = protocol;
-      return 0;
+  return lariat::detail::guard_errors([&]() -> int {
+    if (!up || !protocol) return LARIAT_ERR_INVALID_ARGUMENT;
+    for (std::string_view offered : up->request->protocols) {
+      if (offered == protocol) {
+        up->protocol = protocol;
+        return 0;
+      }
     }
-  }
-  return LARIAT_ERR_INVALID_ARGUMENT;
+    return LARIAT_ERR_INVALID_ARGUMENT;
+  });
 }
 
 LARIAT_EXTERN int lariat_upgrade_set_deflate(lariat_upgrade *up, int option,
@@ -160,32 +164,36 @@ LARIAT_EXTERN int lariat_upgrade_set_deflate(lariat_upgrade *up, int option,
 LARIAT_EXTERN int lariat_upgrade_set_crash(lariat_upgrade *up,
                                            const char *crash_class,
                                            const char *crash_reason) {
-  if (!up) return LARIAT_ERR_INVALID_ARGUMENT;
-  up->crash_class = crash_class ? crash_class : "";
-  up->crash_reason = crash_reason ? crash_reason : "";
-  return 0;
+  return lariat::detail::guard_errors([&]() -> int {
+    if (!up) return LARIAT_ERR_INVALID_ARGUMENT;
+    up->crash_class = crash_class ? crash_class : "";
+    up->crash_reason = crash_reason ? crash_reason : "";
+    return 0;
+  });
 }
 
 LARIAT_EXTERN int lariat_upgrade_reply(lariat_upgrade *up, int status,
                                        const char *const *headers,
                                        size_t nheaders, const void *body,
                                        size_t body_len) {
-  if (!up || status < 100 || status > 599 || (nheaders && !headers) ||
-      (body_len && !body))
-    return LARIAT_ERR_INVALID_ARGUMENT;
-  std::vector<std::pair<std::string, std::string>> pairs;
-  for (size_t i = 0; i < nheaders; ++i) {
-    const char *name = headers[2 * i], *value = headers[2 * i + 1];
-    if (!name || !value || !*name || has_crlf(name) || has_crlf(value) ||
-        std::strchr(name, ':'))
+  return lariat::detail::guard_errors([&]() -> int {
+    if (!up || status < 100 || status > 599 || (nheaders && !headers) ||
+        (body_len && !body))
       return LARIAT_ERR_INVALID_ARGUMENT;
-    pairs.emplace_back(name, value);
-  }
-  up->has_reply = true;
-  up->status = status;
-  up->headers = std::move(pairs);
-  up->body.assign(static_cast<const char *>(body), body_len);
-  return 0;
+    std::vector<std::pair<std::string, std::string>> pairs;
+    for (size_t i = 0; i < nheaders; ++i) {
+      const char *name = headers[2 * i], *value = headers[2 * i + 1];
+      if (!name || !value || !*name || has_crlf(name) || has_crlf(value) ||
+          std::strchr(name, ':'))
+        return LARIAT_ERR_INVALID_ARGUMENT;
+      pairs.emplace_back(name, value);
+    }
+    up->has_reply = true;
+    up->status = status;
+    up->headers = std::move(pairs);
+    up->body.assign(static_cast<const char *>(body), body_len);
+    return 0;
+  });
 }
 
 }  // extern "C"

@@ -37,6 +37,7 @@ class FakeTransport final : public lariat::detail::Transport {
     conn->on_transport_closed();  // synchronously: the core must cope
   }
   size_t buffered() const override { return 0; }
+  void attach(lariat_conn *c) override { conn = c; }
   int peer(char *buf, size_t size, int *port) const override {
     std::snprintf(buf, size, "scripted");
     if (port) *port = 0;
@@ -120,10 +121,8 @@ struct Harness {
     assert_int_equal(lariat_server_new(&server, nullptr, nullptr), 0);
     assert_int_equal(lariat_server_route(server, "/chat", &kHandler, &record),
                      0);
-    auto transport = std::make_unique<FakeTransport>(&out, &shut, &closed);
-    FakeTransport *raw = transport.get();
-    conn = server->accept(std::move(transport));
-    raw->conn = conn;
+    conn = server->accept(
+        std::make_unique<FakeTransport>(&out, &shut, &closed));
   }
   ~Harness() { lariat_server_del(server); }
 
