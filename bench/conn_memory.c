@@ -104,8 +104,9 @@ int main(int argc, char **argv) {
                                                  : 0;
   uv_loop_init(&loop);
   lariat_server_new(&server, &loop, NULL);
-  static const lariat_handler handler = {sizeof(lariat_handler), init, NULL,
-                                         handle, NULL, NULL};
+  static const lariat_handler handler = {.size = sizeof(lariat_handler),
+                                         .init = init,
+                                         .websocket_handle = handle};
   lariat_server_route(server, "*", &handler, NULL);
   if (lariat_server_listen(server, "127.0.0.1", 0) != 0) return 1;
   int port = lariat_server_port(server);

@@ -305,7 +305,8 @@ enum class reason_kind : int {
   error_badframe = LARIAT_REASON_ERROR_BADFRAME,
   error_too_big = LARIAT_REASON_ERROR_TOO_BIG,
   error_closed = LARIAT_REASON_ERROR_CLOSED,
-  error_socket = LARIAT_REASON_ERROR_SOCKET
+  error_socket = LARIAT_REASON_ERROR_SOCKET,
+  error_backpressure = LARIAT_REASON_ERROR_BACKPRESSURE
 };
 
 /* Why a connection ended; a view borrowed for the terminate call. */

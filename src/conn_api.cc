@@ -60,6 +60,15 @@ LARIAT_EXTERN int lariat_conn_set_idle_timeout(lariat_conn *conn,
   return conn->set_idle_timeout(ms);
 }
 
+LARIAT_EXTERN size_t lariat_conn_buffered_amount(const lariat_conn *conn) {
+  return conn ? conn->buffered_amount() : 0;
+}
+
+LARIAT_EXTERN int lariat_conn_set_active(lariat_conn *conn, int active) {
+  if (!conn) return LARIAT_ERR_INVALID_ARGUMENT;
+  return conn->set_active(active != 0);
+}
+
 LARIAT_EXTERN int lariat_conn_hibernating(const lariat_conn *conn) {
   return conn && conn->hibernating;
 }

@@ -61,8 +61,16 @@ uint64_t lariat_conn::deadline() const {
   switch (state) {
     case State::kHandshake:
       return phase_started_ + server->options.handshake_timeout_ms;
-    case State::kOpen:
-      return idle_timeout_ ? last_recv_ + idle_timeout_ : kNever;
+    case State::kOpen: {
+      if (paused_) return kNever;
+      uint64_t d = idle_timeout_ ? last_recv_ + idle_timeout_ : kNever;
+      if (ping_interval_) {
+        uint64_t k = ping_sent_at_ ? ping_sent_at_ + pong_timeout_
+                                   : last_recv_ + ping_interval_;
+        if (k < d) d = k;
+      }
+      return d;
+    }
     case State::kClosing:
     case State::kDraining:
       return phase_started_ + server->options.close_timeout_ms;
@@ -90,6 +98,7 @@ void lariat_conn::on_read(const uint8_t *p, size_t n) {
   if (state == State::kClosed || state == State::kDraining) return;
   begin_event();
   last_recv_ = server->now();
+  ping_sent_at_ = 0;  // any data is a sign of life
   hibernating = false;
   if (state == State::kHandshake)
     read_head(p, n);
@@ -129,9 +138,20 @@ void lariat_conn::on_deadline() {
     case State::kHandshake:
       answer_plain(408, lariat::detail::response_plain(408, {}, ""));
       break;
-    case State::kOpen:
-      start_close(LARIAT_REASON_TIMEOUT, 1000);
+    case State::kOpen: {
+      uint64_t now = server->now();
+      bool idle = idle_timeout_ && now >= last_recv_ + idle_timeout_;
+      bool no_pong = ping_sent_at_ && now >= ping_sent_at_ + pong_timeout_;
+      if (idle || no_pong) {
+        start_close(LARIAT_REASON_TIMEOUT, 1000);
+      } else if (ping_interval_ && !ping_sent_at_ &&
+                 now >= last_recv_ + ping_interval_) {
+        server->frame_writer.write(&out_, LARIAT_OP_PING, true, 0, nullptr, 0);
+        ping_sent_at_ = now;
+        reschedule();
+      }
       break;
+    }
     case State::kClosing:
     case State::kDraining:
       close_transport();
@@ -270,6 +290,11 @@ void lariat_conn::answer_request(const Request &request_in) {
   }
 
   idle_timeout_ = up.idle_timeout_ms;
+  max_queued_ = up.max_queued;
+  backpressure_policy_ = up.backpressure_policy;
+  low_water_ = up.low_water;
+  ping_interval_ = up.ping_interval_ms;
+  pong_timeout_ = up.pong_timeout_ms;
   max_frame_size_ = up.max_frame_size;
   validate_utf8_ = up.validate_utf8;
   if (!up.protocol.empty()) details().protocol = up.protocol;
@@ -610,6 +635,18 @@ int lariat_conn::reply(const lariat_frame *frame) {
   int rc = lariat::detail::validate_outgoing(frame);
   if (rc != 0) return rc;
   if (state != State::kOpen) return LARIAT_ERR_CLOSING;
+  if (frame->opcode != LARIAT_OP_CLOSE &&
+      buffered_amount() + frame->len + 14 > max_queued_) {
+    if (backpressure_policy_ == LARIAT_BACKPRESSURE_REFUSE)
+      return LARIAT_ERR_BACKPRESSURE;
+    // The peer cannot keep up: close behind what is queued, then stop.
+    begin_event();
+    fail_connection(LARIAT_REASON_ERROR_BACKPRESSURE,
+                    backpressure_policy_ == LARIAT_BACKPRESSURE_CLOSE ? 1008
+                                                                      : 1013);
+    end_event();
+    return LARIAT_ERR_BACKPRESSURE;
+  }
   begin_event();
   hibernating = false;
   if (frame->opcode == LARIAT_OP_CLOSE) {
@@ -638,6 +675,38 @@ int lariat_conn::reply(const lariat_frame *frame) {
   }
   end_event();
   return 0;
+}
+
+int lariat_conn::set_active(bool active) {
+  if (state != State::kOpen) return LARIAT_ERR_CLOSING;
+  if (active == !paused_) return 0;
+  int rc = transport_->set_reading(active);
+  if (rc != 0) return rc;
+  paused_ = !active;
+  // The idle countdown starts afresh on resume: a paused peer was not idle.
+  if (active) last_recv_ = server->now();
+  reschedule();
+  return 0;
+}
+
+size_t lariat_conn::buffered_amount() const {
+  return out_.size() + transport_->buffered();
+}
+
+void lariat_conn::on_output_progress() {
+  if (!above_low_water_ || buffered_amount() > low_water_) return;
+  above_low_water_ = false;
+  if (state != State::kOpen || !route_->handler.websocket_drain) return;
+  begin_event();
+  after_callback(call_handler(
+      [&] { return route_->handler.websocket_drain(this, user_state); }));
+  end_event();
+}
+
+void lariat_conn::refuse_busy() {
+  begin_event();
+  answer_plain(503, lariat::detail::response_plain(503, {}, ""));
+  end_event();
 }
 
 int lariat_conn::set_idle_timeout(uint64_t ms) {
@@ -698,6 +767,7 @@ void lariat_conn::flush() {
   transport_->write(reinterpret_cast<const uint8_t *>(out_.data()),
                     out_.size());
   out_.clear();
+  if (transport_->buffered() > low_water_) above_low_water_ = true;
 }
 
 void lariat_conn::hibernate_if_idle() {

@@ -48,6 +48,10 @@ struct lariat_conn {
   void deliver_info(const lariat::detail::Letter &letter);
   // lariat_server_stop(): close 1001 or drop a handshaking connection.
   void stop();
+  // The transport handed queued bytes to the kernel.
+  void on_output_progress();
+  // Over the server's connection limit: answer 503 and close.
+  void refuse_busy();
   // After an exception (out of memory) escaped an event: drop the
   // connection as a socket error (UV_ENOMEM), whatever its state.
   void abandon() noexcept;
@@ -55,6 +59,8 @@ struct lariat_conn {
   // Public API helpers.
   int reply(const lariat_frame *frame);
   int set_idle_timeout(uint64_t ms);
+  int set_active(bool active);
+  size_t buffered_amount() const;
   uint64_t deadline() const;  // UINT64_MAX: none
   // wslay's recv callback; |user_data| is the server, whose |reading| is
   // the connection being read.
@@ -124,6 +130,15 @@ struct lariat_conn {
   uint64_t idle_timeout_ = 0;
   uint64_t max_frame_size_;
   bool validate_utf8_ = true;
+  // Flow control and keepalive (lariat_upgrade_set_max_queued & co).
+  bool paused_ = false;
+  bool above_low_water_ = false;
+  int backpressure_policy_ = LARIAT_BACKPRESSURE_CLOSE;
+  uint64_t max_queued_ = 0;
+  uint64_t low_water_ = 0;
+  uint64_t ping_interval_ = 0;
+  uint64_t pong_timeout_ = 0;
+  uint64_t ping_sent_at_ = 0;  // 0: no ping awaiting an answer
 
   std::unique_ptr<std::string> head_;  // request head; gone once answered
   std::unique_ptr<Details> details_;

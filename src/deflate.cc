@@ -75,7 +75,7 @@ class Lexer {
 
 // extension-list = 1#( extension-token *( ";" extension-param ) ), with
 // empty list elements allowed (RFC 7230 7). A malformed element is kept
-// marked so it declines only itself.
+// marked; negotiate_deflate() then declines the whole header.
 std::vector<Offer> parse_offers(std::string_view header) {
   std::vector<Offer> offers;
   Lexer lx(header);
@@ -213,11 +213,17 @@ bool negotiate_deflate(const std::vector<std::string_view> &header_values,
                        const DeflateConfig &config, DeflateParams *params,
                        std::string *response) {
   if (!config.enabled) return false;
+  std::vector<Offer> offers;
   for (std::string_view value : header_values) {
-    for (const Offer &offer : parse_offers(value)) {
-      if (offer.name != "permessage-deflate") continue;
-      if (accept_offer(offer, config, params, response)) return true;
+    for (Offer &offer : parse_offers(value)) {
+      // A header that does not parse cannot be trusted in any part.
+      if (offer.malformed) return false;
+      offers.push_back(std::move(offer));
     }
+  }
+  for (const Offer &offer : offers) {
+    if (offer.name != "permessage-deflate") continue;
+    if (accept_offer(offer, config, params, response)) return true;
   }
   return false;
 }
@@ -330,7 +336,7 @@ DeflateCodec::Status DeflateCodec::decompress(const uint8_t *p, size_t n,
       // Never grow past limit + 1: one byte over proves the message too big.
       size_t room = n * 4 + 1024;
       if (room > 65536) room = 65536;
-      if (room > limit + 1 - used) room = limit + 1 - used;
+      if (limit - used < room) room = static_cast<size_t>(limit - used) + 1;
       out->resize(used + room);
       z->next_out = reinterpret_cast<Bytef *>(&(*out)[used]);
       z->avail_out = static_cast<uInt>(room);
@@ -344,7 +350,10 @@ DeflateCodec::Status DeflateCodec::decompress(const uint8_t *p, size_t n,
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
         return Status::kCorrupt;
       }
-      if (out->size() > limit) return Status::kTooBig;
+      if (out->size() > limit) {
+        out->resize(limit);  // the caller never holds more than the limit
+        return Status::kTooBig;
+      }
       if (z->avail_out != 0 && (z->avail_in == 0 || rc == Z_BUF_ERROR)) break;
     }
   }

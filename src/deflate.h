@@ -60,7 +60,7 @@ class DeflateCodec {
   // Inflates the next piece of a compressed message, appending to |out|.
   // |last| is true for the final piece of the message (the 00 00 ff ff
   // tail is then fed too). Stops with kTooBig as soon as |out| would pass
-  // |limit| bytes, never holding more than that.
+  // |limit| bytes, never holding more than that (limit + 1 transiently).
   Status decompress(const uint8_t *p, size_t n, bool last, uint64_t limit,
                     std::string *out);
 

@@ -49,6 +49,13 @@ LARIAT_EXTERN int lariat_options_set_close_timeout(lariat_options *opts,
   return 0;
 }
 
+LARIAT_EXTERN int lariat_options_set_max_connections(lariat_options *opts,
+                                                     size_t count) {
+  if (!opts || count == 0) return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->max_connections = count;
+  return 0;
+}
+
 LARIAT_EXTERN int lariat_options_set_ignore_sigpipe(lariat_options *opts,
                                                     int on) {
   if (!opts) return LARIAT_ERR_INVALID_ARGUMENT;

@@ -11,6 +11,7 @@ struct lariat_options {
   uint64_t handshake_timeout_ms = 10000;
   uint64_t max_frame_size = 1u << 20;
   uint64_t close_timeout_ms = 5000;
+  size_t max_connections = 100000;
   bool ignore_sigpipe = true;
 };
 

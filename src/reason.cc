@@ -13,6 +13,7 @@ extern "C" LARIAT_EXTERN const char *lariat_reason_name(int kind) {
     case LARIAT_REASON_ERROR_TOO_BIG: return "error too_big";
     case LARIAT_REASON_ERROR_CLOSED: return "error closed";
     case LARIAT_REASON_ERROR_SOCKET: return "error";
+    case LARIAT_REASON_ERROR_BACKPRESSURE: return "error backpressure";
     default: return "unknown";
   }
 }

@@ -132,7 +132,11 @@ void on_connection(uv_stream_t *listener, int status) {
   if (transport->accept(listener) != 0) return;  // it cleans up after itself
   lariat_conn *conn =
       server->accept(std::unique_ptr<lariat::detail::Transport>(transport));
-  if (conn && transport->start() != 0) conn->abandon();
+  if (!conn) return;
+  if (transport->start() != 0)
+    conn->abandon();
+  else if (server->conns.size() > server->options.max_connections)
+    conn->refuse_busy();
 }
 
 }  // namespace

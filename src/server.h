@@ -56,7 +56,10 @@ struct lariat_server {
   bool stopping = false;
   bool handles_closed = false;
 
-  uint64_t now() const { return uv_now(loop); }
+  // Milliseconds of the loop's clock; tests and fuzzers that drive
+  // connections without running the loop set |manual_clock| instead.
+  uint64_t manual_clock = 0;
+  uint64_t now() const { return manual_clock ? manual_clock : uv_now(loop); }
   const lariat::detail::Route *find_route(std::string_view path) const;
   // Makes sure the heap wakes the server no later than |deadline| for |id|.
   void schedule(uint64_t deadline, lariat_conn_id id);

@@ -52,6 +52,11 @@ void TcpTransport::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
+int TcpTransport::set_reading(bool on) {
+  if (closing_) return 0;
+  return on ? uv_read_start(stream(), on_alloc, on_read) : uv_read_stop(stream());
+}
+
 size_t TcpTransport::buffered() const {
   return queue_ ? queue_->inflight.size() + queue_->pending.size() : 0;
 }
@@ -111,10 +116,12 @@ void TcpTransport::on_written(uv_write_t *req, int status) {
   std::string().swap(self->queue_->inflight);
   if (self->closing_) return;
   try {
-    if (status < 0)
+    if (status < 0) {
       self->conn_->on_transport_error(status);
-    else
+    } else {
       self->start_write();
+      self->conn_->on_output_progress();
+    }
   } catch (...) {
     self->conn_->abandon();
   }

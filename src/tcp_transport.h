@@ -31,6 +31,7 @@ class TcpTransport final : public Transport {
   void shutdown() override;
   void close() override;
   size_t buffered() const override;
+  int set_reading(bool on) override;
   int peer(char *buf, size_t size, int *port) const override;
 
  private:

@@ -28,6 +28,8 @@ class Transport {
   virtual void close() = 0;
   // Bytes accepted by write() and not yet handed to the kernel.
   virtual size_t buffered() const = 0;
+  // Stops or restarts reading; 0 or a libuv error code.
+  virtual int set_reading(bool on) = 0;
   // The peer's address as text; 0 or a libuv error code.
   virtual int peer(char *buf, size_t size, int *port) const = 0;
 };

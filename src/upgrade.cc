@@ -161,6 +161,33 @@ LARIAT_EXTERN int lariat_upgrade_set_deflate(lariat_upgrade *up, int option,
   return LARIAT_ERR_INVALID_ARGUMENT;
 }
 
+LARIAT_EXTERN int lariat_upgrade_set_max_queued(lariat_upgrade *up,
+                                                uint64_t bytes, int policy) {
+  if (!up || bytes == 0 || policy < LARIAT_BACKPRESSURE_REFUSE ||
+      policy > LARIAT_BACKPRESSURE_CLOSE_TRY_LATER)
+    return LARIAT_ERR_INVALID_ARGUMENT;
+  up->max_queued = bytes;
+  up->backpressure_policy = policy;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_upgrade_set_low_water(lariat_upgrade *up,
+                                               uint64_t bytes) {
+  if (!up) return LARIAT_ERR_INVALID_ARGUMENT;
+  up->low_water = bytes;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_upgrade_set_ping_interval(lariat_upgrade *up,
+                                                   uint64_t interval_ms,
+                                                   uint64_t pong_timeout_ms) {
+  if (!up || (interval_ms && !pong_timeout_ms))
+    return LARIAT_ERR_INVALID_ARGUMENT;
+  up->ping_interval_ms = interval_ms;
+  up->pong_timeout_ms = pong_timeout_ms;
+  return 0;
+}
+
 LARIAT_EXTERN int lariat_upgrade_set_crash(lariat_upgrade *up,
                                            const char *crash_class,
                                            const char *crash_reason) {

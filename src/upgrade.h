@@ -30,6 +30,11 @@ struct lariat_upgrade {
   std::string body;
   std::string crash_class, crash_reason;
   lariat::detail::DeflateConfig deflate;
+  uint64_t max_queued = 64u << 20;
+  int backpressure_policy = LARIAT_BACKPRESSURE_CLOSE;
+  uint64_t low_water = 16u << 10;
+  uint64_t ping_interval_ms = 0;
+  uint64_t pong_timeout_ms = 0;
 };
 
 #endif

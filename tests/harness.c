@@ -53,6 +53,13 @@ static int probe_init(lariat_req *req, lariat_upgrade *up, void *data) {
     lariat_upgrade_set_max_frame_size(up, s->init.max_frame_size);
   lariat_upgrade_set_validate_utf8(up, s->init.validate_utf8);
   if (s->init.protocol) lariat_upgrade_set_protocol(up, s->init.protocol);
+  if (s->init.max_queued)
+    lariat_upgrade_set_max_queued(up, s->init.max_queued,
+                                  s->init.backpressure_policy);
+  if (s->init.low_water) lariat_upgrade_set_low_water(up, s->init.low_water);
+  if (s->init.ping_interval_ms)
+    lariat_upgrade_set_ping_interval(up, s->init.ping_interval_ms,
+                                     s->init.pong_timeout_ms);
   if (s->init.deflate) {
     lariat_upgrade_set_deflate(up, LARIAT_DEFLATE_ENABLE, 1);
     if (s->init.deflate_server_bits)
@@ -150,6 +157,32 @@ static int probe_command(lariat_conn *conn, th_server *s, const char *cmd,
     reply_text(conn, buf);
     return LARIAT_OK;
   }
+  if (strncmp(buf, "!flood ", 7) == 0) {
+    char *end;
+    long n = strtol(buf + 7, &end, 10);
+    size_t size = strtoul(end, NULL, 10);
+    uint8_t *payload = calloc(size ? size : 1, 1);
+    long sent = 0;
+    int rc = 0;
+    size_t max = 0;
+    for (; sent < n; ++sent) {
+      memset(payload, (int)(sent & 0xff), size);
+      lariat_frame f = {LARIAT_OP_BINARY, 0, 0, payload, size};
+      rc = lariat_reply(conn, &f);
+      size_t queued = lariat_conn_buffered_amount(conn);
+      if (queued > max) max = queued;
+      if (rc != 0) break;
+    }
+    free(payload);
+    snprintf(buf, sizeof(buf), "sent=%ld rc=%d max=%zu", sent, rc, max);
+    reply_text(conn, buf);
+    return LARIAT_OK;
+  }
+  if (strcmp(buf, "!pause") == 0) {
+    reply_text(conn, "paused");
+    lariat_conn_set_active(conn, 0);
+    return LARIAT_OK;
+  }
   if (strncmp(buf, "!plain ", 7) == 0) {
     lariat_frame f = {LARIAT_OP_TEXT, LARIAT_FRAME_NO_COMPRESS, 0,
                       (const uint8_t *)buf + 7, strlen(buf + 7)};
@@ -185,6 +218,10 @@ static int probe_handle(lariat_conn *conn, const lariat_frame *frame,
 static int probe_info(lariat_conn *conn, void *msg, void *state) {
   th_server *s = state;
   th_msg *m = msg;
+  if (m->resume) {
+    lariat_conn_set_active(conn, 1);
+    return LARIAT_OK;
+  }
   if (m->query_hibernating) {
     char out[16];
     snprintf(out, sizeof(out), "hib=%d", lariat_conn_hibernating(conn));
@@ -200,6 +237,15 @@ static int probe_info(lariat_conn *conn, void *msg, void *state) {
   }
   pthread_mutex_unlock(&s->mutex);
   return m->result;
+}
+
+static int probe_drain(lariat_conn *conn, void *state) {
+  th_server *s = state;
+  pthread_mutex_lock(&s->mutex);
+  s->drains++;
+  pthread_mutex_unlock(&s->mutex);
+  reply_text(conn, "drained");
+  return LARIAT_OK;
 }
 
 static void probe_terminate(lariat_conn *conn, const lariat_reason *reason,
@@ -229,8 +275,13 @@ static void probe_terminate(lariat_conn *conn, const lariat_reason *reason,
 }
 
 static const lariat_handler probe_handler = {
-    sizeof(lariat_handler), probe_init,  probe_websocket_init,
-    probe_handle,           probe_info,  probe_terminate};
+    .size = sizeof(lariat_handler),
+    .init = probe_init,
+    .websocket_init = probe_websocket_init,
+    .websocket_handle = probe_handle,
+    .websocket_info = probe_info,
+    .terminate = probe_terminate,
+    .websocket_drain = probe_drain};
 
 /* ---------------------------------------------------------- lifetime */
 
@@ -328,11 +379,29 @@ int th_post(th_server *s, lariat_conn_id id, int thread, int seq,
   m->seq = seq;
   m->query_hibernating = query_hibernating;
   m->result = LARIAT_OK;
+  m->resume = 0;
   return lariat_post(s->server, id, m, th_msg_free);
 }
 
+int th_post_resume(th_server *s, lariat_conn_id id) {
+  th_msg *m = calloc(1, sizeof(*m));
+  m->thread = -1;
+  m->resume = 1;
+  return lariat_post(s->server, id, m, th_msg_free);
+}
+
+lariat_conn_id th_open_with_id(th_server *s, wsc *c) {
+  th_open(s, c);
+  TH_EQ(wsc_send_text(c, "!id"), 0);
+  wsc_frame f;
+  TH_EQ(wsc_recv_message(c, &f, 2000), 1);
+  lariat_conn_id id = strtoull((const char *)f.payload, NULL, 10);
+  wsc_frame_free(&f);
+  return id;
+}
+
 int th_post_result(th_server *s, lariat_conn_id id, int result) {
-  th_msg *m = malloc(sizeof(*m));
+  th_msg *m = calloc(1, sizeof(*m));
   m->thread = -1;
   m->seq = 0;
   m->query_hibernating = 0;

@@ -19,6 +19,12 @@
  *   !bigping         reply a 126-byte ping; reply "rc=N"
  *   !stop            lariat_server_stop()
  *   !plain TEXT      reply TEXT with LARIAT_FRAME_NO_COMPRESS
+ *   !flood N SIZE    reply N binary messages of SIZE bytes, stopping at the
+ *                    first refusal; then reply "sent=K rc=RC max=M" (M: the
+ *                    largest lariat_conn_buffered_amount seen)
+ *   !pause           reply "paused", then stop reading (set_active 0)
+ * websocket_drain replies "drained". A th_msg with resume set resumes
+ * reading.
  * Pings and pongs received are recorded and not echoed (lariat answers
  * pings itself).
  */
@@ -77,6 +83,11 @@ typedef struct th_init_config {
   int deflate_server_bits, deflate_client_bits;
   int deflate_server_nct, deflate_client_nct;
   int deflate_threshold;
+  /* Flow control and keepalive; 0 leaves lariat's default. */
+  uint64_t max_queued;
+  int backpressure_policy;
+  uint64_t low_water;
+  uint64_t ping_interval_ms, pong_timeout_ms;
 } th_init_config;
 
 /* A message for lariat_post(): websocket_info checks per-thread order, or
@@ -86,6 +97,7 @@ typedef struct th_msg {
   int seq;
   int query_hibernating;
   int result; /* what websocket_info returns (LARIAT_OK unless set) */
+  int resume; /* lariat_conn_set_active(conn, 1) */
 } th_msg;
 
 #define TH_MAX_THREADS 16
@@ -107,6 +119,7 @@ typedef struct th_server {
   int handle_calls;
   int info_calls;
   int pings, pongs;
+  int drains;
   int terminates;
   th_terminate terminated[TH_MAX_EVENTS];
   uint64_t last_conn_id;
@@ -138,6 +151,10 @@ int th_post(th_server *s, lariat_conn_id id, int thread, int seq,
 long th_msgs_freed(void);
 /* Posts a th_msg whose websocket_info returns |result|. */
 int th_post_result(th_server *s, lariat_conn_id id, int result);
+/* Posts a th_msg that resumes reading on a paused connection. */
+int th_post_resume(th_server *s, lariat_conn_id id);
+/* Connects, upgrades and asks "!id"; returns the connection id. */
+lariat_conn_id th_open_with_id(th_server *s, wsc *c);
 
 #ifdef __cplusplus
 }

@@ -37,6 +37,7 @@ class FakeTransport final : public lariat::detail::Transport {
     conn->on_transport_closed();  // synchronously: the core must cope
   }
   size_t buffered() const override { return 0; }
+  int set_reading(bool) override { return 0; }
   void attach(lariat_conn *c) override { conn = c; }
   int peer(char *buf, size_t size, int *port) const override {
     std::snprintf(buf, size, "scripted");
@@ -71,8 +72,14 @@ void on_terminate(lariat_conn *, const lariat_reason *reason, void *state) {
   static_cast<Record *>(state)->terminates.push_back(reason->kind);
 }
 
-const lariat_handler kHandler = {sizeof(lariat_handler), nullptr, nullptr,
-                                 on_handle, nullptr, on_terminate};
+lariat_handler make_handler() {
+  lariat_handler h = {};
+  h.size = sizeof(h);
+  h.websocket_handle = on_handle;
+  h.terminate = on_terminate;
+  return h;
+}
+const lariat_handler kHandler = make_handler();
 
 const char kRequest[] =
     "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"
@@ -248,9 +255,14 @@ void test_hibernate_frees_and_resumes(void **) {
 
 void test_idle_deadline(void **) {
   Harness h;
+  h.server->manual_clock = 1000;
   h.feed(kRequest, {1u << 20});
   assert_int_equal(lariat_conn_set_idle_timeout(h.conn, 100), 0);
-  assert_true(h.conn->deadline() != UINT64_MAX);
+  assert_int_equal(h.conn->deadline(), 1100);
+  h.server->manual_clock = 1099;
+  h.conn->on_deadline();  // early: nothing happens
+  assert_true(h.out == kResponse);
+  h.server->manual_clock = 1100;
   h.conn->on_deadline();  // as the server's timer does when it is due
   assert_true(h.out == std::string(kResponse) +
                            bytes({0x88, 0x02, 0x03, 0xe8}));

@@ -26,7 +26,7 @@ struct wsd_codec {
   /* wsd_recv_message assembly of a fragmented message. */
   uint8_t *msg;
   size_t msg_len;
-  int msg_opcode, msg_rsv, msg_active;
+  int msg_opcode, msg_rsv;
 };
 
 /* ---- time (mirrors wsclient.c) --------------------------------------- */
@@ -302,7 +302,6 @@ int wsd_recv_message(wsc *c, wsd_codec *d, wsc_frame *f, int timeout_ms) {
       d->msg_len = part.len;
       d->msg_opcode = part.opcode;
       d->msg_rsv = part.rsv;
-      d->msg_active = 1;
       continue;
     }
     if (part.rsv & WSC_RSV1) { /* RFC 7692 6.1: first frame only */
@@ -323,7 +322,6 @@ int wsd_recv_message(wsc *c, wsd_codec *d, wsc_frame *f, int timeout_ms) {
     if (!last) continue;
     uint8_t *payload = d->msg;
     d->msg = NULL;
-    d->msg_active = 0;
     return finish_message(c, d, d->msg_opcode, d->msg_rsv, payload,
                           d->msg_len, f);
   }

@@ -133,8 +133,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "lariat_server_new: %s\n", lariat_strerror(rc));
     return 1;
   }
-  static const lariat_handler handler = {
-      sizeof(lariat_handler), echo_init, NULL, echo_handle, NULL, NULL};
+  static const lariat_handler handler = {.size = sizeof(lariat_handler),
+                                         .init = echo_init,
+                                         .websocket_handle = echo_handle};
   lariat_server_route(server, "*", &handler, &deflate);
   rc = lariat_server_listen(server, host, port);
   if (rc != 0) {

@@ -73,6 +73,7 @@ struct uv_loop_s;
   XX(EXISTS, -508, "route already exists")                                    \
   XX(TOO_LARGE, -509, "payload too large for this frame type")                \
   XX(VERSION, -510, "library older than the version asked for")             \
+  XX(BACKPRESSURE, -511, "too much output queued for this connection")     \
   XX(FATAL, -550, "fatal error")
 
 typedef enum lariat_error {
@@ -185,7 +186,10 @@ typedef enum lariat_reason_kind {
   /* TCP ended without a close frame. */
   LARIAT_REASON_ERROR_CLOSED = 8,
   /* Any other socket error; see socket_error. */
-  LARIAT_REASON_ERROR_SOCKET = 9
+  LARIAT_REASON_ERROR_SOCKET = 9,
+  /* Output queued past the connection's cap under a closing policy
+   * (lariat_upgrade_set_max_queued); close 1008 or 1013. */
+  LARIAT_REASON_ERROR_BACKPRESSURE = 10
 } lariat_reason_kind;
 
 /*
@@ -268,6 +272,10 @@ typedef struct lariat_handler {
    * the call. After it returns, |state| is never used again. */
   void (*terminate)(lariat_conn *conn, const lariat_reason *reason,
                     void *state);
+  /* Output queued for the peer, having risen above the low-water mark
+   * (lariat_upgrade_set_low_water), fell back to it: the handler may send
+   * again (uWebSockets' drain). May reply. Returns lariat_result. */
+  int (*websocket_drain)(lariat_conn *conn, void *state);
 } lariat_handler;
 
 /* ------------------------------------------------------------------ */
@@ -400,6 +408,53 @@ typedef enum lariat_deflate_option {
 LARIAT_EXTERN int lariat_upgrade_set_deflate(lariat_upgrade *up, int option,
                                              int64_t value);
 
+/* What lariat_reply() does when a frame would push the queued output past
+ * the cap set with lariat_upgrade_set_max_queued(). */
+typedef enum lariat_backpressure_policy {
+  /* lariat_reply() refuses the frame with LARIAT_ERR_BACKPRESSURE. */
+  LARIAT_BACKPRESSURE_REFUSE = 0,
+  /* Close 1008 (policy violation); terminate gets
+   * LARIAT_REASON_ERROR_BACKPRESSURE. The default. */
+  LARIAT_BACKPRESSURE_CLOSE = 1,
+  /* Close 1013 (try again later); same terminate reason. */
+  LARIAT_BACKPRESSURE_CLOSE_TRY_LATER = 2
+} lariat_backpressure_policy;
+
+/**
+ * @function
+ *
+ * Caps the bytes queued for a peer that reads slower than the handler
+ * sends (default 64 MiB, close 1008). The cap applies to frames the handler
+ * replies; pongs and close frames lariat sends itself always go. Returns 0,
+ * or LARIAT_ERR_INVALID_ARGUMENT for a 0 cap or an unknown policy.
+ */
+LARIAT_EXTERN int lariat_upgrade_set_max_queued(lariat_upgrade *up,
+                                                uint64_t bytes, int policy);
+
+/**
+ * @function
+ *
+ * Sets the low-water mark (default 16 KiB) under which websocket_drain is
+ * called once the queued output, having been above it, falls back. Returns
+ * 0.
+ */
+LARIAT_EXTERN int lariat_upgrade_set_low_water(lariat_upgrade *up,
+                                               uint64_t bytes);
+
+/**
+ * @function
+ *
+ * Keepalive: when nothing has been received for |interval_ms|, lariat sends
+ * a ping; when still nothing arrives within |pong_timeout_ms|, the
+ * connection closes (1000) and terminate gets LARIAT_REASON_TIMEOUT. Any
+ * data received counts as a sign of life. 0 turns it off (the default).
+ * Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for an interval without a
+ * pong timeout.
+ */
+LARIAT_EXTERN int lariat_upgrade_set_ping_interval(lariat_upgrade *up,
+                                                   uint64_t interval_ms,
+                                                   uint64_t pong_timeout_ms);
+
 /**
  * @function
  *
@@ -487,6 +542,25 @@ LARIAT_EXTERN int lariat_conn_set_idle_timeout(lariat_conn *conn,
 /**
  * @function
  *
+ * Returns the bytes queued for the peer and not yet handed to the kernel
+ * (uWebSockets' getBufferedAmount).
+ */
+LARIAT_EXTERN size_t lariat_conn_buffered_amount(const lariat_conn *conn);
+
+/**
+ * @function
+ *
+ * Pauses (|active| 0) or resumes (nonzero) reading from the peer, Cowboy's
+ * `active` command: a handler forwarding to a slow consumer stops its
+ * producer, and TCP flow control does the rest. While paused, the idle
+ * timeout and keepalive pings are suspended. Returns 0, or
+ * LARIAT_ERR_CLOSING, or a libuv error code. Thread: loop thread.
+ */
+LARIAT_EXTERN int lariat_conn_set_active(lariat_conn *conn, int active);
+
+/**
+ * @function
+ *
  * Returns nonzero while the connection is hibernating (it holds no
  * per-connection buffers).
  */
@@ -503,7 +577,7 @@ typedef struct lariat_options lariat_options;
  *
  * Creates an options object with the defaults: head 8 KiB, 100 headers,
  * handshake timeout 10 s, max frame size 1 MiB, close timeout 5 s,
- * ignore SIGPIPE on. Returns 0, or LARIAT_ERR_NOMEM.
+ * 100000 connections, ignore SIGPIPE on. Returns 0, or LARIAT_ERR_NOMEM.
  */
 LARIAT_EXTERN int lariat_options_new(lariat_options **out);
 /** @function Frees |opts|; NULL is allowed. */
@@ -527,6 +601,11 @@ LARIAT_EXTERN int lariat_options_set_max_frame_size(lariat_options *opts,
  * after lariat sent a close, in ms; also bounds lariat_server_stop(). */
 LARIAT_EXTERN int lariat_options_set_close_timeout(lariat_options *opts,
                                                    uint64_t ms);
+/** @function Most connections open at once (handshaking or WebSocket,
+ * default 100000); a connection over it is answered 503 and closed before
+ * any upgrade. 0 is invalid. */
+LARIAT_EXTERN int lariat_options_set_max_connections(lariat_options *opts,
+                                                     size_t count);
 /** @function Whether lariat_server_new() may set SIGPIPE to SIG_IGN when
  * its disposition is SIG_DFL (default 1). */
 LARIAT_EXTERN int lariat_options_set_ignore_sigpipe(lariat_options *opts,

@@ -1,0 +1,796 @@
+"""lariat for Python: a WebSocket server with Cowboy's handler model.
+
+    import lariat
+
+    class Echo:
+        def websocket_handle(self, conn, frame):
+            if frame.opcode == lariat.Opcode.TEXT:
+                conn.send_text(frame.text)
+
+    with lariat.Server("127.0.0.1", 8080) as server:
+        server.route("/echo", Echo)
+        server.run()
+
+A handler is a class (instantiated once per request, so its instance is the
+connection's state) or an instance (shared by every request). Its methods
+are all optional:
+
+    init(req, upgrade)          the HTTP request; accept by returning None
+    websocket_init(conn)        after the 101 response
+    websocket_handle(conn, frame)
+    websocket_info(conn, msg)   msg is an object given to Server.post()
+    terminate(conn, reason)     last; conn is None if never upgraded
+
+websocket_* return None (or "ok"), "hibernate" or "shutdown" (or a Result).
+An exception ends the connection as a crash (close 1011, or HTTP 500 from
+init) and terminate sees the exception's class name and message.
+
+Threads: callbacks run on the thread that runs the loop (run(), the thread
+of serve_in_thread(), or close()), which holds the GIL only while Python
+code runs. Connection and Request methods are for that thread; stop(),
+post() and Connection.post() are for any thread.
+"""
+
+import enum
+import logging
+import math
+import threading
+
+from _lariat import ffi, lib
+
+__all__ = [
+    "Connection", "Deflate", "Error", "ErrorCode", "Frame", "Opcode",
+    "Reason", "ReasonKind", "Request", "Result", "Server", "Upgrade",
+    "version",
+]
+
+_log = logging.getLogger("lariat")
+
+# The module was compiled against one header; refuse an older library.
+if lib.lariat_version(lib.LARIAT_VERSION_NUM) == ffi.NULL:
+    raise ImportError("liblariat is older than the lariat.h the binding "
+                      "was built with")
+
+
+def _enum(name, ctype, prefix):
+    # From the compiled header's enum, so a new value needs no Python edit.
+    values = ffi.typeof(ctype).relements
+    return enum.IntEnum(name, sorted(
+        ((k[len(prefix):], v) for k, v in values.items()
+         if k.startswith(prefix)), key=lambda kv: kv[1]))
+
+
+Opcode = _enum("Opcode", "lariat_opcode", "LARIAT_OP_")
+ReasonKind = _enum("ReasonKind", "lariat_reason_kind", "LARIAT_REASON_")
+Result = _enum("Result", "lariat_result", "LARIAT_")
+Deflate = _enum("Deflate", "lariat_deflate_option", "LARIAT_DEFLATE_")
+ErrorCode = _enum("ErrorCode", "lariat_error", "LARIAT_ERR_")
+
+_RESULT_NAMES = {m.name.lower(): int(m) for m in Result}
+
+
+def _as(enum_type, value):
+    try:
+        return enum_type(value)
+    except ValueError:  # a value newer than this module's header
+        return value
+
+
+def _text(p):
+    return ffi.string(p).decode("utf-8", "replace")
+
+
+def version():
+    """The version string of the liblariat that is loaded."""
+    return _text(lib.lariat_version(0).version_str)
+
+
+class Error(Exception):
+    """A negative code from the C library: .code, .name, str() = message."""
+
+    def __init__(self, code):
+        self.code = code
+        self.name = _text(lib.lariat_err_name(code))
+        super().__init__(_text(lib.lariat_strerror(code)))
+
+    @property
+    def fatal(self):
+        return bool(lib.lariat_is_fatal(self.code))
+
+    def __reduce__(self):
+        return (Error, (self.code,))
+
+    def __repr__(self):
+        return "lariat.Error(%d, %s: %s)" % (self.code, self.name, self)
+
+
+def _check(rc):
+    if rc < 0:
+        raise Error(rc)
+    return rc
+
+
+def _ms(seconds):
+    """Seconds (None: never) to the C API's milliseconds (0: never)."""
+    if seconds is None:
+        return 0
+    if seconds <= 0:
+        raise ValueError("a timeout must be positive seconds, or None")
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _bytes(data, what):
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return data
+    raise TypeError("%s must be str or bytes, not %s"
+                    % (what, type(data).__name__))
+
+
+def _deflate_options(options):
+    """Validates deflate keyword options early: [(Deflate, int)]."""
+    out = []
+    for name, value in options.items():
+        try:
+            option = Deflate[name.upper()]
+        except KeyError:
+            raise TypeError("unknown deflate option %r" % name) from None
+        out.append((option, int(value)))
+    return out
+
+
+# ----------------------------------------------------------------- values
+
+class Frame:
+    """A received message or control frame; data is a bytes copy."""
+    __slots__ = ("opcode", "data", "close_code")
+
+    def __init__(self, opcode, data=b"", close_code=0):
+        self.opcode = opcode
+        self.data = data
+        self.close_code = close_code
+
+    @property
+    def text(self):
+        return self.data.decode("utf-8")
+
+    def __repr__(self):
+        return "Frame(%s, %r)" % (getattr(self.opcode, "name", self.opcode),
+                                  self.data)
+
+
+class Reason:
+    """Why a connection ended, as given to terminate."""
+    __slots__ = ("kind", "name", "code", "data", "crash_class",
+                 "crash_reason", "socket_error")
+
+    def __init__(self, r):
+        self.kind = _as(ReasonKind, r.kind)
+        self.name = _text(lib.lariat_reason_name(r.kind))
+        self.code = r.code
+        self.data = ffi.unpack(ffi.cast("char *", r.data), r.len) \
+            if r.len else b""
+        self.crash_class = _text(r.crash_class) \
+            if r.crash_class != ffi.NULL else None
+        self.crash_reason = _text(r.crash_reason) \
+            if r.crash_reason != ffi.NULL else None
+        self.socket_error = r.socket_error
+
+    def __repr__(self):
+        extra = ""
+        if self.kind == ReasonKind.REMOTE:
+            extra = ", code=%d, data=%r" % (self.code, self.data)
+        elif self.kind == ReasonKind.CRASH:
+            extra = ", %s: %s" % (self.crash_class, self.crash_reason)
+        elif self.kind == ReasonKind.ERROR_SOCKET:
+            extra = ", %s" % Error(self.socket_error).name
+        return "Reason(%r%s)" % (self.name, extra)
+
+
+# --------------------------------------------------- request and upgrade
+
+class Request:
+    """The HTTP request seen by init; usable only during that call."""
+    __slots__ = ("_ptr",)
+
+    def __init__(self, ptr):
+        self._ptr = ptr
+
+    def _req(self):
+        if self._ptr is None:  # borrowed for the init call only
+            raise Error(lib.LARIAT_ERR_INVALID_STATE)
+        return self._ptr
+
+    @staticmethod
+    def _str(p, n):
+        # HTTP heads are bytes; latin-1 maps each to one character (WSGI).
+        return ffi.unpack(p, n).decode("latin-1") if n else ""
+
+    def _get(self, fn):
+        n = ffi.new("size_t *")
+        p = fn(self._req(), n)
+        return self._str(p, n[0])
+
+    @property
+    def method(self):
+        return self._get(lib.lariat_req_method)
+
+    @property
+    def path(self):
+        return self._get(lib.lariat_req_path)
+
+    @property
+    def query(self):
+        return self._get(lib.lariat_req_query)
+
+    def header(self, name, default=None):
+        """The first header called |name| (any case), or |default|."""
+        n = ffi.new("size_t *")
+        p = lib.lariat_req_header(self._req(), name.encode("latin-1"), n)
+        return default if p == ffi.NULL else self._str(p, n[0])
+
+    @property
+    def headers(self):
+        """[(name, value)] in the order received."""
+        req = self._req()
+        name, value = ffi.new("char **"), ffi.new("char **")
+        name_len, value_len = ffi.new("size_t *"), ffi.new("size_t *")
+        out = []
+        for i in range(lib.lariat_req_header_count(req)):
+            _check(lib.lariat_req_header_at(req, i, name, name_len, value,
+                                            value_len))
+            out.append((self._str(name[0], name_len[0]),
+                        self._str(value[0], value_len[0])))
+        return out
+
+    @property
+    def is_websocket(self):
+        return bool(lib.lariat_req_is_websocket(self._req()))
+
+    @property
+    def peer(self):
+        """(address, port) of the client."""
+        buf, port = ffi.new("char[64]"), ffi.new("int *")
+        _check(lib.lariat_req_peer(self._req(), buf, len(buf), port))
+        return ffi.string(buf).decode("ascii"), port[0]
+
+    @property
+    def protocols(self):
+        """The subprotocols offered in Sec-WebSocket-Protocol."""
+        req, n = self._req(), ffi.new("size_t *")
+        return [self._str(lib.lariat_req_protocol_at(req, i, n), n[0])
+                for i in range(lib.lariat_req_protocol_count(req))]
+
+    def __repr__(self):
+        if self._ptr is None:
+            return "<lariat.Request (done)>"
+        return "<lariat.Request %s %s>" % (self.method, self.path)
+
+
+class Upgrade:
+    """How init accepts (or answers) the request; usable only during it."""
+    __slots__ = ("_ptr", "_session")
+
+    def __init__(self, ptr, session):
+        self._ptr = ptr
+        self._session = session
+
+    def _up(self):
+        if self._ptr is None:
+            raise Error(lib.LARIAT_ERR_INVALID_STATE)
+        return self._ptr
+
+    @property
+    def state(self):
+        """The object that becomes Connection.state."""
+        return self._session.state
+
+    @state.setter
+    def state(self, value):
+        self._session.state = value
+
+    def set_protocol(self, protocol):
+        """Answers with |protocol|; it must be one the client offered."""
+        _check(lib.lariat_upgrade_set_protocol(self._up(),
+                                               protocol.encode("latin-1")))
+
+    def set_idle_timeout(self, seconds):
+        """Seconds without data before closing; None (default): never."""
+        _check(lib.lariat_upgrade_set_idle_timeout(self._up(), _ms(seconds)))
+
+    def set_max_frame_size(self, nbytes):
+        _check(lib.lariat_upgrade_set_max_frame_size(self._up(), nbytes))
+
+    def set_validate_utf8(self, on):
+        _check(lib.lariat_upgrade_set_validate_utf8(self._up(), bool(on)))
+
+    def set_deflate(self, option, value):
+        """One permessage-deflate knob: a Deflate member and an int."""
+        _check(lib.lariat_upgrade_set_deflate(self._up(), int(option),
+                                              int(value)))
+
+    def compress(self, enable=True, **options):
+        """Accepts permessage-deflate offers; options are Deflate names in
+        lower case: level, mem_level, server_max_window_bits,
+        client_max_window_bits, server_no_context_takeover,
+        client_no_context_takeover, threshold."""
+        self.set_deflate(Deflate.ENABLE, bool(enable))
+        for option, value in _deflate_options(options):
+            self.set_deflate(option, value)
+
+    def reply(self, status, headers=(), body=b""):
+        """Answers with a plain HTTP response instead of upgrading; init
+        then returns None. |headers| is a dict or (name, value) pairs."""
+        if isinstance(headers, dict):
+            headers = headers.items()
+        strings = [ffi.new("char[]", s.encode("latin-1"))
+                   for pair in headers for s in pair]
+        body = _bytes(body, "body")
+        _check(lib.lariat_upgrade_reply(
+            self._up(), status, ffi.new("char *[]", strings) if strings
+            else ffi.NULL, len(strings) // 2, ffi.from_buffer(body),
+            len(body)))
+
+
+# ------------------------------------------------------------ connection
+
+class Connection:
+    """An upgraded WebSocket connection, valid until terminate returns.
+
+    .id and post() work on any thread; everything else only on the loop
+    thread. .state is the per-connection object (Upgrade.state), dropped
+    after terminate."""
+    __slots__ = ("_ptr", "_server", "id", "state", "__weakref__")
+
+    def __init__(self, ptr, server, state):
+        self._ptr = ptr
+        self._server = server
+        self.id = lib.lariat_conn_get_id(ptr)
+        self.state = state
+
+    def _conn(self):
+        if self._ptr is None:
+            raise Error(lib.LARIAT_ERR_NOT_FOUND)
+        if threading.get_ident() != self._server._loop_ident:
+            raise Error(lib.LARIAT_ERR_INVALID_STATE)
+        return self._ptr
+
+    def _reply(self, opcode, payload, compress=True, close_code=0):
+        frame = ffi.new("lariat_frame *")
+        frame.opcode = opcode
+        frame.flags = 0 if compress else lib.LARIAT_FRAME_NO_COMPRESS
+        frame.close_code = close_code
+        buf = ffi.from_buffer("uint8_t[]", payload)  # lariat copies it
+        frame.data = buf
+        frame.len = len(buf)
+        _check(lib.lariat_reply(self._conn(), frame))
+
+    def send(self, data, *, compress=True):
+        """A text message for str, a binary one for bytes."""
+        if isinstance(data, str):
+            self.send_text(data, compress=compress)
+        else:
+            self.send_binary(data, compress=compress)
+
+    def send_text(self, text, *, compress=True):
+        if not isinstance(text, str):
+            raise TypeError("send_text() takes str")
+        self._reply(lib.LARIAT_OP_TEXT, text.encode("utf-8"), compress)
+
+    def send_binary(self, data, *, compress=True):
+        self._reply(lib.LARIAT_OP_BINARY, _bytes(data, "data"), compress)
+
+    def ping(self, data=b""):
+        self._reply(lib.LARIAT_OP_PING, _bytes(data, "data"))
+
+    def pong(self, data=b""):
+        self._reply(lib.LARIAT_OP_PONG, _bytes(data, "data"))
+
+    def close(self, code=1000, reason=""):
+        """Starts the close handshake; code None sends no code."""
+        self._reply(lib.LARIAT_OP_CLOSE, _bytes(reason, "reason"),
+                    close_code=0 if code is None else code)
+
+    def set_idle_timeout(self, seconds):
+        _check(lib.lariat_conn_set_idle_timeout(self._conn(), _ms(seconds)))
+
+    def post(self, obj):
+        """Any thread: websocket_info(conn, obj) later on the loop."""
+        self._server.post(self.id, obj)
+
+    @property
+    def server(self):
+        return self._server
+
+    @property
+    def version(self):
+        return lib.lariat_conn_version(self._conn())
+
+    @property
+    def compressed(self):
+        return bool(lib.lariat_conn_compressed(self._conn()))
+
+    @property
+    def protocol(self):
+        p = lib.lariat_conn_protocol(self._conn())
+        return None if p == ffi.NULL else ffi.string(p).decode("latin-1")
+
+    @property
+    def hibernating(self):
+        return bool(lib.lariat_conn_hibernating(self._conn()))
+
+    def __repr__(self):
+        return "<lariat.Connection %d%s>" % (
+            self.id, "" if self._ptr is not None else " (ended)")
+
+
+# -------------------------------------------------------------- callbacks
+#
+# Every C callback of lariat_handler lands here. Handler exceptions become
+# crash reasons; nothing propagates into C (cffi would print and return
+# `error`, which is only a last resort for bugs in this file).
+
+# The lariat_handler fields this binding implements, each as the
+# extern "Python" function py_<field> that build_lariat.py declares from the
+# header. terminate must be among them: it releases the session.
+_CALLBACKS = ("init", "websocket_init", "websocket_handle", "websocket_info",
+              "terminate")
+
+
+class _Route:
+    __slots__ = ("server", "handler", "deflate", "handle")
+
+
+class _Session:
+    """One request, from init to terminate; the C state pointer is its
+    handle, kept alive by Server._sessions until terminate returns."""
+    __slots__ = ("route", "handler", "conn", "state", "handle")
+
+    def __init__(self, route):
+        self.route = route
+        self.handler = self.conn = self.state = None
+        self.handle = ffi.new_handle(self)
+
+
+def _crash_strings(exc):
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<unprintable %s>" % type(exc).__name__
+    return (type(exc).__qualname__.encode("utf-8", "backslashreplace"),
+            message.encode("utf-8", "backslashreplace"))
+
+
+def _handler_failed(server, what, exc):
+    _log.error("lariat handler %s raised", what, exc_info=exc)
+    if not isinstance(exc, Exception):
+        # KeyboardInterrupt/SystemExit: stop serving; run() re-raises it.
+        server._pending = exc
+        server.stop()
+
+
+def _to_result(value):
+    if isinstance(value, Result):
+        return int(value)
+    if value is None:
+        return lib.LARIAT_OK
+    if isinstance(value, str) and value in _RESULT_NAMES:
+        return _RESULT_NAMES[value]
+    raise TypeError("a handler returned %r; expected None, 'hibernate', "
+                    "'shutdown' or a lariat.Result" % (value,))
+
+
+@ffi.def_extern(name="py_init", error=lib.LARIAT_CRASH)
+def _on_init(req_p, up_p, handler_data):
+    route = ffi.from_handle(handler_data)
+    server = route.server
+    session = _Session(route)
+    # First, so that terminate always finds this session.
+    server._sessions.add(session)
+    lib.lariat_upgrade_set_state(up_p, session.handle)
+    req, up = Request(req_p), Upgrade(up_p, session)
+    try:
+        handler = route.handler
+        session.handler = handler = \
+            handler() if isinstance(handler, type) else handler
+        if route.deflate is not None:
+            up.compress(**route.deflate)
+        init = getattr(handler, "init", None)
+        if init is not None and _to_result(init(req, up)) != lib.LARIAT_OK:
+            raise TypeError("init must return None to accept or reply")
+        return lib.LARIAT_OK
+    except BaseException as exc:
+        _handler_failed(server, "init", exc)
+        lib.lariat_upgrade_set_crash(up_p, *_crash_strings(exc))
+        return lib.LARIAT_CRASH
+    finally:
+        req._ptr = up._ptr = None
+
+
+def _dispatch(conn_p, state, name, make_args):
+    session = ffi.from_handle(state)
+    method = getattr(session.handler, name, None)
+    if method is None:
+        return lib.LARIAT_OK
+    try:
+        return _to_result(method(session.conn, *make_args()))
+    except BaseException as exc:
+        _handler_failed(session.route.server, name, exc)
+        lib.lariat_conn_set_crash(conn_p, *_crash_strings(exc))
+        return lib.LARIAT_CRASH
+
+
+@ffi.def_extern(name="py_websocket_init", error=lib.LARIAT_CRASH)
+def _on_websocket_init(conn_p, state):
+    session = ffi.from_handle(state)
+    session.conn = Connection(conn_p, session.route.server, session.state)
+    return _dispatch(conn_p, state, "websocket_init", tuple)
+
+
+@ffi.def_extern(name="py_websocket_handle", error=lib.LARIAT_CRASH)
+def _on_websocket_handle(conn_p, frame_p, state):
+    def args():
+        # The C buffer is borrowed for this call: copy it out.
+        data = ffi.unpack(ffi.cast("char *", frame_p.data), frame_p.len) \
+            if frame_p.len else b""
+        return (Frame(_as(Opcode, frame_p.opcode), data,
+                      frame_p.close_code),)
+    return _dispatch(conn_p, state, "websocket_handle", args)
+
+
+@ffi.def_extern(name="py_websocket_info", error=lib.LARIAT_CRASH)
+def _on_websocket_info(conn_p, msg, state):
+    return _dispatch(conn_p, state, "websocket_info",
+                     lambda: (ffi.from_handle(msg),))
+
+
+@ffi.def_extern(name="py_terminate")
+def _on_terminate(conn_p, reason_p, state):
+    session = ffi.from_handle(state)
+    if not isinstance(session, _Session):
+        return  # init failed before setting the state; nothing to release
+    try:
+        method = getattr(session.handler, "terminate", None)
+        if method is not None:
+            method(session.conn, Reason(reason_p))
+    except BaseException as exc:
+        _handler_failed(session.route.server, "terminate", exc)
+    finally:
+        # The connection's Python objects are released here.
+        if session.conn is not None:
+            session.conn._ptr = None
+            session.conn.state = None
+        session.route.server._sessions.discard(session)
+
+
+# Objects handed to lariat_post(), by handle address, until free_fn runs.
+_posted = {}
+
+
+@ffi.def_extern(name="py_free_fn")
+def _on_free(msg):
+    # Runs on the loop thread, or on the posting thread when lariat_post
+    # fails; the dict operation is atomic under the GIL.
+    _posted.pop(int(ffi.cast("uintptr_t", msg)), None)
+
+
+# ----------------------------------------------------------------- server
+
+class Server:
+    """A lariat server on a loop of its own.
+
+    Server(host, port, **options) listens on host:port (port 0 picks one;
+    see .port) at the first listen(), run() or serve_in_thread(). Options
+    (None keeps lariat's default): max_head_size, max_headers,
+    handshake_timeout (s), max_frame_size, close_timeout (s),
+    ignore_sigpipe.
+    """
+
+    def __init__(self, host="127.0.0.1", port=0, *, max_head_size=None,
+                 max_headers=None, handshake_timeout=None,
+                 max_frame_size=None, close_timeout=None,
+                 ignore_sigpipe=None):
+        self._ptr = None
+        self._host, self._port = host, port
+        self._bound_port = None
+        self._routes = []
+        self._sessions = set()
+        self._pending = None
+        self._thread = None
+        # Guards _ptr against lariat_server_del() for the any-thread calls,
+        # and _running. Reentrant: a signal handler calling stop() may
+        # interrupt the main thread while it holds the lock.
+        self._cond = threading.Condition(threading.RLock())
+        self._running = False
+        self._loop_ident = None
+        out = ffi.new("lariat_options **")
+        _check(lib.lariat_options_new(out))
+        opts = out[0]
+        try:
+            for setter, value in (
+                    (lib.lariat_options_set_max_head_size, max_head_size),
+                    (lib.lariat_options_set_max_headers, max_headers),
+                    (lib.lariat_options_set_max_frame_size, max_frame_size),
+                    (lib.lariat_options_set_ignore_sigpipe, ignore_sigpipe)):
+                if value is not None:
+                    _check(setter(opts, value))
+            for setter, value in (
+                    (lib.lariat_options_set_handshake_timeout,
+                     handshake_timeout),
+                    (lib.lariat_options_set_close_timeout, close_timeout)):
+                if value is not None:
+                    _check(setter(opts, _ms(value)))
+            server = ffi.new("lariat_server **")
+            _check(lib.lariat_server_new(server, ffi.NULL, opts))
+        finally:
+            lib.lariat_options_del(opts)
+        self._ptr = server[0]
+
+    # Loop-thread calls: before the loop runs, or from its callbacks.
+    def _setup_ptr(self):
+        with self._cond:
+            if self._ptr is None:
+                raise Error(lib.LARIAT_ERR_STOPPED)
+            if self._running and threading.get_ident() != self._loop_ident:
+                raise Error(lib.LARIAT_ERR_INVALID_STATE)
+            return self._ptr
+
+    def route(self, path, handler=None, *, compress=None):
+        """Routes |path| ("*": every other path) to a handler class or
+        instance. compress: True, or a dict of Upgrade.compress() options,
+        to accept permessage-deflate on this route. Without |handler|,
+        returns a class decorator."""
+        if handler is None:
+            def decorate(cls):
+                self.route(path, cls, compress=compress)
+                return cls
+            return decorate
+        route = _Route()
+        route.server, route.handler = self, handler
+        route.deflate = None if not compress else \
+            dict(compress) if isinstance(compress, dict) else {}
+        if route.deflate:
+            _deflate_options(route.deflate)  # reject typos now
+        route.handle = ffi.new_handle(route)
+        table = ffi.new("lariat_handler *")  # fields not set stay NULL
+        table.size = ffi.sizeof("lariat_handler")
+        for name in _CALLBACKS:
+            setattr(table, name, getattr(lib, "py_" + name))
+        _check(lib.lariat_server_route(self._setup_ptr(),
+                                       path.encode("utf-8"), table,
+                                       route.handle))
+        self._routes.append(route)  # handler_data must outlive the server
+        return None
+
+    def listen(self, host=None, port=None):
+        """Listens (again) on host:port, by default the constructor's;
+        returns the port."""
+        host = self._host if host is None else host
+        port = self._port if port is None else port
+        _check(lib.lariat_server_listen(self._setup_ptr(),
+                                        host.encode("ascii"), port))
+        if self._bound_port is None:
+            self._bound_port = _check(lib.lariat_server_port(self._ptr))
+        return self._bound_port
+
+    @property
+    def port(self):
+        """The port of the first listener."""
+        if self._bound_port is None:
+            raise Error(lib.LARIAT_ERR_INVALID_STATE)
+        return self._bound_port
+
+    @property
+    def connection_count(self):
+        return lib.lariat_server_connection_count(self._setup_ptr())
+
+    def _start(self):
+        if self._bound_port is None and self._host is not None:
+            self.listen()
+        with self._cond:
+            if self._ptr is None:
+                raise Error(lib.LARIAT_ERR_STOPPED)
+            if self._running:
+                raise Error(lib.LARIAT_ERR_INVALID_STATE)
+            self._running = True
+
+    def _loop(self):
+        self._loop_ident = threading.get_ident()
+        try:
+            # cffi releases the GIL for the whole call; callbacks take it.
+            _check(lib.lariat_server_run(self._ptr))
+        finally:
+            with self._cond:
+                self._loop_ident = None
+                self._running = False
+                self._cond.notify_all()
+
+    def run(self):
+        """Serves on this thread until stop(). Signals reach Python only
+        when a callback runs on this thread, so a program that must react
+        to Ctrl-C promptly uses serve_in_thread() and wait() instead."""
+        self._start()
+        self._loop()
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            raise pending
+
+    def serve_in_thread(self, name="lariat"):
+        """Starts serving on a daemon thread, which it returns. Errors of
+        listen() are raised here."""
+        self._start()
+        self._thread = threading.Thread(target=self._loop, name=name,
+                                        daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def wait(self, timeout=None):
+        """Waits until the loop stopped running; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._running, timeout)
+
+    def stop(self):
+        """Any thread: starts stopping (close 1001 to every client);
+        run() returns once every connection has ended."""
+        with self._cond:
+            if self._ptr is None:
+                return
+            rc = lib.lariat_server_stop_async(self._ptr)
+        if rc != lib.LARIAT_ERR_STOPPED:
+            _check(rc)
+
+    def post(self, conn_id, obj):
+        """Any thread: websocket_info(conn, obj) runs on the loop, in the
+        order each thread posted. Dropped silently when the connection
+        has ended; Error(STOPPED) once the server stops."""
+        handle = ffi.new_handle(obj)
+        key = int(ffi.cast("uintptr_t", handle))
+        _posted[key] = handle
+        with self._cond:
+            if self._ptr is None:
+                del _posted[key]
+                raise Error(lib.LARIAT_ERR_STOPPED)
+            try:
+                rc = lib.lariat_post(self._ptr, conn_id, handle,
+                                     lib.py_free_fn)
+            except BaseException:  # conn_id not a uint64: C never ran
+                _posted.pop(key, None)
+                raise
+        _check(rc)  # on failure lariat has already called py_free_fn
+
+    def close(self):
+        """Stops, waits for the loop to finish, frees the server. Not
+        from inside a callback."""
+        with self._cond:
+            if self._ptr is None:
+                return
+            if threading.get_ident() == self._loop_ident:
+                raise Error(lib.LARIAT_ERR_INVALID_STATE)
+        self.stop()
+        with self._cond:
+            self._cond.wait_for(lambda: not self._running)
+            ptr, self._ptr = self._ptr, None
+            if ptr is None:
+                return  # closed meanwhile by another thread
+            # lariat_server_del runs the last callbacks on this thread.
+            self._loop_ident = threading.get_ident()
+        try:
+            lib.lariat_server_del(ptr)
+        finally:
+            self._loop_ident = None
+            self._routes.clear()
+            if self._thread is not None:
+                self._thread.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __del__(self):
+        # A forgotten server that is not running is still freed; one that
+        # runs is kept alive by its thread.
+        if getattr(self, "_ptr", None) is not None and not self._running:
+            self.close()
