@@ -1305,7 +1305,7 @@ static void print_result(const char *status) {
     if (G.rss1 == 0 && G.rss0 == 0) bpc = NAN;
   } else if (win > 0) {
     mps = msgs / win;
-    mbps = (double)G.win_bytes / win / 1e6;
+    if (C.pat->pattern != P_HANDSHAKES) mbps = (double)G.win_bytes / win / 1e6;
   }
   if (cpu > 0 && msgs > 0) per_cpu = msgs / cpu, us_per = cpu * 1e6 / msgs;
   double p50 = hist_pct(&G.hist, 50), p99 = hist_pct(&G.hist, 99);
@@ -1356,6 +1356,9 @@ static void print_result(const char *status) {
       }
       printf("  server CPU %s s: %s per CPU-second, %s us CPU per message\n",
              s_cpu, s_pc, s_us);
+      if (C.server_pid > 0 && cpu == 0 && msgs > 1000)
+        printf("  warning: server CPU time did not move: is %d the server's "
+               "pid (not a shell or taskset wrapper)?\n", C.server_pid);
       if (C.pat->pattern == P_CPU32 && G.lagged)
         printf("  note: pacing fell behind %" PRIu64 " times (server slower "
                "than %.0f msgs/s)\n", G.lagged, C.rate);

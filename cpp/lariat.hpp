@@ -86,8 +86,8 @@
 #endif
 #endif
 
-// The wrapper uses lariat_upgrade_set_deflate() and lariat_server_stop_async(),
-// both in 0.1.0; newer features get gated on LARIAT_VERSION_NUM like this.
+// Everything wrapped here is in lariat 0.1.0; wrappers of later additions
+// get gated on LARIAT_VERSION_NUM like this (cppzmq's ZMQ_VERSION checks).
 #if LARIAT_VERSION_NUM < 0x000100
 #error "lariat.hpp needs lariat 0.1.0 or newer"
 #endif
@@ -260,7 +260,7 @@ struct frame {
   opcode op = opcode::text;
   std::string_view data;         // for close: the reason, without the code
   std::uint16_t close_code = 0;  // close only; 0 = close without a code
-  bool compress = true;  // false: LARIAT_FRAME_NO_COMPRESS (sent as is)
+  bool compress = true;          // false: LARIAT_FRAME_NO_COMPRESS
 
   frame() = default;
   frame(opcode o, std::string_view d, std::uint16_t code = 0) noexcept
@@ -287,9 +287,7 @@ struct frame {
   }
 
   [[nodiscard]] bool is_text() const noexcept { return op == opcode::text; }
-  [[nodiscard]] bool is_binary() const noexcept {
-    return op == opcode::binary;
-  }
+  [[nodiscard]] bool is_binary() const noexcept { return op == opcode::binary; }
   [[nodiscard]] bool is_data() const noexcept {
     return is_text() || is_binary();
   }
@@ -442,7 +440,8 @@ enum class deflate_option : int {
  * call. Setters chain and throw lariat::error for invalid values. */
 class upgrade_base {
  public:
-  using header_list = std::vector<std::pair<std::string_view, std::string_view>>;
+  using header_list =
+      std::vector<std::pair<std::string_view, std::string_view>>;
 
   upgrade_base &idle_timeout(std::chrono::milliseconds ms) {
     detail::check(lariat_upgrade_set_idle_timeout(up_, detail::to_ms(ms)));
@@ -484,9 +483,8 @@ class upgrade_base {
     std::vector<const char *> ptrs;
     ptrs.reserve(strings.size());
     for (const auto &s : strings) ptrs.push_back(s.c_str());
-    detail::check(lariat_upgrade_reply(up_, status, ptrs.data(),
-                                       headers.size(), body.data(),
-                                       body.size()));
+    detail::check(lariat_upgrade_reply(up_, status, ptrs.data(), headers.size(),
+                                       body.data(), body.size()));
     replied_ = true;
   }
   [[nodiscard]] bool replied() const noexcept { return replied_; }
@@ -625,8 +623,8 @@ class connection {
     return reply(frame::binary(bytes));
   }
   bool send_binary(const void *data, std::size_t len) const {
-    return reply(frame::binary(
-        std::string_view(static_cast<const char *>(data), len)));
+    return reply(
+        frame::binary(std::string_view(static_cast<const char *>(data), len)));
   }
   bool ping(std::string_view payload = {}) const {
     return reply(frame::ping(payload));
@@ -649,9 +647,7 @@ class connection {
   }
 
   [[nodiscard]] conn_id id() const noexcept { return lariat_conn_get_id(c_); }
-  [[nodiscard]] int version() const noexcept {
-    return lariat_conn_version(c_);
-  }
+  [[nodiscard]] int version() const noexcept { return lariat_conn_version(c_); }
   [[nodiscard]] bool compressed() const noexcept {
     return lariat_conn_compressed(c_) != 0;
   }
@@ -717,8 +713,7 @@ class handler {
     (void)state;
     return result::ok;
   }
-  virtual result websocket_info(connection &conn, message &msg,
-                                State &state) {
+  virtual result websocket_info(connection &conn, message &msg, State &state) {
     (void)conn;
     (void)msg;
     (void)state;
@@ -726,8 +721,8 @@ class handler {
   }
   /* Exactly once for every request that reached init, last. |conn| is
    * null when the request was never upgraded; |state| is null when no
-   * state was constructed (plain HTTP answer, init crash). The state is
-   * destroyed right after this returns. */
+   * state was constructed (init answered plain HTTP or threw before
+   * emplace_state()). The state is destroyed right after this returns. */
   virtual void terminate(connection *conn, const reason &why, State *state) {
     (void)conn;
     (void)why;
@@ -740,8 +735,7 @@ template <class State = std::monostate>
 struct handler_fns {
   std::function<void(request &, upgrade<State> &)> init;
   std::function<result(connection &, State &)> websocket_init;
-  std::function<result(connection &, const frame &, State &)>
-      websocket_handle;
+  std::function<result(connection &, const frame &, State &)> websocket_handle;
   std::function<result(connection &, message &, State &)> websocket_info;
   std::function<void(connection *, const reason &, State *)> terminate;
 };
@@ -759,8 +753,7 @@ class fns_handler final : public handler<State> {
     return fns_.websocket_init ? fns_.websocket_init(c, s) : result::ok;
   }
   result websocket_handle(connection &c, const frame &f, State &s) override {
-    return fns_.websocket_handle ? fns_.websocket_handle(c, f, s)
-                                 : result::ok;
+    return fns_.websocket_handle ? fns_.websocket_handle(c, f, s) : result::ok;
   }
   result websocket_info(connection &c, message &m, State &s) override {
     return fns_.websocket_info ? fns_.websocket_info(c, m, s) : result::ok;
@@ -839,7 +832,9 @@ class route final : public route_base {
                                "no memory for the connection state");
       return LARIAT_CRASH;
     }
-    lariat_upgrade_set_state(up, b);  // terminate deletes it
+    // As slot*, the type every callback casts the state back to;
+    // terminate deletes it.
+    lariat_upgrade_set_state(up, static_cast<slot *>(b));
     try {
       request rq(from_handle, req);
       upgrade<State> u(from_handle, up, &b->state);
@@ -880,20 +875,18 @@ class route final : public route_base {
   }
   static int on_websocket_handle(lariat_conn *c, const lariat_frame *f,
                                  void *state) noexcept {
-    return call(c, state,
-                [f](handler<State> &h, connection &conn, State &s) {
-                  frame fr(from_handle, f);
-                  return h.websocket_handle(conn, fr, s);
-                });
+    return call(c, state, [f](handler<State> &h, connection &conn, State &s) {
+      frame fr(from_handle, f);
+      return h.websocket_handle(conn, fr, s);
+    });
   }
   static int on_websocket_info(lariat_conn *c, void *msg,
                                void *state) noexcept {
     // lariat frees |msg| with free_message after this returns.
-    return call(c, state,
-                [msg](handler<State> &h, connection &conn, State &s) {
-                  message m(from_handle, msg);
-                  return h.websocket_info(conn, m, s);
-                });
+    return call(c, state, [msg](handler<State> &h, connection &conn, State &s) {
+      message m(from_handle, msg);
+      return h.websocket_info(conn, m, s);
+    });
   }
   static void on_terminate(lariat_conn *c, const lariat_reason *why,
                            void *state) noexcept {
@@ -945,9 +938,7 @@ class server {
    * |opts| is copied. */
   explicit server(uv_loop_s *loop = nullptr) { open(loop, nullptr); }
   explicit server(const options &opts) { open(nullptr, opts.handle()); }
-  server(uv_loop_s *loop, const options &opts) {
-    open(loop, opts.handle());
-  }
+  server(uv_loop_s *loop, const options &opts) { open(loop, opts.handle()); }
   ~server() { close(); }
 
   server(const server &) = delete;

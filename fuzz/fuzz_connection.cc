@@ -1,9 +1,10 @@
 // libFuzzer target: a whole connection through the real core
 // (lariat_conn: handshake, wslay frame parsing, reassembly, UTF-8,
-// permessage-deflate, close handshake, hibernation, deadlines) over a fake
-// transport, as tests/test_core.cc drives it.
+// permessage-deflate, close handshake, hibernation, deadlines, keepalive,
+// backpressure and pause/resume) over a fake transport, as
+// tests/test_core.cc drives it.
 //
-// Input: 8 option bytes, then the stream.
+// Input: 9 option bytes, then the stream.
 //   o0 bits 0-1  mode: 0 raw frames, 1/3 structured frames (both after a
 //                valid upgrade head the harness writes), 2 raw bytes with
 //                no head (the fuzzer writes the request itself)
@@ -11,31 +12,45 @@
 //      bit 3     init turns UTF-8 validation off
 //      bit 4     the transport closes asynchronously (as libuv's does)
 //      bit 5     end with a socket error instead of EOF
-//      bit 6     call on_deadline() (o3 says when)
+//      bit 6     deadlines fire (o3 says when and how)
 //      bit 7     websocket_init replies a greeting
 //   o1           deflate config: bit 0 server_no_context_takeover, bit 1
 //                client_no_context_takeover, bits 2-3 which offer, bit 4
-//                threshold 16, bits 5-7 server_max_window_bits 8..15
-//   o2           bits 0-2 client_max_window_bits 8..15, bits 3-6 zlib
-//                level, bit 7 memLevel 1 instead of 8
-//   o3           bits 0-6 the chunk after which on_deadline() runs,
-//                bit 7 run it twice
-//   o4..o7       chunk sizes for on_read (0: everything left), cycled
+//                threshold 16, bits 5-7 server_max_window_bits 15 - v
+//   o2           bits 0-2 client_max_window_bits 15 - v, bits 3-6 zlib
+//                level (6 + v) % 10, bit 7 memLevel 1 instead of 8
+//                (all-zero option bytes are the library's defaults)
+//   o3           bits 0-4 k: deadlines fire after every k-th chunk (k = 0:
+//                before any byte) and at the end, at most 3 times in all
+//                plus the end, bits 5-6 how far
+//                the clock moves first (0, 150 ms, 6 s, 11 s), bit 7
+//                through the server's timer (on_timer) instead of
+//                conn->on_deadline()
+//   o4           bit 0 keepalive (ping 50 ms, pong 50 ms), bit 1 slow
+//                peer (the transport holds what it is given), bits 2-3
+//                max_queued 4 KiB with policy refuse/close/try-later (0:
+//                default), bit 4 refuse_busy() at once (server full),
+//                bit 5 idle timeout 100 ms, bits 6-7 the n-th write fails
+//                (reported later, as libuv's write callback would)
+//   o5..o8       chunk sizes for on_read (0: everything left), cycled;
+//                multiplied by 1 + stream size / 4096
 //
 // Structured frames: [b0][ctl][len][payload...] per frame, where b0 is the
 // frame's first byte as sent (FIN, RSV, opcode) and ctl:
 //   0x01 unmasked, 0x02 non-minimal length encoding, 0x04 deflate the
-//   payload with the harness's client compressor, 0x08 pattern payload of
-//   a 16/17-bit length (then: len_lo len_hi [bit16] fill), 0x10 close
-//   payload (then: code_hi code_lo reason_len reason...), 0x20 with 0x04:
-//   end the compressed stream (BFINAL), 0x40 17-bit pattern length,
-//   0x80 less compressible pattern.
+//   payload with the harness's client compressor, 0x18 the payload's kind:
+//   0x08 a pattern of a 16/17-bit length (then: len_lo len_hi [bit16]
+//   fill), 0x10 a close payload (then: code_hi code_lo reason_len
+//   reason...), else len + bytes; 0x20 with 0x04: end the compressed
+//   stream (BFINAL), 0x40 17-bit pattern length, 0x80 less compressible
+//   pattern.
 //
 // The handler echoes every message and obeys its first byte: 'h'
 // hibernate, 's' shutdown, 'c' crash, 'x' reply close, 'p' reply ping,
 // 't' set an idle timeout, '!' return an invalid value, 'e' try invalid
-// replies, 'u' echo uncompressed. init obeys the query: "?crash",
-// "?reply", "?bad".
+// replies, 'u' echo uncompressed, 'a' pause reading (the harness resumes
+// it before the next chunk, as a host program would). websocket_drain
+// replies "d". init obeys the query: "?crash", "?reply", "?bad".
 //
 // Checked after every input: the connection is gone (transport destroyed,
 // server registry empty), terminate ran exactly once iff init ran, nothing
@@ -46,6 +61,7 @@
 #include <zlib.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -70,6 +86,9 @@ struct Run {
   bool deferred_close = false;
   bool greet = false;
   lariat::detail::DeflateConfig deflate;  // what init allows
+  uint8_t flow = 0;                       // o4
+  bool slow_peer = false;
+  int failing_write = 0;  // 1-based index of the write that fails; 0: none
 
   int inits = 0, ws_inits = 0, terminates = 0;
   bool upgraded = false, compressed = false;
@@ -79,9 +98,18 @@ struct Run {
 
   std::string out;  // everything written to the transport
   bool shut = false, close_requested = false, gone = false;
+  bool reading = true;
+  size_t held = 0;  // bytes a slow peer has not taken yet (buffered())
+  int writes = 0;
+  bool error_pending = false;  // a write failed; the error comes later
+  int drains = 0;
 };
 
 Run *g_run = nullptr;
+
+// LARIAT_FUZZ_TRACE=1 prints what each input did, for triage:
+//   ./fuzz_connection -runs=1 crash-file
+const bool g_trace = std::getenv("LARIAT_FUZZ_TRACE") != nullptr;
 
 class FakeTransport final : public lariat::detail::Transport {
  public:
@@ -92,6 +120,10 @@ class FakeTransport final : public lariat::detail::Transport {
     CHECK(!run_->close_requested);  // close() stops writing
     CHECK(!run_->shut);             // nothing can follow our FIN
     run_->out.append(reinterpret_cast<const char *>(p), n);
+    if (run_->slow_peer) run_->held += n;
+    // transport.h: errors come back *later* through on_transport_error();
+    // the harness delivers it after the event, as uv_write's callback.
+    if (++run_->writes == run_->failing_write) run_->error_pending = true;
   }
   void shutdown() override {
     CHECK(!run_->close_requested && !run_->shut);
@@ -108,7 +140,12 @@ class FakeTransport final : public lariat::detail::Transport {
     // like TcpTransport's uv_close callback.
     if (!run_->deferred_close) conn_->on_transport_closed();
   }
-  size_t buffered() const override { return 0; }
+  size_t buffered() const override { return run_->held; }
+  int set_reading(bool on) override {
+    CHECK(!run_->close_requested);
+    run_->reading = on;
+    return 0;
+  }
   int peer(char *buf, size_t size, int *port) const override {
     std::snprintf(buf, size, "fuzz");
     if (port) *port = 0;
@@ -130,7 +167,7 @@ bool reply(lariat_conn *conn, uint32_t opcode, const void *p, size_t n,
   f.data = static_cast<const uint8_t *>(p);
   f.len = n;
   int rc = lariat_reply(conn, &f);
-  CHECK(rc == 0 || rc == LARIAT_ERR_CLOSING);
+  CHECK(rc == 0 || rc == LARIAT_ERR_CLOSING || rc == LARIAT_ERR_BACKPRESSURE);
   if (rc == 0 && (opcode == LARIAT_OP_TEXT || opcode == LARIAT_OP_BINARY))
     g_run->replies.emplace_back(
         opcode, std::string(static_cast<const char *>(p), n));
@@ -186,6 +223,17 @@ int on_init(lariat_req *req, lariat_upgrade *up, void *) {
   // A small limit so that length and decompression bombs are cut early.
   CHECK(lariat_upgrade_set_max_frame_size(up, kMaxFrame) == 0);
   CHECK(lariat_upgrade_set_validate_utf8(up, r.validate_utf8) == 0);
+  if (r.flow & 0x01)
+    CHECK(lariat_upgrade_set_ping_interval(up, 50, 50) == 0);
+  if (r.flow & 0x0c) {
+    static const int kPolicy[4] = {0, LARIAT_BACKPRESSURE_REFUSE,
+                                   LARIAT_BACKPRESSURE_CLOSE,
+                                   LARIAT_BACKPRESSURE_CLOSE_TRY_LATER};
+    CHECK(lariat_upgrade_set_max_queued(up, 4096, kPolicy[(r.flow >> 2) & 3]) ==
+          0);
+    CHECK(lariat_upgrade_set_low_water(up, 1024) == 0);
+  }
+  if (r.flow & 0x20) CHECK(lariat_upgrade_set_idle_timeout(up, 100) == 0);
   if (lariat_req_protocol_count(req) > 0) {
     const char *p = lariat_req_protocol_at(req, 0, &n);
     CHECK(p != nullptr);
@@ -231,19 +279,30 @@ int on_handle(lariat_conn *conn, const lariat_frame *f, void *) {
     case 'x': {
       lariat_frame close = {LARIAT_OP_CLOSE, 0, 4000,
                             reinterpret_cast<const uint8_t *>("bye"), 3};
-      CHECK(lariat_reply(conn, &close) == 0);
+      int rc = lariat_reply(conn, &close);
+      CHECK(rc == 0 || rc == LARIAT_ERR_CLOSING);  // the echo may have closed
       CHECK(lariat_reply(conn, &close) == LARIAT_ERR_CLOSING);
       return LARIAT_OK;
     }
     case 'p': {
       lariat_frame ping = {LARIAT_OP_PING, 0, 0,
                            reinterpret_cast<const uint8_t *>("pp"), 2};
-      CHECK(lariat_reply(conn, &ping) == 0);
+      int rc = lariat_reply(conn, &ping);
+      CHECK(rc == 0 || rc == LARIAT_ERR_CLOSING ||
+            rc == LARIAT_ERR_BACKPRESSURE);
       return LARIAT_OK;
     }
-    case 't':
-      CHECK(lariat_conn_set_idle_timeout(conn, 100) == 0);
+    case 't': {
+      int rc = lariat_conn_set_idle_timeout(conn, 100);
+      CHECK(rc == 0 || rc == LARIAT_ERR_CLOSING);  // the echo may have closed
       return LARIAT_OK;
+    }
+    case 'a': {
+      int rc = lariat_conn_set_active(conn, 0);
+      CHECK(rc == 0 || rc == LARIAT_ERR_CLOSING);
+      if (rc == 0) CHECK(!r.reading);
+      return LARIAT_OK;
+    }
     case '!':
       return 42;
     case 'e': {
@@ -261,12 +320,25 @@ int on_handle(lariat_conn *conn, const lariat_frame *f, void *) {
   }
 }
 
+int on_drain(lariat_conn *conn, void *) {
+  Run &r = *g_run;
+  CHECK(r.upgraded && !r.close_requested && !r.shut);
+  ++r.drains;
+  CHECK(lariat_conn_buffered_amount(conn) <= 1024);  // at or under low water
+  reply(conn, LARIAT_OP_TEXT, "d", 1);
+  return LARIAT_OK;
+}
+
 void on_terminate(lariat_conn *conn, const lariat_reason *reason, void *) {
   Run &r = *g_run;
   CHECK(++r.terminates == 1 && r.inits == 1);
+  if (g_trace)
+    std::fprintf(stderr, "terminate: %s code %u%s\n",
+                 lariat_reason_name(reason->kind), reason->code,
+                 conn ? "" : " (never upgraded)");
   CHECK((conn != nullptr) == r.upgraded);
   CHECK(reason->kind >= LARIAT_REASON_NORMAL &&
-        reason->kind <= LARIAT_REASON_ERROR_SOCKET);
+        reason->kind <= LARIAT_REASON_ERROR_BACKPRESSURE);
   if (!r.upgraded)
     CHECK(reason->kind == LARIAT_REASON_NORMAL ||
           reason->kind == LARIAT_REASON_CRASH);
@@ -287,7 +359,7 @@ void on_terminate(lariat_conn *conn, const lariat_reason *reason, void *) {
 }
 
 const lariat_handler kHandler = {sizeof(lariat_handler), on_init, on_ws_init,
-                                 on_handle, nullptr, on_terminate};
+                                 on_handle, nullptr, on_terminate, on_drain};
 
 // One server for the process, never run: connections are driven by hand.
 lariat_server *the_server() {
@@ -295,6 +367,8 @@ lariat_server *the_server() {
     lariat_server *s = nullptr;
     CHECK(lariat_server_new(&s, nullptr, nullptr) == 0);
     CHECK(lariat_server_route(s, "/chat", &kHandler, nullptr) == 0);
+    // Time moves only when the harness says so.
+    s->manual_clock = 1000000;
     return s;
   }();
   return server;
@@ -356,7 +430,8 @@ class ClientDeflater {
   // |finish|; the 00 00 ff ff tail is dropped on a message's last frame.
   std::string compress(const std::string &in, bool fin, bool finish) {
     if (!ready_) {
-      if (deflateInit2(&z_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -bits_, 8,
+      // Level 1: fast, and still matches and Huffman blocks to inflate.
+      if (deflateInit2(&z_, Z_BEST_SPEED, Z_DEFLATED, -bits_, 8,
                        Z_DEFAULT_STRATEGY) != Z_OK)
         std::abort();
       ready_ = true;
@@ -388,12 +463,36 @@ class ClientDeflater {
   bool reset_ = false;
 };
 
+// Byte loops over payloads of up to 128 KiB: kept out of the coverage
+// instrumentation, whose per-comparison callbacks would make them the
+// fuzzer's main cost while telling it nothing.
+#define NO_COVERAGE __attribute__((no_sanitize("coverage")))
+
+NO_COVERAGE void mask_into(char *dst, const std::string &payload,
+                           const uint8_t key[4]) {
+  for (size_t i = 0; i < payload.size(); ++i)
+    dst[i] = static_cast<char>(payload[i] ^ key[i & 3]);
+}
+
+NO_COVERAGE void fill_pattern(std::string *payload, uint8_t fill,
+                              bool scrambled) {
+  if (!scrambled) {
+    std::memset(&(*payload)[0], fill, payload->size());
+    return;
+  }
+  for (size_t i = 0; i < payload->size(); ++i)
+    (*payload)[i] =
+        static_cast<char>(fill ^ static_cast<uint8_t>(i * 131 + (i >> 7)));
+}
+
+// |declared| is the length in the header; the payload may be shorter (the
+// server stops reading at the header of a frame over its limit).
 void append_frame(std::string *s, uint8_t b0, uint8_t ctl,
-                  const std::string &payload) {
+                  const std::string &payload, uint64_t declared) {
   static const uint8_t kKey[4] = {0x37, 0xfa, 0x21, 0x3d};
   const bool masked = !(ctl & 0x01);
   const uint8_t m = masked ? 0x80 : 0;
-  const uint64_t n = payload.size();
+  const uint64_t n = declared;
   s->push_back(static_cast<char>(b0));
   if (n < 126 && !(ctl & 0x02)) {
     s->push_back(static_cast<char>(m | n));
@@ -406,9 +505,14 @@ void append_frame(std::string *s, uint8_t b0, uint8_t ctl,
     for (int shift = 56; shift >= 0; shift -= 8)
       s->push_back(static_cast<char>(n >> shift));
   }
-  if (masked) s->append(reinterpret_cast<const char *>(kKey), 4);
-  for (size_t i = 0; i < n; ++i)
-    s->push_back(static_cast<char>(payload[i] ^ (masked ? kKey[i % 4] : 0)));
+  if (!masked) {
+    s->append(payload);
+    return;
+  }
+  s->append(reinterpret_cast<const char *>(kKey), 4);
+  size_t at = s->size();
+  s->resize(at + payload.size());
+  mask_into(&(*s)[at], payload, kKey);
 }
 
 void encode_structured(Reader &in, ClientDeflater &cd, std::string *s) {
@@ -416,19 +520,21 @@ void encode_structured(Reader &in, ClientDeflater &cd, std::string *s) {
     const uint8_t b0 = in.byte();
     const uint8_t ctl = in.byte();
     std::string payload;
-    if (ctl & 0x08) {
+    uint64_t declared = UINT64_MAX;  // the payload's own length
+    if ((ctl & 0x18) == 0x08) {
       // Large frames from a few bytes: up to 128 KiB, past the 64 KiB
       // limit, and highly compressible ones for deflate bombs.
       size_t len = in.byte();
       len |= static_cast<size_t>(in.byte()) << 8;
       if (ctl & 0x40) len |= static_cast<size_t>(in.byte() & 1) << 16;
       const uint8_t fill = in.byte();
+      declared = len;
+      // Past the limit only the header counts; unless it is deflated
+      // first (a bomb), a token payload will do.
+      if (len > kMaxFrame && !(ctl & 0x04)) len = 1024;
       payload.resize(len);
-      for (size_t i = 0; i < len; ++i)
-        payload[i] = static_cast<char>(
-            ctl & 0x80 ? fill ^ static_cast<uint8_t>(i * 131 + (i >> 7))
-                       : fill);
-    } else if (ctl & 0x10) {
+      if (len) fill_pattern(&payload, fill, ctl & 0x80);
+    } else if ((ctl & 0x18) == 0x10) {
       payload.push_back(static_cast<char>(in.byte()));  // code, big-endian
       payload.push_back(static_cast<char>(in.byte()));
       payload += in.bytes(in.byte());
@@ -436,7 +542,8 @@ void encode_structured(Reader &in, ClientDeflater &cd, std::string *s) {
       payload = in.bytes(in.byte());
     }
     if (ctl & 0x04) payload = cd.compress(payload, b0 & 0x80, ctl & 0x20);
-    append_frame(s, b0, ctl, payload);
+    if (declared == UINT64_MAX || ctl & 0x04) declared = payload.size();
+    append_frame(s, b0, ctl, payload, declared);
   }
 }
 
@@ -572,7 +679,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lariat_server *server = the_server();
   Reader in{data, size};
   const uint8_t o0 = in.byte(), o1 = in.byte(), o2 = in.byte(),
-                o3 = in.byte();
+                o3 = in.byte(), o4 = in.byte();
   size_t chunks[4];
   for (size_t &c : chunks) {
     uint8_t b = in.byte();
@@ -586,7 +693,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   run.validate_utf8 = !(o0 & 0x08);
   run.deferred_close = o0 & 0x10;
   const bool end_with_error = o0 & 0x20;
-  const bool deadline = o0 & 0x40;
+  const bool deadlines = o0 & 0x40;
   run.greet = o0 & 0x80;
   lariat::detail::DeflateConfig &cfg = run.deflate;
   cfg.enabled = true;
@@ -594,10 +701,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cfg.client_no_context_takeover = o1 & 0x02;
   const char *offer_text = offer ? kOffers[(o1 >> 2) & 3] : nullptr;
   cfg.threshold = o1 & 0x10 ? 16 : 0;
-  cfg.server_max_window_bits = 8 + (o1 >> 5);
-  cfg.client_max_window_bits = 8 + (o2 & 7);
-  cfg.level = ((o2 >> 3) & 15) % 10;
+  cfg.server_max_window_bits = 15 - (o1 >> 5);
+  cfg.client_max_window_bits = 15 - (o2 & 7);
+  cfg.level = (6 + ((o2 >> 3) & 15)) % 10;
   cfg.mem_level = o2 & 0x80 ? 1 : 8;
+  run.flow = o4;
+  run.slow_peer = o4 & 0x02;
+  run.failing_write = o4 >> 6;
 
   std::string stream;
   if (mode == 2) {
@@ -624,30 +734,69 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lariat_conn *conn = server->accept(std::make_unique<FakeTransport>(&run));
   CHECK(conn != nullptr);
   auto usable = [&] { return !run.gone && !run.close_requested; };
-  // After every event: a deferred close completes as libuv's would.
+  // After every event, what libuv would report next: a failed write's
+  // error, then a deferred close completing.
   auto after_event = [&] {
+    if (run.error_pending && usable()) {
+      run.error_pending = false;
+      conn->on_transport_error(UV_EPIPE);
+    }
     if (!run.close_requested) return;
     if (!run.deferred_close) {
-      CHECK(run.gone);
+      CHECK(run.gone);  // closed from inside close(): finalized by now
       return;
     }
     CHECK(!run.gone && conn->state == lariat_conn::State::kClosed);
     conn->on_transport_closed();
     CHECK(run.gone);
   };
+  static const uint64_t kClockSteps[4] = {0, 150, 6000, 11000};
   auto fire_deadline = [&] {
-    for (int i = 0; i < (o3 & 0x80 ? 2 : 1) && usable(); ++i) {
-      conn->on_deadline();
-      after_event();
-    }
+    if (!usable()) return;
+    server->manual_clock += kClockSteps[(o3 >> 5) & 3];
+    if (o3 & 0x80)
+      server->on_timer();  // only connections whose deadline passed
+    else
+      conn->on_deadline();  // as if it had
+    after_event();
+  };
+  // The peer reads some of what a slow transport holds, and the
+  // transport says so, as TcpTransport's write callback does.
+  auto peer_reads = [&] {
+    if (!run.held || !usable()) return;
+    run.held /= 4;
+    conn->on_output_progress();
+    after_event();
   };
 
-  // Chunk 0 means before any byte: the handshake timeout (408).
-  const size_t deadline_at = o3 & 0x7f;
-  if (deadline && deadline_at == 0) fire_deadline();
+  if (o4 & 0x10 && usable()) {  // over the server's connection limit
+    conn->refuse_busy();
+    after_event();
+  }
+  const size_t every = o3 & 0x1f;
+  int fired = 0;
+  if (deadlines && every == 0) {
+    fire_deadline();
+    ++fired;
+  }
+  // Pattern frames make streams of up to a few hundred KiB from a few
+  // bytes: scale the chunks so no input needs more than ~4K reads (tiny
+  // chunks of a huge stream only make the fuzzer slow).
+  const size_t chunk_scale = 1 + stream.size() / 4096;
   size_t off = 0, nchunk = 0;
   while (off < stream.size() && usable()) {
-    size_t n = std::min(chunks[nchunk % 4], stream.size() - off);
+    peer_reads();
+    if (!run.reading && usable()) {
+      // The handler paused reading; a host program resumes it later. A
+      // paused transport delivers nothing, so stop if that fails.
+      int rc = lariat_conn_set_active(conn, 1);
+      after_event();
+      CHECK(rc == 0 || rc == LARIAT_ERR_CLOSING);
+      if (rc != 0) break;
+      CHECK(run.reading || !usable());
+    }
+    if (!usable()) break;
+    size_t n = std::min(chunks[nchunk % 4] * chunk_scale, stream.size() - off);
     // An exactly sized copy that dies after the call: ASan then sees any
     // read past the chunk or any use of it after on_read() returned.
     std::unique_ptr<uint8_t[]> chunk(new uint8_t[n]);
@@ -656,9 +805,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     chunk.reset();
     after_event();
     off += n;
-    if (++nchunk == deadline_at && deadline) fire_deadline();
+    ++nchunk;
+    if (deadlines && every && nchunk % every == 0 && fired < 3) {
+      fire_deadline();
+      ++fired;
+    }
   }
-  if (deadline && nchunk < deadline_at) fire_deadline();
+  if (deadlines && fired < 3) fire_deadline();  // and once at the end
+
+  // The end of the byte stream. A paused transport reports no EOF: the
+  // connection must then end through its close timeout.
+  if (usable() && !run.reading) {
+    int rc = lariat_conn_set_active(conn, 1);
+    after_event();
+    CHECK(rc == 0 || rc == LARIAT_ERR_CLOSING);
+    if (rc != 0 && usable()) {
+      server->manual_clock += 6000;  // past the 5 s close timeout
+      server->on_timer();
+      after_event();
+      CHECK(!usable());  // the close timer alone ended it
+    }
+  }
   if (usable()) {
     if (end_with_error)
       conn->on_transport_error(UV_ECONNRESET);
@@ -673,6 +840,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(server->conns.empty());
   CHECK(run.terminates == run.inits);
   CHECK(run.ws_inits == (run.upgraded ? 1 : 0));
+  if (g_trace) {
+    std::fprintf(stderr, "mode %d: %zu stream bytes in %zu chunks; %zu out, "
+                 "%zu replies, %d drains%s%s\n", mode, stream.size(), nchunk,
+                 run.out.size(), run.replies.size(), run.drains,
+                 run.compressed ? ", deflate" : "", run.shut ? ", FIN" : "");
+    size_t head_end = run.out.find("\r\n\r\n");
+    std::fprintf(stderr, "  %.*s\n  frames:",
+                 static_cast<int>(run.out.find("\r\n")), run.out.c_str());
+    for (size_t i = head_end == std::string::npos ? run.out.size() : head_end + 4;
+         i < run.out.size() && i < head_end + 4 + 48; ++i)
+      std::fprintf(stderr, " %02x", static_cast<uint8_t>(run.out[i]));
+    std::fprintf(stderr, "\n");
+  }
   check_output(run);
   // The loop never runs, so its timer never pops the heap: empty it here
   // or it grows with every input.

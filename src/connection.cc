@@ -12,6 +12,7 @@ using lariat::detail::Request;
 namespace {
 
 constexpr uint64_t kNever = UINT64_MAX;
+constexpr size_t kFlushThreshold = 256 * 1024;
 
 // Runs a handler callback. Handlers are C function pointers, but one
 // written in C++ may still throw through it: that crashes its connection
@@ -91,7 +92,12 @@ void lariat_conn::end_event() {
   if (--event_depth_ > 0) return;
   flush();
   if (hibernate_requested_) hibernate_if_idle();
-  if (finalize_pending_) finalize();  // deletes this
+  if (finalize_pending_) {
+    finalize();  // deletes this
+    return;
+  }
+  // A reply refused for backpressure may have gone out with this flush.
+  if (above_low_water_) on_output_progress();
 }
 
 void lariat_conn::on_read(const uint8_t *p, size_t n) {
@@ -142,7 +148,12 @@ void lariat_conn::on_deadline() {
       uint64_t now = server->now();
       bool idle = idle_timeout_ && now >= last_recv_ + idle_timeout_;
       bool no_pong = ping_sent_at_ && now >= ping_sent_at_ + pong_timeout_;
-      if (idle || no_pong) {
+      if (no_pong) {
+        // The peer is presumed dead: no close handshake to wait for.
+        set_reason(LARIAT_REASON_TIMEOUT);
+        server->frame_writer.write_close(&out_, 1000, nullptr, 0);
+        close_transport();
+      } else if (idle) {
         start_close(LARIAT_REASON_TIMEOUT, 1000);
       } else if (ping_interval_ && !ping_sent_at_ &&
                  now >= last_recv_ + ping_interval_) {
@@ -637,8 +648,10 @@ int lariat_conn::reply(const lariat_frame *frame) {
   if (state != State::kOpen) return LARIAT_ERR_CLOSING;
   if (frame->opcode != LARIAT_OP_CLOSE &&
       buffered_amount() + frame->len + 14 > max_queued_) {
-    if (backpressure_policy_ == LARIAT_BACKPRESSURE_REFUSE)
+    if (backpressure_policy_ == LARIAT_BACKPRESSURE_REFUSE) {
+      above_low_water_ = true;  // drain tells the handler when to resume
       return LARIAT_ERR_BACKPRESSURE;
+    }
     // The peer cannot keep up: close behind what is queued, then stop.
     begin_event();
     fail_connection(LARIAT_REASON_ERROR_BACKPRESSURE,
@@ -673,6 +686,9 @@ int lariat_conn::reply(const lariat_frame *frame) {
     server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
                                true, 0, frame->data, frame->len);
   }
+  // Batching pays for small frames; large output goes to the kernel early
+  // so it does not pile up in one callback.
+  if (out_.size() >= kFlushThreshold) flush();
   end_event();
   return 0;
 }

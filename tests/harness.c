@@ -174,7 +174,13 @@ static int probe_command(lariat_conn *conn, th_server *s, const char *cmd,
       if (rc != 0) break;
     }
     free(payload);
-    snprintf(buf, sizeof(buf), "sent=%ld rc=%d max=%zu", sent, rc, max);
+    pthread_mutex_lock(&s->mutex);
+    s->flood_rounds++;
+    s->flood_sent += sent;
+    if (rc == LARIAT_ERR_BACKPRESSURE) s->flood_refusals++;
+    if (max > s->flood_max_queued) s->flood_max_queued = max;
+    pthread_mutex_unlock(&s->mutex);
+    snprintf(buf, sizeof(buf), "sent=%ld rc=%d", sent, rc);
     reply_text(conn, buf);
     return LARIAT_OK;
   }

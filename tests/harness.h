@@ -20,8 +20,9 @@
  *   !stop            lariat_server_stop()
  *   !plain TEXT      reply TEXT with LARIAT_FRAME_NO_COMPRESS
  *   !flood N SIZE    reply N binary messages of SIZE bytes, stopping at the
- *                    first refusal; then reply "sent=K rc=RC max=M" (M: the
- *                    largest lariat_conn_buffered_amount seen)
+ *                    first refusal; records the flood_* counters below
+ *                    (the status reply "sent=K rc=RC" may itself be
+ *                    refused when the queue is full)
  *   !pause           reply "paused", then stop reading (set_active 0)
  * websocket_drain replies "drained". A th_msg with resume set resumes
  * reading.
@@ -120,6 +121,9 @@ typedef struct th_server {
   int info_calls;
   int pings, pongs;
   int drains;
+  int flood_rounds, flood_refusals;
+  long flood_sent;
+  size_t flood_max_queued; /* largest lariat_conn_buffered_amount seen */
   int terminates;
   th_terminate terminated[TH_MAX_EVENTS];
   uint64_t last_conn_id;

@@ -54,7 +54,8 @@ const char kPage[] = R"html(<!doctype html>
 <span id="status">connecting&hellip;</span></header>
 <ul id="messages"></ul>
 <form id="form">
-  <input id="text" autocomplete="off" maxlength="1000" placeholder="Say something" autofocus>
+  <input id="text" autocomplete="off" maxlength="1000"
+         placeholder="Say something" autofocus>
   <button id="send" type="submit">Send</button>
 </form>
 <script>
@@ -65,7 +66,8 @@ const nick = params.get('nick') || '';
 const listEl = document.getElementById('messages');
 const statusEl = document.getElementById('status');
 const inputEl = document.getElementById('text');
-document.getElementById('where').textContent = 'room: ' + room;
+document.getElementById('where').textContent =
+    'room: ' + room + (nick ? ' \u00b7 you: ' + nick : '');
 
 function show(text) {
   const li = document.createElement('li');
@@ -183,7 +185,8 @@ std::string clean_name(std::optional<std::string> s, std::string fallback) {
 
 // The state of one chat connection.
 struct member {
-  member(std::string r, std::string n) : room(std::move(r)), nick(std::move(n)) {}
+  member(std::string r, std::string n)
+      : room(std::move(r)), nick(std::move(n)) {}
   std::string room;
   std::string nick;  // empty until websocket_init names a guest
   lariat::conn_id id = 0;
@@ -210,20 +213,18 @@ class chat : public lariat::handler<member> {
     auto &ids = rooms_[m.room];
     ids.insert(m.id);
     m.joined = true;
-    c.send_text("* welcome " + m.nick + ", you are in room " + m.room +
-                " (" + std::to_string(ids.size()) + " here)");
+    c.send_text("* welcome " + m.nick + ", you are in room " + m.room + " (" +
+                std::to_string(ids.size()) + " here)");
     broadcast(c.server_handle(), m.room, "* " + m.nick + " joined");
     return lariat::result::ok;
   }
 
-  lariat::result websocket_handle(lariat::connection &c,
-                                  const lariat::frame &f,
+  lariat::result websocket_handle(lariat::connection &c, const lariat::frame &f,
                                   member &m) override {
     // Text only (lariat validated its UTF-8); binary, pings and pongs are
     // not chat.
     if (f.is_text() && !f.data.empty())
-      broadcast(c.server_handle(), m.room,
-                m.nick + ": " + std::string(f.data));
+      broadcast(c.server_handle(), m.room, m.nick + ": " + std::string(f.data));
     return lariat::result::ok;
   }
 
@@ -328,8 +329,8 @@ int main(int argc, char **argv) {
     uv_signal_start(&sigterm_watcher, on_signal, SIGTERM);
 
     bool v6 = host.find(':') != std::string::npos;
-    std::printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "",
-                host.c_str(), v6 ? "]" : "", server.port());
+    std::printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", host.c_str(),
+                v6 ? "]" : "", server.port());
     std::fflush(stdout);
     server.run();
   } catch (const lariat::error &e) {

@@ -1,9 +1,8 @@
 // Compiles <lariat/lariat.hpp> under each supported -std with strict
 // warnings (cppzmq's CI matrix), instantiating every template so the
 // warnings cover the trampolines too. Run, it checks a few trivial facts.
-#include <lariat/lariat.hpp>
-
 #include <cstdio>
+#include <lariat/lariat.hpp>
 #include <string>
 
 namespace {
@@ -22,8 +21,7 @@ struct every_callback : lariat::handler<state> {
     c.send_text("hi");
     return lariat::result::ok;
   }
-  lariat::result websocket_handle(lariat::connection &c,
-                                  const lariat::frame &f,
+  lariat::result websocket_handle(lariat::connection &c, const lariat::frame &f,
                                   state &s) override {
     ++s.messages;
     c.reply(f);
@@ -55,8 +53,8 @@ int main() {
   s.route("/b", std::move(fns));
   bool posted = s.post(1, 42);  // no such connection: accepted, freed
   lariat::error e(LARIAT_ERR_NOT_FOUND);
-  bool ok = posted && e.num() == LARIAT_ERR_NOT_FOUND &&
-            !lariat::version().empty();
+  bool ok =
+      posted && e.num() == LARIAT_ERR_NOT_FOUND && !lariat::version().empty();
   std::printf("lariat.hpp (C++ %ld) with lariat %s: %s\n",
               static_cast<long>(__cplusplus), lariat_version(0)->version_str,
               ok ? "ok" : "FAILED");

@@ -5,14 +5,13 @@
 #ifndef LARIAT_TESTS_CPP_SUPPORT_HPP
 #define LARIAT_TESTS_CPP_SUPPORT_HPP
 
-#include <lariat/lariat.hpp>
-
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <lariat/lariat.hpp>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -59,35 +58,35 @@ std::string show(const std::vector<T> &v) {
   throw failure{out.str()};
 }
 
-#define CHECK(cond)                                          \
-  do {                                                       \
+#define CHECK(cond)                                                 \
+  do {                                                              \
     if (!(cond)) ::t::fail(__FILE__, __LINE__, "CHECK(" #cond ")"); \
   } while (0)
 
 // Prints both operands, like libuv's ASSERT_EQ.
-#define CHECK_EQ(a, b)                                                      \
-  do {                                                                      \
-    const auto &t_a_ = (a);                                                 \
-    const auto &t_b_ = (b);                                                 \
-    if (!(t_a_ == t_b_))                                                    \
-      ::t::fail(__FILE__, __LINE__,                                         \
-                std::string(#a " == " #b ": ") + ::t::show(t_a_) + " != " + \
-                    ::t::show(t_b_));                                       \
+#define CHECK_EQ(a, b)                                             \
+  do {                                                             \
+    const auto &t_a_ = (a);                                        \
+    const auto &t_b_ = (b);                                        \
+    if (!(t_a_ == t_b_))                                           \
+      ::t::fail(__FILE__, __LINE__,                                \
+                std::string(#a " == " #b ": ") + ::t::show(t_a_) + \
+                    " != " + ::t::show(t_b_));                     \
   } while (0)
 
 // Runs |body| and checks it throws lariat::error with num() == |code|.
-#define CHECK_LARIAT_ERROR(code, body)                                  \
-  do {                                                                  \
-    bool t_thrown_ = false;                                             \
-    try {                                                               \
-      body;                                                             \
-    } catch (const lariat::error &t_e_) {                               \
-      t_thrown_ = true;                                                 \
-      CHECK_EQ(t_e_.num(), (code));                                     \
+#define CHECK_LARIAT_ERROR(code, body)                                        \
+  do {                                                                        \
+    bool t_thrown_ = false;                                                   \
+    try {                                                                     \
+      body;                                                                   \
+    } catch (const lariat::error &t_e_) {                                     \
+      t_thrown_ = true;                                                       \
+      CHECK_EQ(t_e_.num(), (code));                                           \
       CHECK_EQ(std::string(t_e_.what()), std::string(lariat_strerror(code))); \
-    }                                                                   \
-    if (!t_thrown_)                                                     \
-      ::t::fail(__FILE__, __LINE__, "no lariat::error from " #body);   \
+    }                                                                         \
+    if (!t_thrown_)                                                           \
+      ::t::fail(__FILE__, __LINE__, "no lariat::error from " #body);          \
   } while (0)
 
 struct test_case {
@@ -101,11 +100,13 @@ inline std::vector<test_case> &registry() {
 }
 
 struct registrar {
-  registrar(const char *name, void (*fn)()) { registry().push_back({name, fn}); }
+  registrar(const char *name, void (*fn)()) {
+    registry().push_back({name, fn});
+  }
 };
 
-#define TEST(name)                                        \
-  static void name();                                     \
+#define TEST(name)                                      \
+  static void name();                                   \
   static ::t::registrar name##_registrar(#name, &name); \
   static void name()
 
@@ -115,7 +116,8 @@ inline int run_all(int argc, char **argv) {
   for (const auto &tc : registry()) {
     if (argc > 1) {
       bool wanted = false;
-      for (int i = 1; i < argc; ++i) wanted |= std::strcmp(argv[i], tc.name) == 0;
+      for (int i = 1; i < argc; ++i)
+        wanted |= std::strcmp(argv[i], tc.name) == 0;
       if (!wanted) continue;
     }
     ++ran;
@@ -140,7 +142,8 @@ inline int run_all(int argc, char **argv) {
 
 // Polls |cond| until it holds or |ms| pass; returns its last value.
 inline bool eventually(const std::function<bool()> &cond, int ms = 3000) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
   while (!cond()) {
     if (std::chrono::steady_clock::now() > deadline) return cond();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -171,7 +174,8 @@ class log {
     std::unique_lock<std::mutex> lock(m_);
     return cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] {
       std::size_t c = 0;
-      for (const auto &l : lines_) c += l.compare(0, prefix.size(), prefix) == 0;
+      for (const auto &l : lines_)
+        c += l.compare(0, prefix.size(), prefix) == 0;
       return c >= n;
     });
   }
@@ -232,7 +236,10 @@ class running_server {
 // A wsclient connection closed at scope exit.
 class client {
  public:
-  client() { std::memset(&c_, 0, sizeof c_); c_.fd = -1; }
+  client() {
+    std::memset(&c_, 0, sizeof c_);
+    c_.fd = -1;
+  }
   ~client() { wsc_close(&c_); }
   client(const client &) = delete;
   client &operator=(const client &) = delete;
@@ -240,7 +247,8 @@ class client {
   wsc *get() { return &c_; }
   void connect(int port) {
     int rc = wsc_connect(&c_, "127.0.0.1", port, 3000);
-    if (rc != 0) fail(__FILE__, __LINE__, std::string("wsc_connect: ") + wsc_strerror(rc));
+    if (rc != 0)
+      fail(__FILE__, __LINE__, std::string("wsc_connect: ") + wsc_strerror(rc));
   }
   // Connects and upgrades; returns the HTTP status.
   int open(int port, const char *path, const char *extra = nullptr,
@@ -250,7 +258,9 @@ class client {
   }
   void send(const std::string &text) {
     int rc = wsc_send_text(&c_, text.c_str());
-    if (rc != 0) fail(__FILE__, __LINE__, std::string("wsc_send_text: ") + wsc_strerror(rc));
+    if (rc != 0)
+      fail(__FILE__, __LINE__,
+           std::string("wsc_send_text: ") + wsc_strerror(rc));
   }
   // The next data message as text; "<error ...>" when none came.
   std::string recv(int ms = 3000) {
@@ -258,7 +268,8 @@ class client {
     int rc = wsc_recv_message(&c_, &f, ms);
     if (rc != 1) return std::string("<error ") + wsc_strerror(rc) + ">";
     std::string s(reinterpret_cast<const char *>(f.payload), f.len);
-    if (f.opcode == WSC_OP_CLOSE) s = "<close " + std::to_string(f.close_code) + ">";
+    if (f.opcode == WSC_OP_CLOSE)
+      s = "<close " + std::to_string(f.close_code) + ">";
     wsc_frame_free(&f);
     return s;
   }
@@ -274,8 +285,7 @@ class client {
   }
   // The client closes: sends close |code| (-1: no code), expects the echo,
   // then finishes like expect_close. 0 or the error.
-  int close_handshake(int code, const std::string &reason = "",
-                      int ms = 3000) {
+  int close_handshake(int code, const std::string &reason = "", int ms = 3000) {
     int rc = wsc_send_close(&c_, code, reason.data(), reason.size());
     if (rc == 0) rc = wsc_expect_close(&c_, code, ms);
     if (rc == 0) finish(ms);
@@ -292,7 +302,6 @@ class client {
   }
 
  public:
-
  private:
   wsc c_;
 };

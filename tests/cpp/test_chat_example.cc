@@ -32,11 +32,10 @@ class chat_process {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, fds[0]);
-    char *const argv[] = {const_cast<char *>(path),
-                          const_cast<char *>("--host"),
-                          const_cast<char *>("127.0.0.1"),
-                          const_cast<char *>("--port"),
-                          const_cast<char *>("0"), nullptr};
+    char *const argv[] = {
+        const_cast<char *>(path),        const_cast<char *>("--host"),
+        const_cast<char *>("127.0.0.1"), const_cast<char *>("--port"),
+        const_cast<char *>("0"),         nullptr};
     int rc = posix_spawn(&pid_, path, &actions, nullptr, argv, environ);
     posix_spawn_file_actions_destroy(&actions);
     close(fds[1]);
@@ -61,7 +60,8 @@ class chat_process {
   void signal(int sig) { kill(pid_, sig); }
   // The exit status, 128 + N for signal N, -1 if still running after |ms|.
   int wait_exit(int ms) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
     while (std::chrono::steady_clock::now() < deadline) {
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -105,7 +105,8 @@ std::string get(int port, const std::string &path, int *status,
   return body;
 }
 
-const std::string kTimedOut = "<error " + std::string(wsc_strerror(-ETIMEDOUT)) + ">";
+const std::string kTimedOut =
+    "<error " + std::string(wsc_strerror(-ETIMEDOUT)) + ">";
 
 TEST(chat_page_rooms_and_broadcast) {
   chat_process chat;
@@ -128,9 +129,15 @@ TEST(chat_page_rooms_and_broadcast) {
   CHECK_EQ(alice.recv(), "* welcome alice, you are in room r1 (1 here)");
   CHECK_EQ(alice.recv(), "* alice joined");
   CHECK_EQ(bob.open(port, "/ws?nick=b%C3%B6b+the+2nd&room=r1"), 101);
-  CHECK_EQ(bob.recv(), "* welcome b\xC3\xB6" "b the 2nd, you are in room r1 (2 here)");
-  CHECK_EQ(bob.recv(), "* b\xC3\xB6" "b the 2nd joined");
-  CHECK_EQ(alice.recv(), "* b\xC3\xB6" "b the 2nd joined");
+  CHECK_EQ(bob.recv(),
+           "* welcome b\xC3\xB6"
+           "b the 2nd, you are in room r1 (2 here)");
+  CHECK_EQ(bob.recv(),
+           "* b\xC3\xB6"
+           "b the 2nd joined");
+  CHECK_EQ(alice.recv(),
+           "* b\xC3\xB6"
+           "b the 2nd joined");
   // Default room; a nick that is not UTF-8 falls back to a guest name.
   CHECK_EQ(carol.open(port, "/ws?nick=%FF"), 101);
   std::string welcome = carol.recv();
@@ -142,12 +149,18 @@ TEST(chat_page_rooms_and_broadcast) {
   CHECK_EQ(alice.recv(), "alice: hello");  // the sender too
   CHECK_EQ(bob.recv(), "alice: hello");
   bob.send("hi alice");
-  CHECK_EQ(bob.recv(), "b\xC3\xB6" "b the 2nd: hi alice");
-  CHECK_EQ(alice.recv(), "b\xC3\xB6" "b the 2nd: hi alice");
+  CHECK_EQ(bob.recv(),
+           "b\xC3\xB6"
+           "b the 2nd: hi alice");
+  CHECK_EQ(alice.recv(),
+           "b\xC3\xB6"
+           "b the 2nd: hi alice");
   CHECK_EQ(carol.recv(300), kTimedOut);  // another room
 
   bob.close();
-  CHECK_EQ(alice.recv(), "* b\xC3\xB6" "b the 2nd left");
+  CHECK_EQ(alice.recv(),
+           "* b\xC3\xB6"
+           "b the 2nd left");
 
   // A clean stop: 1001 to everyone, then exit status 0.
   chat.signal(SIGTERM);

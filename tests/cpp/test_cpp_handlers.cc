@@ -97,7 +97,8 @@ TEST(empty_handler_fns_accepts) {
   t::client c;
   CHECK_EQ(c.open(port, "/nothing"), 101);
   c.send("ignored");
-  CHECK_EQ(c.recv(200), "<error " + std::string(wsc_strerror(-ETIMEDOUT)) + ">");
+  CHECK_EQ(c.recv(200),
+           "<error " + std::string(wsc_strerror(-ETIMEDOUT)) + ">");
 }
 
 // ------------------------------------------------- state lifetime
@@ -160,10 +161,10 @@ TEST(state_constructed_once_destroyed_after_terminate) {
     // A plain answer from init: no state, no connection, reason normal.
     plain.connect(port);
     wsc_response resp;
-    CHECK_EQ(wsc_request(plain.get(),
-                         "GET /life?plain HTTP/1.1\r\nHost: x\r\n\r\n", &resp,
-                         3000),
-             200);
+    CHECK_EQ(
+        wsc_request(plain.get(), "GET /life?plain HTTP/1.1\r\nHost: x\r\n\r\n",
+                    &resp, 3000),
+        200);
     std::string body = resp.body ? resp.body : "";
     wsc_response_free(&resp);
     CHECK_EQ(body, "plain");
@@ -187,10 +188,12 @@ TEST(state_constructed_once_destroyed_after_terminate) {
       if (lines[i].compare(0, prefix.size(), prefix) == 0) return int(i);
     return -1;
   };
-  int ta = index("terminate remote code=4001 payload=bye class= reason= "
-                 "conn=1 state=alice");
-  int tb = index("terminate error closed code=0 payload= class= reason= "
-                 "conn=1 state=default");
+  int ta = index(
+      "terminate remote code=4001 payload=bye class= reason= "
+      "conn=1 state=alice");
+  int tb = index(
+      "terminate error closed code=0 payload= class= reason= "
+      "conn=1 state=default");
   CHECK(ta >= 0);
   CHECK(tb >= 0);
   CHECK_EQ(index("dtor alice"), ta + 1);
@@ -322,15 +325,15 @@ struct views_handler : lariat::handler<> {
     std::string protocols;
     for (auto p : req.protocols()) protocols += std::string(p) + ",";
     auto peer = req.peer();
-    log.add("init method=" + std::string(req.method()) +
-            " path=" + std::string(req.path()) +
-            " query=" + std::string(req.query()) +
-            " x-test=" + std::string(req.header("X-TEST").value_or("none")) +
-            " sv=" + std::string(req.header(std::string_view("x-test")).value_or("none")) +
-            " missing=" + (req.header("x-missing") ? "yes" : "no") +
-            " ws=" + (req.is_websocket() ? "1" : "0") +
-            " protocols=" + protocols + " peer=" + peer.address +
-            " port_ok=" + (peer.port > 0 ? "1" : "0"));
+    log.add(
+        "init method=" + std::string(req.method()) + " path=" +
+        std::string(req.path()) + " query=" + std::string(req.query()) +
+        " x-test=" + std::string(req.header("X-TEST").value_or("none")) +
+        " sv=" +
+        std::string(req.header(std::string_view("x-test")).value_or("none")) +
+        " missing=" + (req.header("x-missing") ? "yes" : "no") +
+        " ws=" + (req.is_websocket() ? "1" : "0") + " protocols=" + protocols +
+        " peer=" + peer.address + " port_ok=" + (peer.port > 0 ? "1" : "0"));
     std::size_t headers = 0;
     for (const auto &h : req.headers()) headers += h.first == "X-Test";
     log.add("headers x-test=" + std::to_string(headers));
@@ -393,8 +396,7 @@ struct deflate_handler : lariat::handler<> {
       c.send_text("zzz");
       return result::hibernate;
     }
-    std::string text = "compressed=" +
-                       std::string(c.compressed() ? "1" : "0") +
+    std::string text = "compressed=" + std::string(c.compressed() ? "1" : "0") +
                        " got=" + std::string(f.data);
     lariat::frame out = lariat::frame::text(text);
     out.compress = false;  // so this raw client can read it either way
@@ -432,7 +434,8 @@ TEST(deflate_options_and_hibernate) {
   }
   {
     t::client c;
-    CHECK_EQ(c.open(port, "/d?off", "Sec-WebSocket-Extensions: permessage-deflate\r\n"),
+    CHECK_EQ(c.open(port, "/d?off",
+                    "Sec-WebSocket-Extensions: permessage-deflate\r\n"),
              101);
     c.send("hi");
     CHECK_EQ(c.recv(), "compressed=0 got=hi");

@@ -179,7 +179,8 @@ TEST(posts_at_server_stop) {
     for (int i = 1; i <= 100; ++i) CHECK(rs.server().post(id, tick{0, i}));
     CHECK(rs.server().stop_async());
     // Posted after the stop: freed, whether post() saw the stop or not.
-    for (int i = 101; i <= 200; ++i) refused += !rs.server().post(id, tick{0, i});
+    for (int i = 101; i <= 200; ++i)
+      refused += !rs.server().post(id, tick{0, i});
     CHECK_EQ(c.expect_close(1001), 1001);
     rs.join();
     CHECK(!rs.server().stop_async());  // already stopped

@@ -510,10 +510,10 @@ def _on_init(req_p, up_p, handler_data):
 
 def _dispatch(conn_p, state, name, make_args):
     session = ffi.from_handle(state)
-    method = getattr(session.handler, name, None)
-    if method is None:
-        return lib.LARIAT_OK
     try:
+        method = getattr(session.handler, name, None)
+        if method is None:
+            return lib.LARIAT_OK
         return _to_result(method(session.conn, *make_args()))
     except BaseException as exc:
         _handler_failed(session.route.server, name, exc)
@@ -668,6 +668,8 @@ class Server:
         returns the port."""
         host = self._host if host is None else host
         port = self._port if port is None else port
+        if host is None:
+            raise TypeError("listen() needs a host")
         _check(lib.lariat_server_listen(self._setup_ptr(),
                                         host.encode("ascii"), port))
         if self._bound_port is None:

@@ -281,3 +281,35 @@ def test_close_code_errors_reach_the_handler(serve):
             return await ws.recv()
 
     assert run(talk()) == "LARIAT_ERR_BAD_CLOSE_CODE"
+
+
+def test_hibernate(serve):
+    conns = []
+
+    class Sleepy:
+        def websocket_init(self, conn):
+            conns.append(conn)
+
+        def websocket_handle(self, conn, frame):
+            conn.send_text("awake=%s" % (not conn.hibernating))
+            return "hibernate"
+
+        def websocket_info(self, conn, msg):
+            conn.send_text("hibernating=%s" % conn.hibernating)
+            return lariat.Result.HIBERNATE
+
+    server = serve({"/": Sleepy})
+
+    async def talk():
+        async with websockets.connect(url(server)) as ws:
+            out = []
+            for _ in range(2):
+                await ws.send("x")
+                out.append(await ws.recv())
+                # The reply arrived, so the write is done and the
+                # connection has given its buffers back.
+                conns[0].post(None)
+                out.append(await ws.recv())
+            return out
+
+    assert run(talk()) == ["awake=True", "hibernating=True"] * 2

@@ -1,9 +1,11 @@
 """The GIL and threads: the loop waits without the GIL, callbacks take it,
 run() serves on the calling thread, stop() works from any thread."""
 
+import sys
 import threading
 import time
 
+import pytest
 import websockets
 
 import lariat
@@ -125,3 +127,31 @@ def test_close_from_inside_a_callback_is_refused(serve):
 
     assert run(talk()) == "done"
     assert errors == [lariat.ErrorCode.INVALID_STATE]
+
+
+def test_system_exit_in_a_handler_stops_run():
+    class Exits:
+        def websocket_handle(self, conn, frame):
+            sys.exit(3)
+
+    codes = []
+    with lariat.Server("127.0.0.1", 0) as server:
+        server.route("/", Exits)
+        server.listen()
+
+        def client():
+            async def talk():
+                async with websockets.connect(url(server)) as ws:
+                    await ws.send("x")
+                    await ws.wait_closed()
+                    codes.append(ws.close_code)
+            run(talk())
+
+        t = threading.Thread(target=client)
+        t.start()
+        # The connection crashes, the server stops, run() re-raises.
+        with pytest.raises(SystemExit) as e:
+            server.run()
+        t.join(TIMEOUT)
+    assert e.value.code == 3
+    assert codes == [1011]
