@@ -26,7 +26,9 @@
  * what() is lariat_strerror()). Conditions a correct program meets in
  * normal operation are not exceptions and come back as `false`:
  *   - connection::reply() and friends on a closing connection
- *     (LARIAT_ERR_CLOSING), connection::set_idle_timeout() likewise;
+ *     (LARIAT_ERR_CLOSING) or past the queued-output cap
+ *     (LARIAT_ERR_BACKPRESSURE), connection::set_idle_timeout() and
+ *     set_active() on a closing connection;
  *   - server::post() and server::stop_async() once the server stops
  *     (LARIAT_ERR_STOPPED).
  *
@@ -464,6 +466,27 @@ class upgrade_base {
   upgrade_base &compress(bool on) {
     return deflate(deflate_option::enable, on ? 1 : 0);
   }
+  /* Flow control: the cap on output queued for a slow reader and what
+   * happens past it (lariat_upgrade_set_max_queued), and the low-water
+   * mark that triggers websocket_drain. */
+  upgrade_base &max_queued(std::uint64_t bytes,
+                           lariat_backpressure_policy policy =
+                               LARIAT_BACKPRESSURE_CLOSE) {
+    detail::check(lariat_upgrade_set_max_queued(up_, bytes, policy));
+    return *this;
+  }
+  upgrade_base &low_water(std::uint64_t bytes) {
+    detail::check(lariat_upgrade_set_low_water(up_, bytes));
+    return *this;
+  }
+  /* Keepalive: ping after |interval| of silence, close (reason timeout)
+   * when nothing arrives within |pong_timeout|. */
+  upgrade_base &ping_interval(std::chrono::milliseconds interval,
+                              std::chrono::milliseconds pong_timeout) {
+    detail::check(lariat_upgrade_set_ping_interval(
+        up_, detail::to_ms(interval), detail::to_ms(pong_timeout)));
+    return *this;
+  }
   /* Cowboy's `deflate_opts`, one knob at a time. */
   upgrade_base &deflate(deflate_option option, std::int64_t value) {
     detail::check(
@@ -612,7 +635,8 @@ class connection {
     raw.data = reinterpret_cast<const std::uint8_t *>(f.data.data());
     raw.len = f.data.size();
     int rc = lariat_reply(c_, &raw);
-    if (rc == LARIAT_ERR_CLOSING) return false;
+    // Expected in normal operation: the peer closes, or reads too slowly.
+    if (rc == LARIAT_ERR_CLOSING || rc == LARIAT_ERR_BACKPRESSURE) return false;
     detail::check(rc);
     return true;
   }
@@ -653,6 +677,18 @@ class connection {
   }
   [[nodiscard]] bool hibernating() const noexcept {
     return lariat_conn_hibernating(c_) != 0;
+  }
+  /* Bytes queued for the peer (uWebSockets' getBufferedAmount). */
+  [[nodiscard]] std::size_t buffered_amount() const noexcept {
+    return lariat_conn_buffered_amount(c_);
+  }
+  /* Cowboy's `active`: false stops reading from the peer. false when the
+   * connection is closing. */
+  bool set_active(bool active) const {
+    int rc = lariat_conn_set_active(c_, active ? 1 : 0);
+    if (rc == LARIAT_ERR_CLOSING) return false;
+    detail::check(rc);
+    return true;
   }
   [[nodiscard]] std::optional<std::string_view> protocol() const noexcept {
     const char *p = lariat_conn_protocol(c_);
@@ -719,6 +755,12 @@ class handler {
     (void)state;
     return result::ok;
   }
+  /* Queued output fell back to the low-water mark: send again. */
+  virtual result websocket_drain(connection &conn, State &state) {
+    (void)conn;
+    (void)state;
+    return result::ok;
+  }
   /* Exactly once for every request that reached init, last. |conn| is
    * null when the request was never upgraded; |state| is null when no
    * state was constructed (init answered plain HTTP or threw before
@@ -738,6 +780,7 @@ struct handler_fns {
   std::function<result(connection &, const frame &, State &)> websocket_handle;
   std::function<result(connection &, message &, State &)> websocket_info;
   std::function<void(connection *, const reason &, State *)> terminate;
+  std::function<result(connection &, State &)> websocket_drain;
 };
 
 namespace detail {
@@ -757,6 +800,9 @@ class fns_handler final : public handler<State> {
   }
   result websocket_info(connection &c, message &m, State &s) override {
     return fns_.websocket_info ? fns_.websocket_info(c, m, s) : result::ok;
+  }
+  result websocket_drain(connection &c, State &s) override {
+    return fns_.websocket_drain ? fns_.websocket_drain(c, s) : result::ok;
   }
   void terminate(connection *c, const reason &r, State *s) override {
     if (fns_.terminate) fns_.terminate(c, r, s);
@@ -804,6 +850,7 @@ class route final : public route_base {
       x.websocket_handle = &on_websocket_handle;
       x.websocket_info = &on_websocket_info;
       x.terminate = &on_terminate;
+      x.websocket_drain = &on_websocket_drain;
       return x;
     }();
     return t;
@@ -886,6 +933,11 @@ class route final : public route_base {
     return call(c, state, [msg](handler<State> &h, connection &conn, State &s) {
       message m(from_handle, msg);
       return h.websocket_info(conn, m, s);
+    });
+  }
+  static int on_websocket_drain(lariat_conn *c, void *state) noexcept {
+    return call(c, state, [](handler<State> &h, connection &conn, State &s) {
+      return h.websocket_drain(conn, s);
     });
   }
   static void on_terminate(lariat_conn *c, const lariat_reason *why,

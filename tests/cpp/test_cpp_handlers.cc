@@ -480,6 +480,75 @@ TEST(hibernate_result) {
   CHECK_EQ(c.recv(), "hib=0");
 }
 
+// Flow control through the wrapper: reply() says false past the cap
+// instead of throwing, websocket_drain fires once the client catches up,
+// and set_active(false) stops reading until a posted message resumes it.
+struct resume {};
+
+struct flow_handler : lariat::handler<> {
+  void init(lariat::request &, lariat::upgrade<std::monostate> &up) override {
+    up.max_queued(256 * 1024, LARIAT_BACKPRESSURE_REFUSE).low_water(1024);
+  }
+  result websocket_handle(lariat::connection &c, const lariat::frame &f,
+                          std::monostate &) override {
+    if (f.data == "!flood") {
+      std::string chunk(64 * 1024, 'f');
+      int sent = 0;
+      while (sent < 1000 && c.reply(lariat::frame::binary(chunk))) ++sent;
+      c.send_text("sent=" + std::to_string(sent) + " queued<=cap=" +
+                  (c.buffered_amount() <= 256 * 1024 ? "1" : "0"));
+    } else if (f.data == "!pause") {
+      c.send_text(std::to_string(c.id()));
+      c.set_active(false);
+    } else {
+      c.reply(f);
+    }
+    return result::ok;
+  }
+  result websocket_info(lariat::connection &c, lariat::message &m,
+                        std::monostate &) override {
+    if (m.is<resume>()) c.set_active(true);
+    return result::ok;
+  }
+  result websocket_drain(lariat::connection &c, std::monostate &) override {
+    c.send_text("drained");
+    return result::ok;
+  }
+};
+
+TEST(flow_control_through_the_wrapper) {
+  t::running_server rs;
+  rs.server().route<flow_handler>("/f");
+  int port = rs.start();
+  t::client c;
+  CHECK_EQ(c.open(port, "/f"), 101);
+  c.send("!flood");
+  // Everything the handler could queue, then its report, then drain.
+  int binaries = 0;
+  std::string text;
+  for (;;) {
+    wsc_frame f;
+    CHECK_EQ(wsc_recv_message(c.get(), &f, 5000), 1);
+    bool binary = f.opcode == WSC_OP_BINARY;
+    if (!binary) text.assign(reinterpret_cast<char *>(f.payload), f.len);
+    wsc_frame_free(&f);
+    if (binary) {
+      ++binaries;
+      continue;
+    }
+    if (text == "drained") break;
+    CHECK_EQ(text, "sent=" + std::to_string(binaries) + " queued<=cap=1");
+  }
+  CHECK(binaries > 0 && binaries < 1000);
+  c.send("!pause");
+  lariat::conn_id id = std::stoull(c.recv());
+  c.send("while paused");
+  wsc_frame f;
+  CHECK_EQ(wsc_recv_frame(c.get(), &f, 200), -ETIMEDOUT);
+  CHECK(rs.server().post(id, resume{}));
+  CHECK_EQ(c.recv(), "while paused");
+}
+
 }  // namespace
 
 int main(int argc, char **argv) { return t::run_all(argc, argv); }
