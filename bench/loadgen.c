@@ -221,7 +221,7 @@ static struct {
   int port;
   double seconds, warmup, rate;
   int server_pid;
-  int conns, inflight, kind, deflate, raw, json, verbose;
+  int conns, inflight, kind, deflate, raw, json;
   size_t size;
   const char *path;
   const char *hib_msg;
