@@ -111,8 +111,14 @@ BAD_REQUESTS = [
 ]
 
 
+# Regression seeds: inputs that once failed, minimized.
+# 400 vs 431 for the same head depending on how it is split: 100 headers,
+# then a 101st line with a control byte; the prefix ends inside it.
+HEADERS_101_BAD = b"GET / HTTP/1.1\r\n" + b"a:\r\n" * 100 + b"b\x01\r\n\r\n"
+
+
 def handshake_seeds():
-    seeds = []
+    seeds = [bytes([0xFF, 254]) + HEADERS_101_BAD]
     for i, r in enumerate(GOOD_REQUESTS + BAD_REQUESTS):
         # [limits][split]: default-ish small limits and a mid split; some
         # with the tightest limits and a split right at the end.
@@ -385,6 +391,9 @@ def connection_seeds():
     for r in BAD_REQUESTS[:12]:
         full(r + HELLO, chunks=(5, 0, 0, 0))
     full(RFC6455[:40], deadlines=True, o3=1)        # handshake timeout mid-head
+    # Regression: 431 when read whole, 400 when read in pieces.
+    full(HEADERS_101_BAD)
+    full(HEADERS_101_BAD, chunks=(209, 209, 0, 0))
     return seeds
 
 

@@ -31,16 +31,6 @@ int invoke_handler(Call call, Record record_crash) {
 
 bool is_control(uint8_t opcode) { return (opcode & 0x8) != 0; }
 
-// Size of a client frame header; wslay enforces the minimal length
-// encoding, so the payload length and mask bit determine it.
-uint64_t header_size(uint64_t payload_len, bool masked) {
-  uint64_t n = 2;
-  if (payload_len >= 65536)
-    n += 8;
-  else if (payload_len >= 126)
-    n += 2;
-  return n + (masked ? 4 : 0);
-}
 
 }  // namespace
 
@@ -55,7 +45,6 @@ lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id,
 }
 
 lariat_conn::~lariat_conn() {
-  if (rctx_) wslay_frame_context_free(rctx_);
 }
 
 uint64_t lariat_conn::deadline() const {
@@ -100,7 +89,7 @@ void lariat_conn::end_event() {
   if (above_low_water_) on_output_progress();
 }
 
-void lariat_conn::on_read(const uint8_t *p, size_t n) {
+void lariat_conn::on_read(uint8_t *p, size_t n) {
   if (state == State::kClosed || state == State::kDraining) return;
   begin_event();
   last_recv_ = server->now();
@@ -225,7 +214,7 @@ void lariat_conn::read_head(const uint8_t *p, size_t n) {
   answer_request(req);
   head_.reset();
   if (state == State::kOpen && !rest.empty())
-    read_frames(reinterpret_cast<const uint8_t *>(rest.data()), rest.size());
+    read_frames(reinterpret_cast<uint8_t *>(rest.data()), rest.size());
 }
 
 void lariat_conn::answer_plain(int status, const std::string &response) {
@@ -330,67 +319,34 @@ void lariat_conn::answer_request(const Request &request_in) {
 
 // ---------------------------------------------------------------- frames
 
-ssize_t lariat_conn::on_wslay_recv(uint8_t *buf, size_t len, int,
-                                   void *user_data) {
-  lariat_conn *self = static_cast<lariat_server *>(user_data)->reading;
-  if (self->stage_len_ == 0) return WSLAY_ERR_WOULDBLOCK;
-  size_t n = len < self->stage_len_ ? len : self->stage_len_;
-  std::memcpy(buf, self->stage_, n);
-  self->stage_ += n;
-  self->stage_len_ -= n;
-  self->fed_ += n;
-  return static_cast<ssize_t>(n);
-}
-
-void lariat_conn::read_frames(const uint8_t *p, size_t n) {
-  if (!rctx_ && !(rctx_ = server->frame_contexts.take())) {
-    on_transport_error(UV_ENOMEM);
-    return;
-  }
-  stage_ = p;
-  stage_len_ = n;
-  // Reads come from the loop one at a time; restoring the outer value keeps
-  // this right should a test drive one connection from another's callback.
-  lariat_conn *outer = server->reading;
-  server->reading = this;
+void lariat_conn::read_frames(uint8_t *p, size_t n) {
+  using Result = lariat::detail::FrameReader::Result;
   while (state == State::kOpen || state == State::kClosing) {
-    wslay_frame_iocb iocb;
-    ssize_t r = wslay_frame_recv(rctx_, &iocb);
-    if (r == WSLAY_ERR_WANT_READ) {
-      if (stage_len_ == 0) break;
-      continue;
-    }
-    if (r < 0) {
+    lariat::detail::FrameChunk chunk;
+    Result r = reader_.next(&p, &n, &chunk);
+    if (r == Result::kNeedMore) break;
+    if (r == Result::kError) {
       // Control frame over 125 bytes or fragmented, non-minimal length,
       // 64-bit length with the top bit set.
       fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
       break;
     }
-    on_chunk(iocb);
-  }
-  server->reading = outer;
-  stage_ = nullptr;
-  stage_len_ = 0;
-  // At a frame boundary with nothing buffered the context holds no state.
-  if (rctx_ && !in_frame_ && fed_ == consumed_) {
-    server->frame_contexts.give(rctx_);
-    rctx_ = nullptr;
+    on_chunk(chunk);
   }
 }
 
-bool lariat_conn::start_frame(const wslay_frame_iocb &iocb) {
+bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
   in_frame_ = true;
   frame_opcode_ = iocb.opcode;
   frame_fin_ = iocb.fin != 0;
   frame_len_ = iocb.payload_length;
   frame_got_ = 0;
-  consumed_ += header_size(iocb.payload_length, iocb.mask != 0);
   // RSV1 marks a compressed message: only on its first frame, only once
   // permessage-deflate was negotiated (RFC 7692 6).
   bool compressed = iocb.rsv == 4 && deflate &&
                     (iocb.opcode == LARIAT_OP_TEXT ||
                      iocb.opcode == LARIAT_OP_BINARY);
-  if ((iocb.rsv != 0 && !compressed) || !iocb.mask) {
+  if ((iocb.rsv != 0 && !compressed) || !iocb.masked) {
     fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
     return false;
   }
@@ -431,17 +387,15 @@ bool lariat_conn::start_frame(const wslay_frame_iocb &iocb) {
   return true;
 }
 
-void lariat_conn::on_chunk(const wslay_frame_iocb &iocb) {
-  bool first = !in_frame_;
-  if (first && !start_frame(iocb)) return;
-  frame_got_ += iocb.data_length;
-  consumed_ += iocb.data_length;
+void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
+  if (!in_frame_ && !start_frame(iocb)) return;
+  frame_got_ += iocb.len;
   bool frame_done = frame_got_ == frame_len_;
   if (frame_done) in_frame_ = false;
 
   if (is_control(frame_opcode_)) {
     control_.append(reinterpret_cast<const char *>(iocb.data),
-                    iocb.data_length);
+                    iocb.len);
     if (frame_done) on_control_frame();
     return;
   }
@@ -451,20 +405,21 @@ void lariat_conn::on_chunk(const wslay_frame_iocb &iocb) {
     return;
   }
   if (message_compressed_) {
-    on_compressed_chunk(iocb.data, iocb.data_length, frame_done && frame_fin_);
+    on_compressed_chunk(iocb.data, iocb.len, frame_done && frame_fin_);
     return;
   }
   if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
-      !utf8_.feed(iocb.data, iocb.data_length)) {
+      !utf8_.feed(iocb.data, iocb.len)) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
   }
-  bool whole_message_here = first && frame_done && frame_fin_ &&
-                            message_len_ == 0;
-  message_len_ += iocb.data_length;
+  // The whole message in this one chunk: hand it over without a copy.
+  bool whole_message_here = frame_done && frame_fin_ &&
+                            iocb.len == frame_len_ && message_len_ == 0;
+  message_len_ += iocb.len;
   if (!whole_message_here)
     message_.append(reinterpret_cast<const char *>(iocb.data),
-                    iocb.data_length);
+                    iocb.len);
   if (!(frame_done && frame_fin_)) return;
 
   in_message_ = false;
@@ -474,7 +429,7 @@ void lariat_conn::on_chunk(const wslay_frame_iocb &iocb) {
     return;
   }
   if (whole_message_here) {
-    deliver_message(iocb.data, iocb.data_length);
+    deliver_message(iocb.data, iocb.len);
   } else {
     deliver_message(reinterpret_cast<const uint8_t *>(message_.data()),
                     message_.size());
@@ -789,7 +744,8 @@ void lariat_conn::flush() {
 void lariat_conn::hibernate_if_idle() {
   hibernate_requested_ = false;
   // Only at a message boundary with nothing buffered inside wslay.
-  if (state != State::kOpen || in_frame_ || in_message_ || fed_ != consumed_)
+  if (state != State::kOpen || in_frame_ || in_message_ ||
+      !reader_.at_frame_boundary())
     return;
   std::string().swap(message_);
   std::string().swap(control_);

@@ -12,13 +12,13 @@
 #define LARIAT_CONNECTION_H
 
 #include <lariat/lariat.h>
-#include <wslay/wslay.h>
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include "deflate.h"
+#include "frame_reader.h"
 #include "handshake.h"
 #include "server.h"
 #include "transport.h"
@@ -38,7 +38,8 @@ struct lariat_conn {
   ~lariat_conn();
 
   // Transport events.
-  void on_read(const uint8_t *p, size_t n);
+  // |p| is writable: payloads are unmasked in place.
+  void on_read(uint8_t *p, size_t n);
   void on_eof();
   void on_transport_error(int uv_error);
   void on_transport_closed();
@@ -62,10 +63,6 @@ struct lariat_conn {
   int set_active(bool active);
   size_t buffered_amount() const;
   uint64_t deadline() const;  // UINT64_MAX: none
-  // wslay's recv callback; |user_data| is the server, whose |reading| is
-  // the connection being read.
-  static ssize_t on_wslay_recv(uint8_t *buf, size_t len, int flags,
-                               void *user_data);
 
   lariat_server *server;
   lariat_conn_id id;
@@ -93,9 +90,9 @@ struct lariat_conn {
   void answer_request(const lariat::detail::Request &req);
   void answer_plain(int status, const std::string &response);
   // Frames and messages.
-  void read_frames(const uint8_t *p, size_t n);
-  void on_chunk(const wslay_frame_iocb &iocb);
-  bool start_frame(const wslay_frame_iocb &iocb);
+  void read_frames(uint8_t *p, size_t n);
+  void on_chunk(const lariat::detail::FrameChunk &chunk);
+  bool start_frame(const lariat::detail::FrameChunk &chunk);
   void on_control_frame();
   void on_close_frame();
   void deliver_message(const uint8_t *p, size_t n);
@@ -143,13 +140,7 @@ struct lariat_conn {
   std::unique_ptr<std::string> head_;  // request head; gone once answered
   std::unique_ptr<Details> details_;
 
-  // Receiving: wslay pulls from the stage; the frame context is borrowed
-  // from the server's pool while a frame is half read.
-  wslay_frame_context_ptr rctx_ = nullptr;
-  const uint8_t *stage_ = nullptr;
-  size_t stage_len_ = 0;
-  uint64_t fed_ = 0;        // bytes handed to wslay
-  uint64_t consumed_ = 0;   // bytes of frames wslay has returned
+  lariat::detail::FrameReader reader_;
   bool in_frame_ = false;
   uint8_t frame_opcode_ = 0;
   bool frame_fin_ = false;

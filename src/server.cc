@@ -18,8 +18,6 @@ constexpr lariat_conn_id kStopLetter = 0;
 
 // ------------------------------------------------------------- internals
 
-lariat_server::lariat_server()
-    : frame_contexts(lariat_conn::on_wslay_recv, this) {}
 
 const lariat::detail::Route *lariat_server::find_route(
     std::string_view path) const {

@@ -13,7 +13,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "frame_context_pool.h"
 #include "frame_writer.h"
 #include "mailbox.h"
 #include "options.h"
@@ -30,7 +29,6 @@ struct Route {
 }  // namespace lariat::detail
 
 struct lariat_server {
-  lariat_server();
   uv_loop_t *loop = nullptr;
   std::unique_ptr<uv_loop_t> owned_loop;
   lariat_options options;
@@ -39,8 +37,6 @@ struct lariat_server {
   std::unordered_map<lariat_conn_id, lariat_conn *> conns;
   lariat_conn_id next_id = 1;
   lariat::detail::FrameWriter frame_writer;
-  lariat::detail::FrameContextPool frame_contexts;
-  lariat_conn *reading = nullptr;  // the connection wslay is reading for
   lariat::detail::Mailbox mailbox;
   lariat::detail::TimerHeap timers;
   uv_timer_t timer;

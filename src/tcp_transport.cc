@@ -41,7 +41,7 @@ void TcpTransport::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (self->closing_ || !self->conn_) return;
   try {
     if (nread > 0)
-      self->conn_->on_read(reinterpret_cast<const uint8_t *>(buf->base),
+      self->conn_->on_read(reinterpret_cast<uint8_t *>(buf->base),
                            static_cast<size_t>(nread));
     else if (nread == UV_EOF)
       self->conn_->on_eof();

@@ -139,7 +139,9 @@ struct Harness {
     size_t off = 0, i = 0;
     while (off < data.size() && !closed) {
       size_t n = std::min(chunks[i++ % chunks.size()], data.size() - off);
-      conn->on_read(reinterpret_cast<const uint8_t *>(data.data()) + off, n);
+      // A private copy, as libuv's read buffer: payloads unmask in place.
+      std::vector<uint8_t> bytes(data.begin() + off, data.begin() + off + n);
+      conn->on_read(bytes.data(), n);
       off += n;
     }
   }
