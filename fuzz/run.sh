@@ -64,13 +64,18 @@ for t in $targets; do
   done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")
+  corp=$(sed -n 's/.* corp: \([^ ]*\).*/\1/p' <<<"$done_line")
+  rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")
   files=$(find "$work" -type f | wc -l)
-  bytes=$(du -sk "$work" | cut -f1)
-  summary+=("$(printf '%-16s %10s %8s %6s %7s %6s files %6s KiB %s' "$t" \
-    "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$files" "$bytes" \
-    "$([ $rc -eq 0 ] && echo ok || echo FAIL)")")
+  kib=$(find "$work" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d", s / 1024}')
+  summary+=("$(printf '%-16s %10s %7s %6s %7s %7s %9s %12s %6s  %s' "$t" \
+    "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$files" "${kib}KiB" \
+    "${corp:-?}" "${rss:-?}" "$([ $rc -eq 0 ] && echo ok || echo FAIL)")")
 done
 
-printf '%-16s %10s %8s %6s %7s %12s %10s\n' target execs exec/s cov ft corpus ""
+# corpus: files and bytes in the grown copy; corp: libFuzzer's own count
+# of the inputs that add coverage.
+printf '%-16s %10s %7s %6s %7s %7s %9s %12s %6s\n' target execs exec/s \
+  cov ft files size corp: rss_mb
 printf '%s\n' "${summary[@]}"
 exit $failed

@@ -16,7 +16,7 @@ namespace lariat::detail {
 // What the handler allows (lariat_upgrade_set_deflate).
 struct DeflateConfig {
   bool enabled = false;
-  int level = 6;
+  int level = 1;  // see LARIAT_DEFLATE_LEVEL
   int mem_level = 8;
   int server_max_window_bits = 15;
   int client_max_window_bits = 15;

@@ -708,16 +708,15 @@ int main(int argc, char **argv) {
          " KiB, end %" PRIu64 " KiB, after del %" PRIu64 " KiB\n",
          rss_pre, rss_base, rss_peak, rss_end, rss_del);
 
+  static const char *const keys[NKINDS + 1] = {
+      "normal",   "remote",      "shutdown",  "timeout",
+      "crash",    "badencoding", "badframe",  "too_big",
+      "closed",   "socket",      "backpressure", "unknown"};
   char kinds[512];
   size_t off = 0;
-  for (int k = 0; k <= NKINDS; ++k) {
-    const char *name = k < NKINDS ? lariat_reason_name(k) : "unknown";
-    off += (size_t)snprintf(kinds + off, sizeof kinds - off, " term_");
-    for (const char *p = name; *p && off + 1 < sizeof kinds; ++p)
-      kinds[off++] = *p == ' ' ? '_' : *p;
-    off += (size_t)snprintf(kinds + off, sizeof kinds - off, "=%" PRIu64,
-                            c.by_kind[k]);
-  }
+  for (int k = 0; k <= NKINDS; ++k)
+    off += (size_t)snprintf(kinds + off, sizeof kinds - off,
+                            " term_%s=%" PRIu64, keys[k], c.by_kind[k]);
   printf("SOAK_SERVER_RESULT ok=%d failures=%" PRIu64 " stop=%s inits=%" PRIu64
          " inits_plain=%" PRIu64 " terminates=%" PRIu64 " ws_inits=%" PRIu64
          " ws_open_peak=%" PRIu64 " conns_peak=%zu conns_at_stop=%zu"
