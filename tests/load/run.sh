@@ -75,6 +75,9 @@ trap cleanup EXIT
 echo "run.sh: $preset form, $conns connections, ${seconds} s, stop by $stop," \
      "close timeout $close_timeout ms, seed $seed, files in $work"
 
+# glibc's tcache holds freed chunks that mallinfo2() counts as in use: off,
+# so the server's heap accounting is exact (see soak_server.c).
+GLIBC_TUNABLES=${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.tcache_count=0 \
 "$server" --port 0 --close-timeout "$close_timeout" \
   --handshake-timeout "$handshake_timeout" --shutdown-margin "$margin" \
   --slots $((conns + 64)) --report "$work/server.report" \

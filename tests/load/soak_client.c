@@ -327,14 +327,14 @@ static struct {
   uint64_t msgs_sent, bytes_sent, echoes, echo_bytes, fragmented_sent;
   uint64_t pings_sent, pongs;
   uint64_t lost, corrupt;
-  uint64_t unechoed_at_stop, echoed_after_stop_req;
+  uint64_t unechoed_at_stop, echoed_after_stop_req, sent_after_stop_req;
   uint64_t role_started[SOAK_NROLES], role_ok[SOAK_NROLES];
   uint64_t role_failed[SOAK_NROLES];
   uint64_t end_how[5];
   uint64_t http_status[6]; /* 101 400 408 426 431 other */
   uint64_t close_codes_1001, close_codes_other;
   uint64_t stuck_408, stuck_dropped;
-  int64_t close_1001_max_ms, eof_after_stop_max_ms;
+  int64_t close_1001_max_ms, eof_after_stop_max_ms, good_end_max_ms;
   int64_t deaf_end_min_ms, deaf_end_max_ms;
   uint64_t ws_open_at_stop;
 } st = {.deaf_end_min_ms = INT64_MAX};
@@ -732,6 +732,8 @@ static void check_end(conn *c, int how, int err, int64_t now) {
         st.lost += c->burst_from - c->echoed;
       } else
         ok = 1;
+      if (after_stop && since_stop > st.good_end_max_ms)
+        st.good_end_max_ms = since_stop;
       if (c->role == SOAK_ECHO && c->upgraded) st.unechoed_at_stop += c->sent - c->echoed;
       break;
     case SOAK_DEAF:
@@ -1634,6 +1636,18 @@ int main(int argc, char **argv) {
         }
         t_stop = now_ms();
         st.ws_open_at_stop = st.open_ws;
+        /* And more on half the echo connections right after the request:
+         * these race with the stop; whatever the server reads after it is
+         * read past, never echoed. */
+        for (uint32_t i = 1; i < opt.conns; ++i) {
+          conn *c = &conns[i];
+          if (c->role != SOAK_ECHO || c->state != C_OPEN || rnd(2)) continue;
+          uint32_t b = 1 + rnd(2);
+          for (uint32_t k = 0; k < b && c->state == C_OPEN; ++k) {
+            if (send_message(c) != 0) break;
+            ++st.sent_after_stop_req;
+          }
+        }
         for (uint32_t i = 0; i < nslots; ++i) {
           conn *c = &conns[i];
           if (c->state == C_FREE) continue;
@@ -1705,14 +1719,18 @@ int main(int argc, char **argv) {
          " ws_open_at_stop=%" PRIu64 " msgs_sent=%" PRIu64 " echoed=%" PRIu64
          " echo_bytes=%" PRIu64 " fragmented=%" PRIu64 " pings=%" PRIu64
          " pongs=%" PRIu64 " lost=%" PRIu64 " corrupt=%" PRIu64
-         " unechoed_at_stop=%" PRIu64 " echoed_after_stop_request=%" PRIu64
+         " unechoed_at_stop=%" PRIu64 " sent_after_stop_request=%" PRIu64
+         " echoed_after_stop_request=%" PRIu64
          " close1001=%" PRIu64 " close1001_max_ms=%" PRId64
+         " good_end_max_ms=%" PRId64
          " shutdown_ms=%" PRId64 " barrier=%d stop=%s run_s=%.1f\n",
          ok, st.failures, opt.conns, st.open_ws_peak, st.open_sockets_peak,
          st.connects, st.upgraded, st.ws_open_at_stop, st.msgs_sent, st.echoes,
          st.echo_bytes, st.fragmented_sent, st.pings_sent, st.pongs, st.lost,
-         st.corrupt, st.unechoed_at_stop, st.echoed_after_stop_req,
-         st.close_codes_1001, st.close_1001_max_ms, shutdown_ms, barrier_ok,
+         st.corrupt, st.unechoed_at_stop, st.sent_after_stop_req,
+         st.echoed_after_stop_req,
+         st.close_codes_1001, st.close_1001_max_ms, st.good_end_max_ms,
+         shutdown_ms, barrier_ok,
          opt.stop_sigterm ? "sigterm" : "ctl", (now_ms() - t_begin) / 1000.0);
   return ok ? 0 : 1;
 }

@@ -168,6 +168,8 @@ static uint64_t rss_kb(void) {
 }
 
 static uint64_t heap_peak, rss_peak;
+static uint64_t heap_idle, heap_idle_conns; /* at the last "stats" */
+static uint64_t last_tick_ns, stall_max_ms, stall_stop_max_ms, stop_call_ms;
 
 static void sample(void) {
   size_t n = lariat_server_connection_count(server);
@@ -189,6 +191,7 @@ static void do_stop(const char *cause) {
   c.ws_open_at_stop = c.ws_open;
   sample();
   int rc = lariat_server_stop(server);
+  stop_call_ms = ms_since(t_stop_ns);
   if (rc != 0) fail("lariat_server_stop: %s", lariat_err_name(rc));
   fprintf(stdout, "stop (%s): %zu connections open, %" PRIu64 " WebSocket\n",
           cause, conns_at_stop, c.ws_open_at_stop);
@@ -201,6 +204,14 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static void on_sample(uv_timer_t *t) {
   (void)t;
+  /* The timer runs every 50 ms: a longer gap is the loop stalling. */
+  uint64_t now_ns = uv_hrtime();
+  if (last_tick_ns) {
+    uint64_t gap = (now_ns - last_tick_ns) / 1000000u;
+    if (gap > stall_max_ms) stall_max_ms = gap;
+    if (stopping && gap > stall_stop_max_ms) stall_stop_max_ms = gap;
+  }
+  last_tick_ns = now_ns;
   sample();
   if (!stopping && ms_since(t_start_ns) > opt.max_seconds * 1000u) {
     fail("no stop after %" PRIu64 " s: stopping by itself", opt.max_seconds);
@@ -320,6 +331,10 @@ static void control_command(lariat_conn *conn, const lariat_frame *f) {
     return;
   }
   if (f->len == 5 && memcmp(f->data, "stats", 5) == 0) {
+    /* The client asks while every connection is idle (before the stop):
+     * what the connections hold at rest. */
+    heap_idle = heap_in_use();
+    heap_idle_conns = lariat_server_connection_count(server);
     int n = snprintf(buf, sizeof buf, "open=%zu ws=%" PRIu64,
                      lariat_server_connection_count(server), c.ws_open);
     lariat_frame r = {LARIAT_OP_TEXT, 0, 0, (const uint8_t *)buf, (size_t)n};
@@ -649,14 +664,23 @@ int main(int argc, char **argv) {
     fail("a deaf connection ended %" PRIu64 " ms after stop, before the "
          "close timeout (%" PRIu64 " ms)",
          c.ws_term_after_stop_min_ms[SOAK_DEAF], opt.close_timeout_ms);
+  /* glibc's tcache keeps up to 7 freed chunks per size class, and
+   * mallinfo2 counts them as in use: exact only with it off (run.sh sets
+   * GLIBC_TUNABLES=glibc.malloc.tcache_count=0), otherwise allow for it. */
+  const char *tun = getenv("GLIBC_TUNABLES");
+  int exact = tun && strstr(tun, "glibc.malloc.tcache_count=0") != NULL;
+#ifdef SOAK_ASAN
+  exact = 1;
+#endif
   int64_t grown = (int64_t)heap_end - (int64_t)heap_base;
   int64_t allowed = opt.heap_slack + opt.heap_slack_per_conn * (int64_t)conns_peak;
+  if (!exact) allowed += 512 * 1024;
   if (grown > allowed)
     fail("heap after every connection ended is %" PRId64 " bytes over its "
          "baseline (allowed %" PRId64 ")",
          grown, allowed);
   int64_t left = (int64_t)heap_del - (int64_t)heap_pre;
-  if (left > 64 * 1024)
+  if (left > (exact ? 16 * 1024 : 512 * 1024))
     fail("heap after lariat_server_del() is %" PRId64 " bytes over what it "
          "was before lariat_server_new()",
          left);
@@ -704,6 +728,15 @@ int main(int argc, char **argv) {
          " B, after all connections ended %" PRIu64 " B (uordblks %" PRIu64
          "), after lariat_server_del %" PRIu64 " B\n",
          heap_pre, heap_base, heap_peak, heap_end, heap_end_uord, heap_del);
+  if (heap_idle_conns)
+    printf("heap at rest before the stop: %" PRIu64 " B with %" PRIu64
+           " connections open (%" PRIu64 " B per connection over the "
+           "baseline)\n",
+           heap_idle, heap_idle_conns,
+           (heap_idle - heap_base) / heap_idle_conns);
+  printf("loop: longest gap between 50 ms samples %" PRIu64 " ms (%" PRIu64
+         " ms after the stop); lariat_server_stop() took %" PRIu64 " ms\n",
+         stall_max_ms, stall_stop_max_ms, stop_call_ms);
   printf("rss: before %" PRIu64 " KiB, baseline %" PRIu64 " KiB, peak %" PRIu64
          " KiB, end %" PRIu64 " KiB, after del %" PRIu64 " KiB\n",
          rss_pre, rss_base, rss_peak, rss_end, rss_del);
@@ -723,13 +756,16 @@ int main(int argc, char **argv) {
          " ws_open_at_stop=%" PRIu64 " received=%" PRIu64 " echoed=%" PRIu64
          " echo_bytes=%" PRIu64 " pings=%" PRIu64 "%s"
          " heap_pre=%" PRIu64 " heap_base=%" PRIu64 " heap_peak=%" PRIu64
-         " heap_end=%" PRIu64 " heap_del=%" PRIu64 " rss_base_kb=%" PRIu64
+         " heap_end=%" PRIu64 " heap_del=%" PRIu64 " heap_idle=%" PRIu64
+         " stall_max_ms=%" PRIu64 " stall_stop_max_ms=%" PRIu64
+         " stop_call_ms=%" PRIu64 " rss_base_kb=%" PRIu64
          " rss_peak_kb=%" PRIu64 " rss_end_kb=%" PRIu64 " rss_del_kb=%" PRIu64
          " shutdown_ms=%" PRIu64 " close_timeout_ms=%" PRIu64 "\n",
          c.failures == 0, c.failures, stop_cause, c.inits, c.inits_plain,
          c.terminates, c.ws_inits, c.ws_open_peak, conns_peak, conns_at_stop,
          c.ws_open_at_stop, c.received, c.echoed, c.echo_bytes, c.pings, kinds,
-         heap_pre, heap_base, heap_peak, heap_end, heap_del, rss_base, rss_peak,
+         heap_pre, heap_base, heap_peak, heap_end, heap_del, heap_idle,
+         stall_max_ms, stall_stop_max_ms, stop_call_ms, rss_base, rss_peak,
          rss_end, rss_del, shutdown_ms, opt.close_timeout_ms);
   free(seen);
   free(slot_role);
