@@ -4,7 +4,7 @@
 // backpressure and pause/resume) over a fake transport, as
 // tests/test_core.cc drives it.
 //
-// Input: 9 option bytes, then the stream.
+// Input: 10 option bytes, then the stream.
 //   o0 bits 0-1  mode: 0 raw frames, 1/3 structured frames (both after a
 //                valid upgrade head the harness writes), 2 raw bytes with
 //                no head (the fuzzer writes the request itself)
@@ -12,7 +12,7 @@
 //      bit 3     init turns UTF-8 validation off
 //      bit 4     the transport closes asynchronously (as libuv's does)
 //      bit 5     end with a socket error instead of EOF
-//      bit 6     deadlines fire (o3 says when and how)
+//      bit 6     ticks happen (o3 says when; o5 what)
 //      bit 7     websocket_init replies a greeting
 //   o1           deflate config: bit 0 server_no_context_takeover, bit 1
 //                client_no_context_takeover, bits 2-3 which offer, bit 4
@@ -20,19 +20,24 @@
 //   o2           bits 0-2 client_max_window_bits 15 - v, bits 3-6 zlib
 //                level (6 + v) % 10, bit 7 memLevel 1 instead of 8
 //                (all-zero option bytes are the library's defaults)
-//   o3           bits 0-4 k: deadlines fire after every k-th chunk (k = 0:
-//                before any byte) and at the end, at most 3 times in all
-//                plus the end, bits 5-6 how far
-//                the clock moves first (0, 150 ms, 6 s, 11 s), bit 7
-//                through the server's timer (on_timer) instead of
-//                conn->on_deadline()
+//   o3           bits 0-4 k: a tick after every k-th chunk (k = 0: before
+//                any byte), at most 3, and one at the end; bits 5-6 how
+//                far the clock moves at a tick (0, 150 ms, 6 s, 11 s),
+//                bit 7 deadlines go through the server's timer
+//                (on_timer) instead of conn->on_deadline()
 //   o4           bit 0 keepalive (ping 50 ms, pong 50 ms), bit 1 slow
 //                peer (the transport holds what it is given), bits 2-3
 //                max_queued 4 KiB with policy refuse/close/try-later (0:
 //                default), bit 4 refuse_busy() at once (server full),
 //                bit 5 idle timeout 100 ms, bits 6-7 the n-th write fails
 //                (reported later, as libuv's write callback would)
-//   o5..o8       chunk sizes for on_read (0: everything left), cycled;
+//   o5           what a tick does besides firing the deadline: bit 0
+//                deliver a posted message (lariat_post), bit 1 stop() at
+//                the first tick (server stopping), bit 2 no deadline, bit
+//                3 a reply from outside any callback, bit 4 a 300 KiB one,
+//                bits 5-6 what websocket_info returns (OK, HIBERNATE,
+//                SHUTDOWN, CRASH)
+//   o6..o9       chunk sizes for on_read (0: everything left), cycled;
 //                multiplied by 1 + stream size / 4096
 //
 // Structured frames: [b0][ctl][len][payload...] per frame, where b0 is the
@@ -49,8 +54,9 @@
 // hibernate, 's' shutdown, 'c' crash, 'x' reply close, 'p' reply ping,
 // 't' set an idle timeout, '!' return an invalid value, 'e' try invalid
 // replies, 'u' echo uncompressed, 'a' pause reading (the harness resumes
-// it before the next chunk, as a host program would). websocket_drain
-// replies "d". init obeys the query: "?crash", "?reply", "?bad".
+// it before the next chunk, as a host program would), 'b' also reply
+// 300 KiB ("bu": uncompressed). websocket_drain replies "d",
+// websocket_info "info". init obeys the query: "?crash", "?reply", "?bad".
 //
 // Checked after every input: the connection is gone (transport destroyed,
 // server registry empty), terminate ran exactly once iff init ran, nothing
@@ -103,6 +109,8 @@ struct Run {
   int writes = 0;
   bool error_pending = false;  // a write failed; the error comes later
   int drains = 0;
+  int info_result = LARIAT_OK;
+  int posted = 0, freed = 0;  // lariat_post messages: each freed once
 };
 
 Run *g_run = nullptr;
@@ -297,6 +305,14 @@ int on_handle(lariat_conn *conn, const lariat_frame *f, void *) {
       CHECK(rc == 0 || rc == LARIAT_ERR_CLOSING);  // the echo may have closed
       return LARIAT_OK;
     }
+    case 'b': {
+      // Past the 256 KiB at which reply() writes straight from the
+      // caller's buffer (FrameWriter::write_to) instead of batching.
+      std::string big(300 * 1024, 'B');
+      reply(conn, LARIAT_OP_BINARY, big.data(), big.size(),
+            f->len > 1 && f->data[1] == 'u' ? LARIAT_FRAME_NO_COMPRESS : 0);
+      return LARIAT_OK;
+    }
     case 'a': {
       int rc = lariat_conn_set_active(conn, 0);
       CHECK(rc == 0 || rc == LARIAT_ERR_CLOSING);
@@ -318,6 +334,20 @@ int on_handle(lariat_conn *conn, const lariat_frame *f, void *) {
     default:
       return LARIAT_OK;
   }
+}
+
+void free_letter(void *msg) {
+  ++g_run->freed;
+  delete static_cast<std::string *>(msg);
+}
+
+int on_info(lariat_conn *conn, void *msg, void *) {
+  Run &r = *g_run;
+  CHECK(r.upgraded && !r.close_requested && !r.shut);
+  CHECK(*static_cast<std::string *>(msg) == "info");
+  CHECK(r.freed < r.posted);  // freed after this callback, not before
+  reply(conn, LARIAT_OP_TEXT, "info", 4);
+  return r.info_result;
 }
 
 int on_drain(lariat_conn *conn, void *) {
@@ -359,7 +389,7 @@ void on_terminate(lariat_conn *conn, const lariat_reason *reason, void *) {
 }
 
 const lariat_handler kHandler = {sizeof(lariat_handler), on_init, on_ws_init,
-                                 on_handle, nullptr, on_terminate, on_drain};
+                                 on_handle, on_info, on_terminate, on_drain};
 
 // One server for the process, never run: connections are driven by hand.
 lariat_server *the_server() {
@@ -578,7 +608,7 @@ class ClientInflater {
       out.resize(used + 65536 - z_.avail_out);
       CHECK(rc == Z_OK || rc == Z_BUF_ERROR);  // never BFINAL, never corrupt
       if (z_.avail_in == 0 && z_.avail_out != 0) break;
-      CHECK(out.size() <= 2 * kMaxFrame);
+      CHECK(out.size() <= 512 * 1024);  // no reply is larger
     }
     return out;
   }
@@ -679,7 +709,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lariat_server *server = the_server();
   Reader in{data, size};
   const uint8_t o0 = in.byte(), o1 = in.byte(), o2 = in.byte(),
-                o3 = in.byte(), o4 = in.byte();
+                o3 = in.byte(), o4 = in.byte(), o5 = in.byte();
   size_t chunks[4];
   for (size_t &c : chunks) {
     uint8_t b = in.byte();
@@ -693,7 +723,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   run.validate_utf8 = !(o0 & 0x08);
   run.deferred_close = o0 & 0x10;
   const bool end_with_error = o0 & 0x20;
-  const bool deadlines = o0 & 0x40;
+  const bool ticks = o0 & 0x40;
   run.greet = o0 & 0x80;
   lariat::detail::DeflateConfig &cfg = run.deflate;
   cfg.enabled = true;
@@ -708,6 +738,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   run.flow = o4;
   run.slow_peer = o4 & 0x02;
   run.failing_write = o4 >> 6;
+  static const int kInfoResults[4] = {LARIAT_OK, LARIAT_HIBERNATE,
+                                      LARIAT_SHUTDOWN, LARIAT_CRASH};
+  run.info_result = kInfoResults[(o5 >> 5) & 3];
 
   std::string stream;
   if (mode == 2) {
@@ -751,14 +784,34 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(run.gone);
   };
   static const uint64_t kClockSteps[4] = {0, 150, 6000, 11000};
-  auto fire_deadline = [&] {
-    if (!usable()) return;
+  int nticks = 0;
+  // What happens between reads: time passes, the host posts a message,
+  // replies from outside any callback, or the server stops.
+  auto tick = [&] {
+    ++nticks;
     server->manual_clock += kClockSteps[(o3 >> 5) & 3];
-    if (o3 & 0x80)
-      server->on_timer();  // only connections whose deadline passed
-    else
-      conn->on_deadline();  // as if it had
-    after_event();
+    if (o5 & 0x01 && usable()) {
+      // As lariat_server's mailbox delivers it (deliver_mail).
+      ++run.posted;
+      conn->deliver_info({conn->id, new std::string("info"), free_letter});
+      after_event();
+    }
+    if (o5 & 0x08 && usable()) {
+      std::string msg = o5 & 0x10 ? std::string(300 * 1024, 'H') : "host";
+      reply(conn, LARIAT_OP_TEXT, msg.data(), msg.size());
+      after_event();
+    }
+    if (o5 & 0x02 && nticks == 1 && usable()) {
+      conn->stop();  // what lariat_server_stop() does to each connection
+      after_event();
+    }
+    if (!(o5 & 0x04) && usable()) {
+      if (o3 & 0x80)
+        server->on_timer();  // only connections whose deadline passed
+      else
+        conn->on_deadline();  // as if it had
+      after_event();
+    }
   };
   // The peer reads some of what a slow transport holds, and the
   // transport says so, as TcpTransport's write callback does.
@@ -775,8 +828,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   const size_t every = o3 & 0x1f;
   int fired = 0;
-  if (deadlines && every == 0) {
-    fire_deadline();
+  if (ticks && every == 0) {
+    tick();
     ++fired;
   }
   // Pattern frames make streams of up to a few hundred KiB from a few
@@ -806,12 +859,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     after_event();
     off += n;
     ++nchunk;
-    if (deadlines && every && nchunk % every == 0 && fired < 3) {
-      fire_deadline();
+    if (ticks && every && nchunk % every == 0 && fired < 3) {
+      tick();
       ++fired;
     }
   }
-  if (deadlines && fired < 3) fire_deadline();  // and once at the end
+  if (ticks) tick();  // and once at the end
 
   // The end of the byte stream. A paused transport reports no EOF: the
   // connection must then end through its close timeout.
@@ -840,6 +893,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(server->conns.empty());
   CHECK(run.terminates == run.inits);
   CHECK(run.ws_inits == (run.upgraded ? 1 : 0));
+  CHECK(run.freed == run.posted);
   if (g_trace) {
     std::fprintf(stderr, "mode %d: %zu stream bytes in %zu chunks; %zu out, "
                  "%zu replies, %d drains%s%s\n", mode, stream.size(), nchunk,

@@ -180,11 +180,12 @@ def extension_seeds():
 # ----------------------------------------------------------- connection
 
 def opts(mode=0, offer=False, utf8_off=False, deferred=False, error=False,
-         deadlines=False, greet=False, o1=0, o2=0, o3=0, o4=0,
+         ticks=False, greet=False, o1=0, o2=0, o3=0, o4=0, o5=0,
          chunks=(0, 0, 0, 0)):
+    """fuzz_connection.cc's 10 option bytes."""
     o0 = (mode | offer << 2 | utf8_off << 3 | deferred << 4 | error << 5 |
-          deadlines << 6 | greet << 7)
-    return bytes([o0, o1, o2, o3, o4]) + bytes(chunks)
+          ticks << 6 | greet << 7)
+    return bytes([o0, o1, o2, o3, o4, o5]) + bytes(chunks)
 
 
 def frame(b0, payload, masked=True, length_form=None):
@@ -325,28 +326,46 @@ def connection_seeds():
         raw(frame(0x81, cmd) + HELLO + CLOSE_1000)
         raw(frame(0xC1, deflate_raw(cmd)) + HELLO, offer=True)
     raw(frame(0x81, b"hibernate") + frame(0x81, b"resume"), chunks=(1, 0, 0, 0))
+    raw(frame(0x81, b"big") + HELLO)                 # 300 KiB reply, direct
+    raw(frame(0xC1, deflate_raw(b"bu")) + HELLO, offer=True)
+    raw(frame(0xC1, deflate_raw(b"big")) + HELLO, offer=True)
     raw(frame(0x81, b"active off") + HELLO + CLOSE_1000)
     raw(frame(0x81, b"active off") + frame(0x81, b"shutdown") + HELLO)
 
     # Greeting, deferred close, socket error, deadlines and the clock.
     raw(HELLO, greet=True, deferred=True)
     raw(HELLO, error=True)
-    raw(HELLO, deadlines=True, o3=0x00)                    # 408 before the head
-    raw(HELLO, deadlines=True, o3=0x00 | 3 << 5 | 0x80)    # via the server timer
+    raw(HELLO, ticks=True, o3=0x00)                    # 408 before the head
+    raw(HELLO, ticks=True, o3=0x00 | 3 << 5 | 0x80)    # via the server timer
     # The first chunk is the head; deadlines fire after every chunk.
     after_head = (HEAD_LEN, 11, 11, 11)
-    raw(HELLO + HELLO, deadlines=True, o3=0x01 | 1 << 5, o4=0x20,
+    raw(HELLO + HELLO, ticks=True, o3=0x01 | 1 << 5, o4=0x20,
         chunks=after_head)                                 # idle timeout
-    raw(HELLO + HELLO, deadlines=True, o3=0x01 | 1 << 5 | 0x80, o4=0x20,
+    raw(HELLO + HELLO, ticks=True, o3=0x01 | 1 << 5 | 0x80, o4=0x20,
         chunks=after_head)                                 # the same, by timer
-    raw(HELLO + HELLO + HELLO, deadlines=True, o3=0x01 | 1 << 5 | 0x80,
+    raw(HELLO + HELLO + HELLO, ticks=True, o3=0x01 | 1 << 5 | 0x80,
         o4=0x01, chunks=(HEAD_LEN, 11, 0, 0))              # keepalive: ping
-    raw(HELLO, deadlines=True, o3=0x01 | 1 << 5 | 0x80, o4=0x01,
+    raw(HELLO, ticks=True, o3=0x01 | 1 << 5 | 0x80, o4=0x01,
         chunks=(HEAD_LEN, 0, 0, 0))                        # ping, no pong
-    raw(frame(0x81, b"shutdown") + HELLO, deadlines=True, o3=0x01 | 2 << 5,
+    raw(frame(0x81, b"shutdown") + HELLO, ticks=True, o3=0x01 | 2 << 5,
         chunks=(HEAD_LEN, 14, 11, 11))                     # close timeout
-    raw(frame(0x81, b"active off") + HELLO, deadlines=True,
+    raw(frame(0x81, b"active off") + HELLO, ticks=True,
         o3=0x02 | 1 << 5 | 0x80, o4=0x20, chunks=(HEAD_LEN, 16, 11, 11))
+
+    # Ticks without deadlines: posted messages (each websocket_info
+    # result), host replies from outside callbacks, the server stopping.
+    for result in range(4):
+        raw(HELLO + HELLO, ticks=True, o3=0x01, o5=0x01 | 0x04 | result << 5,
+            chunks=after_head)
+    raw(HELLO + HELLO, ticks=True, o3=0x01, o5=0x08 | 0x04, chunks=after_head)
+    raw(HELLO, ticks=True, o3=0x01, o5=0x08 | 0x10 | 0x04, chunks=after_head)
+    raw(HELLO, ticks=True, o3=0x01, o5=0x08 | 0x10 | 0x04, offer=True,
+        chunks=after_head)
+    raw(HELLO + CLOSE_1000, ticks=True, o3=0x01, o5=0x02 | 0x04,
+        chunks=after_head)                          # stop: close 1001
+    raw(HELLO, ticks=True, o3=0x00, o5=0x02 | 0x04)  # stop while handshaking
+    raw(HELLO, ticks=True, o3=0x01, o5=0x02 | 0x01 | 0x08,
+        o4=0x02 | 1 << 2, chunks=after_head)        # all at once, slow peer
 
     # Flow control: a slow peer, small queue caps, refusing a full server,
     # a failing write.
@@ -390,7 +409,7 @@ def connection_seeds():
     full(head(["Host: h"]))                         # plain GET on the route: 426
     for r in BAD_REQUESTS[:12]:
         full(r + HELLO, chunks=(5, 0, 0, 0))
-    full(RFC6455[:40], deadlines=True, o3=1)        # handshake timeout mid-head
+    full(RFC6455[:40], ticks=True, o3=1)        # handshake timeout mid-head
     # Regression: 431 when read whole, 400 when read in pieces.
     full(HEADERS_101_BAD)
     full(HEADERS_101_BAD, chunks=(209, 209, 0, 0))

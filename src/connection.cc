@@ -637,6 +637,13 @@ int lariat_conn::reply(const lariat_frame *frame) {
                                true, 4, reinterpret_cast<const uint8_t *>(
                                             packed.data()),
                                packed.size());
+  } else if (frame->len >= kFlushThreshold) {
+    // Large: after what is queued, straight from the handler's buffer.
+    flush();
+    server->frame_writer.write_to(transport_.get(),
+                                  static_cast<uint8_t>(frame->opcode), 0,
+                                  frame->data, frame->len);
+    if (transport_->buffered() > low_water_) above_low_water_ = true;
   } else {
     server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
                                true, 0, frame->data, frame->len);

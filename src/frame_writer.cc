@@ -1,5 +1,7 @@
 #include "frame_writer.h"
 
+#include <cstring>
+
 namespace lariat::detail {
 
 FrameWriter::~FrameWriter() {
@@ -13,11 +15,34 @@ int FrameWriter::init() {
              : LARIAT_ERR_NOMEM;
 }
 
-ssize_t FrameWriter::on_send(const uint8_t *data, size_t len, int,
+ssize_t FrameWriter::on_send(const uint8_t *data, size_t len, int flags,
                              void *user_data) {
   auto *self = static_cast<FrameWriter *>(user_data);
-  self->out_->append(reinterpret_cast<const char *>(data), len);
+  if (!self->direct_) {
+    self->out_->append(reinterpret_cast<const char *>(data), len);
+  } else if (flags & WSLAY_MSG_MORE) {
+    // wslay hands over the header first; hold it for the payload.
+    std::memcpy(self->header_, data, len);
+    self->header_len_ = len;
+  } else {
+    self->direct_->write2(self->header_, self->header_len_, data, len);
+    self->header_len_ = 0;
+  }
   return static_cast<ssize_t>(len);
+}
+
+void FrameWriter::write_to(Transport *transport, uint8_t opcode, uint8_t rsv,
+                           const uint8_t *data, size_t len) {
+  wslay_frame_iocb iocb = {};
+  iocb.fin = 1;
+  iocb.rsv = rsv;
+  iocb.opcode = opcode;
+  iocb.payload_length = len;
+  iocb.data = data;
+  iocb.data_length = len;
+  direct_ = transport;
+  wslay_frame_send(ctx_, &iocb);
+  direct_ = nullptr;
 }
 
 void FrameWriter::write(std::string *out, uint8_t opcode, bool fin,

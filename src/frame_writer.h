@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "transport.h"
+
 namespace lariat::detail {
 
 class FrameWriter {
@@ -25,6 +27,10 @@ class FrameWriter {
   // Appends one whole frame to |out|.
   void write(std::string *out, uint8_t opcode, bool fin, uint8_t rsv,
              const uint8_t *data, size_t len);
+  // Sends one whole frame straight to |transport|: the header, then the
+  // payload from the caller's buffer, without copying it.
+  void write_to(Transport *transport, uint8_t opcode, uint8_t rsv,
+                const uint8_t *data, size_t len);
   // Appends a close frame; |code| 0 means no code (and no reason).
   void write_close(std::string *out, uint16_t code, const uint8_t *reason,
                    size_t len);
@@ -34,6 +40,10 @@ class FrameWriter {
                          void *user_data);
   wslay_frame_context_ptr ctx_ = nullptr;
   std::string *out_ = nullptr;
+  // write_to(): where the payload goes, and the header waiting for it.
+  Transport *direct_ = nullptr;
+  uint8_t header_[14];
+  size_t header_len_ = 0;
 };
 
 // Checks a frame a handler wants to send: 0, or LARIAT_ERR_INVALID_ARGUMENT,

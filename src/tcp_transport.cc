@@ -87,6 +87,28 @@ void TcpTransport::write(const uint8_t *p, size_t n) {
   start_write();
 }
 
+void TcpTransport::write2(const uint8_t *a, size_t an, const uint8_t *b,
+                          size_t bn) {
+  if (closing_) return;
+  if (!queue_) {
+    uv_buf_t bufs[2] = {
+        uv_buf_init(const_cast<char *>(reinterpret_cast<const char *>(a)),
+                    static_cast<unsigned>(an)),
+        uv_buf_init(const_cast<char *>(reinterpret_cast<const char *>(b)),
+                    static_cast<unsigned>(bn))};
+    int r = uv_try_write(stream(), bufs, 2);
+    size_t sent = r > 0 ? static_cast<size_t>(r) : 0;
+    if (sent >= an) {
+      write(b + (sent - an), bn - (sent - an));  // queues what is left
+      return;
+    }
+    a += sent;
+    an -= sent;
+  }
+  write(a, an);
+  write(b, bn);
+}
+
 void TcpTransport::start_write() {
   if (closing_) return;
   if (!queue_ || queue_->pending.empty()) {

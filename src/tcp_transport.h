@@ -28,6 +28,8 @@ class TcpTransport final : public Transport {
   void attach(lariat_conn *conn) override { conn_ = conn; }
 
   void write(const uint8_t *p, size_t n) override;
+  void write2(const uint8_t *a, size_t an, const uint8_t *b,
+              size_t bn) override;
   void shutdown() override;
   void close() override;
   size_t buffered() const override;

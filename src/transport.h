@@ -21,6 +21,13 @@ class Transport {
   // out at once are copied. Errors come back later through
   // lariat_conn::on_transport_error().
   virtual void write(const uint8_t *p, size_t n) = 0;
+  // Two buffers in order, with one system call where the transport can;
+  // the large frames lariat sends go out this way without being copied.
+  virtual void write2(const uint8_t *a, size_t an, const uint8_t *b,
+                      size_t bn) {
+    write(a, an);
+    write(b, bn);
+  }
   // Sends FIN once every queued byte is written; reading goes on.
   virtual void shutdown() = 0;
   // Stops reading and writing; lariat_conn::on_transport_closed() follows,

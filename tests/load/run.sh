@@ -4,7 +4,7 @@
 #   run.sh --server PATH --client PATH [--short | --long] [--asan]
 #          [--conns N] [--seconds S] [--close-timeout MS]
 #          [--handshake-timeout MS] [--stop ctl|sigterm] [--seed N]
-#          [--keep DIR] [-- extra soak_client arguments]
+#          [--keep DIR] [--server-arg ARG]... [-- extra soak_client arguments]
 #
 #   --short  5000 connections, 10 s of traffic (the CTest form, ~30 s)
 #   --long   10000 connections, 60 s of traffic (by hand)
@@ -20,7 +20,7 @@
 set -u
 
 server= client= preset=short asan=0 conns= seconds= close_timeout=5000
-handshake_timeout=3000 stop=ctl seed= keep= extra=()
+handshake_timeout=3000 stop=ctl seed= keep= extra=() server_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --server) server=$2; shift 2 ;;
@@ -35,6 +35,7 @@ while [ $# -gt 0 ]; do
     --stop) stop=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
+    --server-arg) server_args+=("$2"); shift 2 ;;
     --) shift; extra=("$@"); break ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -81,7 +82,7 @@ GLIBC_TUNABLES=${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.tcache_count=0 \
 "$server" --port 0 --close-timeout "$close_timeout" \
   --handshake-timeout "$handshake_timeout" --shutdown-margin "$margin" \
   --slots $((conns + 64)) --report "$work/server.report" \
-  --max-seconds $(( ${seconds%.*} + 300 )) \
+  --max-seconds $(( ${seconds%.*} + 300 )) "${server_args[@]}" \
   >"$work/server.out" 2>"$work/server.err" &
 spid=$!
 

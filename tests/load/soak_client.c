@@ -8,6 +8,7 @@
  *     [--max-size 200000] [--burst 3] [--close-timeout MS]
  *     [--handshake-timeout MS] [--stop ctl|sigterm] [--server-pid PID]
  *     [--seed N] [--report FILE] [--parallel 256] [--margin-ms 4000]
+ *     [--fixed-size BYTES]
  *
  * Slot 0 is the control connection (/control). The other slots get a role
  * (soak.h) for the whole run - echo, idle, deaf, noread - or are "churn"
@@ -110,8 +111,9 @@ static struct {
   const char *report;
   uint32_t parallel;
   uint32_t margin_ms;
+  uint32_t fixed_size; /* nonzero: every echo message has this size */
 } opt = {"127.0.0.1", 0, 10000, 60, 0.3, 0.01, 0.005, 0.05, 20, 2, 500,
-         200000, 3, 5000, 10000, 0, 0, 1, NULL, 256, 4000};
+         200000, 3, 5000, 10000, 0, 0, 1, NULL, 256, 4000, 0};
 
 /* ------------------------------------------------------------------ */
 /* Utilities                                                           */
@@ -407,6 +409,7 @@ static spec msg_spec(const conn *c, uint32_t seq) {
     s.len = 4096 + h2 % (small ? 12288 : 61440);
   else
     s.len = 65536 + h2 % (opt.max_size > 65536 ? opt.max_size - 65536 : 1);
+  if (opt.fixed_size) s.len = opt.fixed_size;
   if (s.len > opt.max_size) s.len = opt.max_size;
   s.nfrag = (h >> 20) % 10 < 2 ? 2 + (int)((h >> 24) % 4) : 1;
   return s;
@@ -1344,7 +1347,8 @@ static void usage(void) {
           "  [--churn-frac F] [--stuck N] [--window N] [--interval-ms MS]\n"
           "  [--max-size BYTES] [--burst N] [--close-timeout MS]\n"
           "  [--handshake-timeout MS] [--stop ctl|sigterm] [--server-pid PID]\n"
-          "  [--seed N] [--report FILE] [--parallel N] [--margin-ms MS]\n");
+          "  [--seed N] [--report FILE] [--parallel N] [--margin-ms MS]\n"
+          "  [--fixed-size BYTES]\n");
   exit(2);
 }
 
@@ -1384,6 +1388,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--report")) opt.report = v;
     else if (!strcmp(a, "--parallel")) opt.parallel = (uint32_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--margin-ms")) opt.margin_ms = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--fixed-size")) opt.fixed_size = (uint32_t)strtoul(v, NULL, 10);
     else usage();
     ++i;
   }
@@ -1391,6 +1396,8 @@ int main(int argc, char **argv) {
     opt.stop_sigterm = 1;
   else if (strcmp(stop, "ctl") != 0)
     usage();
+  if (opt.fixed_size && opt.fixed_size < SOAK_TAG_LEN) usage();
+  if (opt.fixed_size > opt.max_size) opt.max_size = opt.fixed_size;
   if (opt.port <= 0 || opt.conns < 2 || opt.window < 1 || opt.max_size < 64 ||
       opt.parallel < 1 || (opt.stop_sigterm && opt.server_pid <= 0))
     usage();

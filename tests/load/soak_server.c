@@ -6,6 +6,7 @@
  *               [--handshake-timeout MS] [--slots N] [--report FILE]
  *               [--max-seconds S] [--shutdown-margin MS]
  *               [--heap-slack BYTES] [--heap-slack-per-conn BYTES]
+ *               [--hibernate 0|1]
  *
  * Prints "PORT n" once it listens. Every route ("*") is an echo handler
  * that, per connection, checks init/terminate happen exactly once, that
@@ -76,8 +77,9 @@ static struct {
   uint64_t shutdown_margin_ms;
   int64_t heap_slack;          /* allowed growth after the run, fixed part */
   int64_t heap_slack_per_conn; /* ... and per connection at peak */
+  int hibernate; /* websocket_handle returns LARIAT_HIBERNATE */
 } opt = {"127.0.0.1", 0, 5000, 10000, 65536, NULL, 900, 2000,
-         512 * 1024, 64};
+         512 * 1024, 64, 0};
 
 /* Per connection: handed to every callback as the state pointer. */
 typedef struct cstate {
@@ -392,7 +394,7 @@ static int h_handle(lariat_conn *conn, const lariat_frame *f, void *state) {
     ++c.echoed;
     c.echo_bytes += f->len;
   }
-  return LARIAT_OK;
+  return opt.hibernate ? LARIAT_HIBERNATE : LARIAT_OK;
 }
 
 /* Whether |r| is how a connection of |role| must end. */
@@ -506,7 +508,8 @@ static void usage(void) {
           "[--close-timeout MS]\n"
           "         [--handshake-timeout MS] [--slots N] [--report FILE]\n"
           "         [--max-seconds S] [--shutdown-margin MS]\n"
-          "         [--heap-slack BYTES] [--heap-slack-per-conn BYTES]\n");
+          "         [--heap-slack BYTES] [--heap-slack-per-conn BYTES]\n"
+          "         [--hibernate 0|1]\n");
   exit(2);
 }
 
@@ -535,6 +538,8 @@ int main(int argc, char **argv) {
       opt.heap_slack = strtoll(v, NULL, 10);
     else if (!strcmp(a, "--heap-slack-per-conn"))
       opt.heap_slack_per_conn = strtoll(v, NULL, 10);
+    else if (!strcmp(a, "--hibernate"))
+      opt.hibernate = atoi(v);
     else
       usage();
     ++i;
