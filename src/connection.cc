@@ -321,9 +321,10 @@ void lariat_conn::answer_request(const Request &request_in) {
 
 void lariat_conn::read_frames(uint8_t *p, size_t n) {
   using Result = lariat::detail::FrameReader::Result;
+  if (!rx_) rx_.reset(new Receiver);
   while (state == State::kOpen || state == State::kClosing) {
     lariat::detail::FrameChunk chunk;
-    Result r = reader_.next(&p, &n, &chunk);
+    Result r = rx_->reader.next(&p, &n, &chunk);
     if (r == Result::kNeedMore) break;
     if (r == Result::kError) {
       // Control frame over 125 bytes or fragmented, non-minimal length,
@@ -336,11 +337,11 @@ void lariat_conn::read_frames(uint8_t *p, size_t n) {
 }
 
 bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
-  in_frame_ = true;
-  frame_opcode_ = iocb.opcode;
-  frame_fin_ = iocb.fin != 0;
-  frame_len_ = iocb.payload_length;
-  frame_got_ = 0;
+  rx_->in_frame = true;
+  rx_->frame_opcode = iocb.opcode;
+  rx_->frame_fin = iocb.fin != 0;
+  rx_->frame_len = iocb.payload_length;
+  rx_->frame_got = 0;
   // RSV1 marks a compressed message: only on its first frame, only once
   // permessage-deflate was negotiated (RFC 7692 6).
   bool compressed = iocb.rsv == 4 && deflate &&
@@ -354,33 +355,33 @@ bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
     case LARIAT_OP_CLOSE:
     case LARIAT_OP_PING:
     case LARIAT_OP_PONG:
-      control_.clear();
+      rx_->control.clear();
       return true;
     case 0:  // continuation
-      if (!in_message_) {
+      if (!rx_->in_message) {
         fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
         return false;
       }
       break;
     case LARIAT_OP_TEXT:
     case LARIAT_OP_BINARY:
-      if (in_message_) {
+      if (rx_->in_message) {
         fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
         return false;
       }
-      in_message_ = true;
-      message_opcode_ = iocb.opcode;
-      message_compressed_ = compressed;
-      message_len_ = 0;
-      message_.clear();
-      utf8_.reset();
+      rx_->in_message = true;
+      rx_->message_opcode = iocb.opcode;
+      rx_->message_compressed = compressed;
+      rx_->message_len = 0;
+      rx_->message.clear();
+      rx_->utf8.reset();
       break;
     default:
       fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
       return false;
   }
-  if (frame_len_ > max_frame_size_ ||
-      message_len_ + frame_len_ > max_frame_size_) {
+  if (rx_->frame_len > max_frame_size_ ||
+      rx_->message_len + rx_->frame_len > max_frame_size_) {
     fail_connection(LARIAT_REASON_ERROR_TOO_BIG, 1009);
     return false;
   }
@@ -388,52 +389,52 @@ bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
 }
 
 void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
-  if (!in_frame_ && !start_frame(iocb)) return;
-  frame_got_ += iocb.len;
-  bool frame_done = frame_got_ == frame_len_;
-  if (frame_done) in_frame_ = false;
+  if (!rx_->in_frame && !start_frame(iocb)) return;
+  rx_->frame_got += iocb.len;
+  bool frame_done = rx_->frame_got == rx_->frame_len;
+  if (frame_done) rx_->in_frame = false;
 
-  if (is_control(frame_opcode_)) {
-    control_.append(reinterpret_cast<const char *>(iocb.data),
+  if (is_control(rx_->frame_opcode)) {
+    rx_->control.append(reinterpret_cast<const char *>(iocb.data),
                     iocb.len);
     if (frame_done) on_control_frame();
     return;
   }
   if (state != State::kOpen) {
     // Closing: data frames are read past, never delivered.
-    if (frame_done && frame_fin_) in_message_ = false;
+    if (frame_done && rx_->frame_fin) rx_->in_message = false;
     return;
   }
-  if (message_compressed_) {
-    on_compressed_chunk(iocb.data, iocb.len, frame_done && frame_fin_);
+  if (rx_->message_compressed) {
+    on_compressed_chunk(iocb.data, iocb.len, frame_done && rx_->frame_fin);
     return;
   }
-  if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
-      !utf8_.feed(iocb.data, iocb.len)) {
+  if (rx_->message_opcode == LARIAT_OP_TEXT && validate_utf8_ &&
+      !rx_->utf8.feed(iocb.data, iocb.len)) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
   }
   // The whole message in this one chunk: hand it over without a copy.
-  bool whole_message_here = frame_done && frame_fin_ &&
-                            iocb.len == frame_len_ && message_len_ == 0;
-  message_len_ += iocb.len;
+  bool whole_message_here = frame_done && rx_->frame_fin &&
+                            iocb.len == rx_->frame_len && rx_->message_len == 0;
+  rx_->message_len += iocb.len;
   if (!whole_message_here)
-    message_.append(reinterpret_cast<const char *>(iocb.data),
+    rx_->message.append(reinterpret_cast<const char *>(iocb.data),
                     iocb.len);
-  if (!(frame_done && frame_fin_)) return;
+  if (!(frame_done && rx_->frame_fin)) return;
 
-  in_message_ = false;
-  if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
-      !utf8_.complete()) {
+  rx_->in_message = false;
+  if (rx_->message_opcode == LARIAT_OP_TEXT && validate_utf8_ &&
+      !rx_->utf8.complete()) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
   }
   if (whole_message_here) {
     deliver_message(iocb.data, iocb.len);
   } else {
-    deliver_message(reinterpret_cast<const uint8_t *>(message_.data()),
-                    message_.size());
-    message_.clear();
+    deliver_message(reinterpret_cast<const uint8_t *>(rx_->message.data()),
+                    rx_->message.size());
+    rx_->message.clear();
   }
 }
 
@@ -442,9 +443,9 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
 void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
                                       bool message_done) {
   using Status = lariat::detail::DeflateCodec::Status;
-  size_t before = message_.size();
+  size_t before = rx_->message.size();
   Status status =
-      deflate->decompress(p, n, message_done, max_frame_size_, &message_);
+      deflate->decompress(p, n, message_done, max_frame_size_, &rx_->message);
   switch (status) {
     case Status::kOk:
       break;
@@ -459,27 +460,27 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
       fail_connection(LARIAT_REASON_ERROR_SOCKET, 1011);
       return;
   }
-  if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
-      !utf8_.feed(reinterpret_cast<const uint8_t *>(message_.data()) + before,
-                  message_.size() - before)) {
+  if (rx_->message_opcode == LARIAT_OP_TEXT && validate_utf8_ &&
+      !rx_->utf8.feed(reinterpret_cast<const uint8_t *>(rx_->message.data()) + before,
+                  rx_->message.size() - before)) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
   }
   if (!message_done) return;
-  in_message_ = false;
-  if (message_opcode_ == LARIAT_OP_TEXT && validate_utf8_ &&
-      !utf8_.complete()) {
+  rx_->in_message = false;
+  if (rx_->message_opcode == LARIAT_OP_TEXT && validate_utf8_ &&
+      !rx_->utf8.complete()) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
   }
-  deliver_message(reinterpret_cast<const uint8_t *>(message_.data()),
-                  message_.size());
-  message_.clear();
+  deliver_message(reinterpret_cast<const uint8_t *>(rx_->message.data()),
+                  rx_->message.size());
+  rx_->message.clear();
 }
 
 void lariat_conn::deliver_message(const uint8_t *p, size_t n) {
   lariat_frame frame = {};
-  frame.opcode = message_opcode_;
+  frame.opcode = rx_->message_opcode;
   frame.data = p;
   frame.len = n;
   call_handle(frame);
@@ -493,9 +494,9 @@ void lariat_conn::call_handle(const lariat_frame &frame) {
 }
 
 void lariat_conn::on_control_frame() {
-  const auto *data = reinterpret_cast<const uint8_t *>(control_.data());
-  size_t len = control_.size();
-  switch (frame_opcode_) {
+  const auto *data = reinterpret_cast<const uint8_t *>(rx_->control.data());
+  size_t len = rx_->control.size();
+  switch (rx_->frame_opcode) {
     case LARIAT_OP_CLOSE:
       on_close_frame();
       return;
@@ -508,15 +509,15 @@ void lariat_conn::on_control_frame() {
       break;
   }
   lariat_frame frame = {};
-  frame.opcode = frame_opcode_;
+  frame.opcode = rx_->frame_opcode;
   frame.data = data;
   frame.len = len;
   call_handle(frame);
 }
 
 void lariat_conn::on_close_frame() {
-  const auto *data = reinterpret_cast<const uint8_t *>(control_.data());
-  size_t len = control_.size();
+  const auto *data = reinterpret_cast<const uint8_t *>(rx_->control.data());
+  size_t len = rx_->control.size();
   close_received_ = true;
   if (state == State::kClosing) {
     // The peer answered our close: the handshake is complete.
@@ -541,7 +542,7 @@ void lariat_conn::on_close_frame() {
   }
   set_reason(LARIAT_REASON_REMOTE);
   reason_code_ = code;
-  if (len > 2) details().remote_reason.assign(control_, 2, std::string::npos);
+  if (len > 2) details().remote_reason.assign(rx_->control, 2, std::string::npos);
   server->frame_writer.write_close(&out_, code, nullptr, 0);
   begin_drain();
 }
@@ -750,12 +751,12 @@ void lariat_conn::flush() {
 
 void lariat_conn::hibernate_if_idle() {
   hibernate_requested_ = false;
-  // Only at a message boundary with nothing buffered inside wslay.
-  if (state != State::kOpen || in_frame_ || in_message_ ||
-      !reader_.at_frame_boundary())
+  // Only at a message boundary, with no partial header kept.
+  if (state != State::kOpen ||
+      (rx_ && (rx_->in_frame || rx_->in_message ||
+               !rx_->reader.at_frame_boundary())))
     return;
-  std::string().swap(message_);
-  std::string().swap(control_);
+  rx_.reset();
   std::string().swap(out_);
   if (deflate) deflate->release_idle();
   hibernating = true;

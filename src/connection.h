@@ -140,19 +140,25 @@ struct lariat_conn {
   std::unique_ptr<std::string> head_;  // request head; gone once answered
   std::unique_ptr<Details> details_;
 
-  lariat::detail::FrameReader reader_;
-  bool in_frame_ = false;
-  uint8_t frame_opcode_ = 0;
-  bool frame_fin_ = false;
-  uint64_t frame_len_ = 0;
-  uint64_t frame_got_ = 0;
-  bool in_message_ = false;
-  uint8_t message_opcode_ = 0;
-  bool message_compressed_ = false;
-  uint64_t message_len_ = 0;
-  std::string message_;
-  lariat::detail::Utf8Validator utf8_;
-  std::string control_;
+  // Receiving: frame and message assembly. Allocated on the first read
+  // and given back by hibernate, so an idle hibernated connection keeps
+  // only what identifies it.
+  struct Receiver {
+    lariat::detail::FrameReader reader;
+    bool in_frame = false;
+    uint8_t frame_opcode = 0;
+    bool frame_fin = false;
+    uint64_t frame_len = 0;
+    uint64_t frame_got = 0;
+    bool in_message = false;
+    uint8_t message_opcode = 0;
+    bool message_compressed = false;
+    uint64_t message_len = 0;
+    std::string message;
+    lariat::detail::Utf8Validator utf8;
+    std::string control;
+  };
+  std::unique_ptr<Receiver> rx_;
 
   // Output: frames replied during an event leave in one write at its end.
   std::string out_;

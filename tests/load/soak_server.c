@@ -55,7 +55,9 @@
 #endif
 #endif
 #ifdef SOAK_ASAN
-#include <sanitizer/allocator_interface.h>
+/* From the sanitizer runtime (sanitizer/allocator_interface.h, which GCC
+ * does not install). */
+size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
 
 #define MAGIC_LIVE 0x51a7c0deu
