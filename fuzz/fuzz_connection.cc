@@ -1,5 +1,5 @@
 // libFuzzer target: a whole connection through the real core
-// (lariat_conn: handshake, wslay frame parsing, reassembly, UTF-8,
+// (lariat_conn: handshake, FrameReader, reassembly, UTF-8,
 // permessage-deflate, close handshake, hibernation, deadlines, keepalive,
 // backpressure and pause/resume) over a fake transport, as
 // tests/test_core.cc drives it.
@@ -849,7 +849,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       CHECK(run.reading || !usable());
     }
     if (!usable()) break;
-    size_t n = std::min(chunks[nchunk % 4] * chunk_scale, stream.size() - off);
+    const size_t c = chunks[nchunk % 4];
+    size_t n = std::min(c == SIZE_MAX ? c : c * chunk_scale, stream.size() - off);
     // An exactly sized copy that dies after the call: ASan then sees any
     // read past the chunk or any use of it after on_read() returned.
     std::unique_ptr<uint8_t[]> chunk(new uint8_t[n]);

@@ -155,13 +155,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   // Incremental: a verdict on a prefix is final and is the whole's verdict;
   // an incomplete whole was incomplete at every prefix.
   if (rp.status != ParseStatus::kIncomplete) {
-    // Known, reported: a bad byte in an unfinished line past max_headers
-    // is 400 on the prefix and 431 once the line is complete (the count
-    // is checked before the line). Both reject; only the status differs.
-    // Seed 21043d83... Drop this exemption once parse_request agrees.
-    const bool known_400_431 = rp.status == ParseStatus::kBad &&
-                               rw.status == ParseStatus::kTooManyHeaders;
-    CHECK(rw.status == rp.status || known_400_431);
+    // Seed 21043d83... once gave 400 on a prefix and 431 whole.
+    CHECK(rw.status == rp.status);
     if (rw.status == ParseStatus::kDone) CHECK(rw.head_len == rp.head_len);
   }
   if (rw.status == ParseStatus::kIncomplete)

@@ -743,9 +743,16 @@ void lariat_conn::close_transport() {
 
 void lariat_conn::flush() {
   if (out_.empty() || state == State::kClosed) return;
-  transport_->write(reinterpret_cast<const uint8_t *>(out_.data()),
-                    out_.size());
-  out_.clear();
+  // Taken out first: a write error reported from inside write() closes
+  // the connection, and that close must not flush these bytes again.
+  std::string pending;
+  pending.swap(out_);
+  transport_->write(reinterpret_cast<const uint8_t *>(pending.data()),
+                    pending.size());
+  if (out_.empty()) {  // keep the buffer's capacity for the next replies
+    pending.clear();
+    out_.swap(pending);
+  }
   if (transport_->buffered() > low_water_) above_low_water_ = true;
 }
 

@@ -172,8 +172,10 @@ ParseResult parse_request(const char *buf, size_t len, size_t max_head,
       return {ParseStatus::kDone, pos};
     } else {
       if (line[0] == ' ' || line[0] == '\t') return {ParseStatus::kBad, 0};  // obs-fold
-      if (++nheaders > max_headers) return {ParseStatus::kTooManyHeaders, 0};
+      // Syntax first, as for a line still arriving, so the verdict does
+      // not depend on where TCP split the bytes.
       if (!parse_header_line(line, out)) return {ParseStatus::kBad, 0};
+      if (++nheaders > max_headers) return {ParseStatus::kTooManyHeaders, 0};
     }
   }
   if (len >= max_head) return {ParseStatus::kTooLarge, 0};

@@ -3,7 +3,8 @@
 #
 #   run.sh --server PATH --client PATH [--short | --long] [--asan]
 #          [--conns N] [--seconds S] [--close-timeout MS]
-#          [--handshake-timeout MS] [--stop ctl|sigterm] [--seed N]
+#          [--handshake-timeout MS] [--ping-ms MS] [--stop ctl|sigterm]
+#          [--seed N]
 #          [--keep DIR] [--server-arg ARG]... [-- extra soak_client arguments]
 #
 #   --short  5000 connections, 10 s of traffic (the CTest form, ~30 s)
@@ -20,7 +21,7 @@
 set -u
 
 server= client= preset=short asan=0 conns= seconds= close_timeout=5000
-handshake_timeout=3000 stop=ctl seed= keep= extra=() server_args=()
+handshake_timeout=3000 ping_ms=2000 stop=ctl seed= keep= extra=() server_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --server) server=$2; shift 2 ;;
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --close-timeout) close_timeout=$2; shift 2 ;;
     --handshake-timeout) handshake_timeout=$2; shift 2 ;;
+    --ping-ms) ping_ms=$2; shift 2 ;;
     --stop) stop=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
@@ -81,6 +83,7 @@ echo "run.sh: $preset form, $conns connections, ${seconds} s, stop by $stop," \
 GLIBC_TUNABLES=${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.tcache_count=0 \
 "$server" --port 0 --close-timeout "$close_timeout" \
   --handshake-timeout "$handshake_timeout" --shutdown-margin "$margin" \
+  --ping-ms "$ping_ms" \
   --slots $((conns + 64)) --report "$work/server.report" \
   --max-seconds $(( ${seconds%.*} + 300 )) "${server_args[@]}" \
   >"$work/server.out" 2>"$work/server.err" &

@@ -37,6 +37,9 @@
   XX(DEAF, "deaf")                                                            \
   /* sends messages, then never reads again: SHUTDOWN after the timeout */    \
   XX(NOREAD, "noread")                                                        \
+  /* sends close 1000 "bye" right after the stop was asked for: the server   \
+   * sees either first, so REMOTE 1000 or SHUTDOWN */                        \
+  XX(RACE, "race")                                                            \
   /* RST (SO_LINGER 0) in the middle of a frame: ERROR_SOCKET or CLOSED */    \
   XX(RST, "rst")                                                              \
   /* close() (FIN) in the middle of a frame: ERROR_CLOSED */                  \

@@ -4,14 +4,15 @@
  *
  *   soak_client --port N [--host 127.0.0.1] [--conns 10000] [--seconds 60]
  *     [--echo-frac 0.3] [--deaf-frac 0.01] [--noread-frac 0.005]
+ *     [--race-frac 0.01]
  *     [--churn-frac 0.05] [--stuck N] [--window 2] [--interval-ms 500]
- *     [--max-size 200000] [--burst 3] [--close-timeout MS]
+ *     [--max-size 400000] [--burst 3] [--close-timeout MS]
  *     [--handshake-timeout MS] [--stop ctl|sigterm] [--server-pid PID]
  *     [--seed N] [--report FILE] [--parallel 256] [--margin-ms 4000]
  *     [--fixed-size BYTES]
  *
  * Slot 0 is the control connection (/control). The other slots get a role
- * (soak.h) for the whole run - echo, idle, deaf, noread - or are "churn"
+ * (soak.h) for the whole run - echo, idle, deaf, noread, race - or are "churn"
  * slots that misbehave one way, end, and come back with another way
  * (rst, fin, half, junk, utf8, big, bye, plain, badkey, rawjunk, slow,
  * mute, hsrst) until the traffic phase ends; --stuck slots open a slow or
@@ -22,7 +23,7 @@
  *  1. connect: every slot connects (at most --parallel handshakes at a time);
  *     echo slots start their traffic as soon as they are open;
  *  2. traffic (--seconds): echo slots send tagged messages (text with
- *     multi-byte UTF-8, or binary; 10 B .. --max-size; a fifth fragmented
+ *     multi-byte UTF-8, or binary; 10 B .. --max-size (400000: replies over 256 KiB take lariat's zero-copy path); a fifth fragmented
  *     into 2..5 frames, some empty, with pings between fragments), at most
  *     --window unanswered; each echo is checked byte for byte and in order,
  *     each pong against its ping; churn slots misbehave;
@@ -97,7 +98,7 @@ static struct {
   int port;
   uint32_t conns;
   double seconds;
-  double echo_frac, deaf_frac, noread_frac, churn_frac;
+  double echo_frac, deaf_frac, noread_frac, race_frac, churn_frac;
   uint32_t stuck;
   uint32_t window;
   uint32_t interval_ms;
@@ -112,8 +113,8 @@ static struct {
   uint32_t parallel;
   uint32_t margin_ms;
   uint32_t fixed_size; /* nonzero: every echo message has this size */
-} opt = {"127.0.0.1", 0, 10000, 60, 0.3, 0.01, 0.005, 0.05, 20, 2, 500,
-         200000, 3, 5000, 10000, 0, 0, 1, NULL, 256, 4000, 0};
+} opt = {"127.0.0.1", 0, 10000, 60, 0.3, 0.01, 0.005, 0.01, 0.05, 20, 2, 500,
+         400000, 3, 5000, 10000, 0, 0, 1, NULL, 256, 4000, 0};
 
 /* ------------------------------------------------------------------ */
 /* Utilities                                                           */
@@ -327,7 +328,7 @@ static struct {
   uint64_t open_sockets, open_ws, open_ws_peak, open_sockets_peak;
   uint64_t handshaking; /* connecting or handshake, not slow/mute */
   uint64_t msgs_sent, bytes_sent, echoes, echo_bytes, fragmented_sent;
-  uint64_t pings_sent, pongs;
+  uint64_t pings_sent, pongs, server_pings;
   uint64_t lost, corrupt;
   uint64_t unechoed_at_stop, echoed_after_stop_req, sent_after_stop_req;
   uint64_t role_started[SOAK_NROLES], role_ok[SOAK_NROLES];
@@ -336,6 +337,7 @@ static struct {
   uint64_t http_status[6]; /* 101 400 408 426 431 other */
   uint64_t close_codes_1001, close_codes_other;
   uint64_t stuck_408, stuck_dropped;
+  uint64_t race_codes[2]; /* race: close 1001 (the stop won), 1000 */
   int64_t close_1001_max_ms, eof_after_stop_max_ms, good_end_max_ms;
   int64_t deaf_end_min_ms, deaf_end_max_ms;
   uint64_t ws_open_at_stop;
@@ -769,6 +771,21 @@ static void check_end(conn *c, int how, int err, int64_t now) {
       else
         ok = 1;
       break;
+    case SOAK_RACE:
+      if (!after_stop || !c->close_sent)
+        snprintf(why, sizeof why, "ended by %s before the stop", end_names[how]);
+      else if (!c->close_rcvd ||
+               (c->close_code != 1000 && c->close_code != 1001))
+        snprintf(why, sizeof why, "close %s %u, want 1000 or 1001",
+                 c->close_rcvd ? "code" : "frame missing",
+                 c->close_rcvd ? c->close_code : 0);
+      else if (how != END_EOF)
+        snprintf(why, sizeof why, "ended by %s after the closes, want FIN",
+                 end_names[how]);
+      else
+        ok = 1;
+      if (c->close_rcvd) ++st.race_codes[c->close_code == 1000];
+      break;
     case SOAK_RST:
     case SOAK_FIN:
     case SOAK_HSRST:
@@ -1062,6 +1079,7 @@ static void on_frame(conn *c, int fin, int op, const uint8_t *p, size_t n) {
     if (op == OP_CLOSE) {
       on_close_frame(c, p, n);
     } else if (op == OP_PING) {
+      ++st.server_pings;
       if (!c->close_sent) put_frame(c, 1, OP_PONG, p, n);
       flush_out(c);
     } else if (op == OP_PONG) {
@@ -1170,6 +1188,9 @@ static void on_response(conn *c, size_t head, int64_t now) {
   ++st.http_status[idx];
   if (!handshaking_role(c->role)) --st.handshaking;
   c->state = C_HTTP_DONE; /* no longer counted as handshaking */
+  if (status == 408 && now - c->t_start + 100 < (int64_t)opt.handshake_timeout_ms)
+    cfail(c, "408 after %" PRId64 " ms; the handshake timeout is %u ms",
+          now - c->t_start, opt.handshake_timeout_ms);
   if (status != 101) {
     c->in.off = c->in.len; /* the body does not matter */
     c->t_deadline = now + 5000;
@@ -1266,6 +1287,7 @@ static int persistent_role(void) {
   if ((u -= opt.echo_frac) < 0) return SOAK_ECHO;
   if ((u -= opt.deaf_frac) < 0) return SOAK_DEAF;
   if ((u -= opt.noread_frac) < 0) return SOAK_NOREAD;
+  if ((u -= opt.race_frac) < 0) return SOAK_RACE;
   if ((u -= opt.churn_frac) < 0) return -1;
   return SOAK_IDLE;
 }
@@ -1344,12 +1366,26 @@ static void usage(void) {
   fprintf(stderr,
           "usage: soak_client --port N [--host 127.0.0.1|::1] [--conns N]\n"
           "  [--seconds S] [--echo-frac F] [--deaf-frac F] [--noread-frac F]\n"
+          "  [--race-frac F]\n"
           "  [--churn-frac F] [--stuck N] [--window N] [--interval-ms MS]\n"
           "  [--max-size BYTES] [--burst N] [--close-timeout MS]\n"
           "  [--handshake-timeout MS] [--stop ctl|sigterm] [--server-pid PID]\n"
           "  [--seed N] [--report FILE] [--parallel N] [--margin-ms MS]\n"
           "  [--fixed-size BYTES]\n");
   exit(2);
+}
+
+/* Race connections close at the moment of the stop: the odd slots just
+ * before it is asked for, the even ones just after. */
+static void race_close(int odd) {
+  for (uint32_t i = 1; i < opt.conns; ++i) {
+    conn *c = &conns[i];
+    if (c->role != SOAK_RACE || c->state != C_OPEN || (int)(i & 1) != odd)
+      continue;
+    send_close(c, 1000, "bye");
+    c->state = C_WAIT_EOF;
+    flush_out(c);
+  }
 }
 
 static void send_stats(int64_t now) {
@@ -1374,6 +1410,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--echo-frac")) opt.echo_frac = atof(v);
     else if (!strcmp(a, "--deaf-frac")) opt.deaf_frac = atof(v);
     else if (!strcmp(a, "--noread-frac")) opt.noread_frac = atof(v);
+    else if (!strcmp(a, "--race-frac")) opt.race_frac = atof(v);
     else if (!strcmp(a, "--churn-frac")) opt.churn_frac = atof(v);
     else if (!strcmp(a, "--stuck")) opt.stuck = (uint32_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--window")) opt.window = (uint32_t)strtoul(v, NULL, 10);
@@ -1468,10 +1505,11 @@ int main(int argc, char **argv) {
     if (!c->churn && !c->stuck) ++nrole[c->role];
   }
   printf("soak_client: %u connections to %s:%d for %.0f s: %u echo, %u idle, "
-         "%u deaf, %u noread, %u churn, %u stuck handshakes, control; stop "
-         "by %s; server close timeout %u ms\n",
+         "%u deaf, %u noread, %u race, %u churn, %u stuck handshakes, control; "
+         "stop by %s; server close timeout %u ms\n",
          opt.conns, opt.host, opt.port, opt.seconds, nrole[SOAK_ECHO],
-         nrole[SOAK_IDLE], nrole[SOAK_DEAF], nrole[SOAK_NOREAD], nchurn,
+         nrole[SOAK_IDLE], nrole[SOAK_DEAF], nrole[SOAK_NOREAD],
+         nrole[SOAK_RACE], nchurn,
          opt.stuck, opt.stop_sigterm ? "SIGTERM" : "control message",
          opt.close_timeout_ms);
   fflush(stdout);
@@ -1633,6 +1671,7 @@ int main(int argc, char **argv) {
           for (uint32_t k = 0; k < b && c->state == C_OPEN; ++k)
             if (send_message(c) != 0) break;
         }
+        race_close(0);
         if (opt.stop_sigterm) {
           if (kill(opt.server_pid, SIGTERM) != 0)
             fail_msg("kill(%d, SIGTERM): %s", (int)opt.server_pid,
@@ -1643,6 +1682,7 @@ int main(int argc, char **argv) {
         }
         t_stop = now_ms();
         st.ws_open_at_stop = st.open_ws;
+        race_close(1);
         /* And more on half the echo connections right after the request:
          * these race with the stop; whatever the server reads after it is
          * read past, never echoed. */
@@ -1716,6 +1756,10 @@ int main(int argc, char **argv) {
          st.end_how[4]);
   printf("stuck handshakes at the stop: %" PRIu64 " dropped, %" PRIu64
          " answered 408 first\n", st.stuck_dropped, st.stuck_408);
+  if (st.race_codes[0] + st.race_codes[1])
+    printf("simultaneous closes at the stop: the server's 1001 came first on "
+           "%" PRIu64 ", our 1000 on %" PRIu64 "\n",
+           st.race_codes[0], st.race_codes[1]);
   if (st.deaf_end_max_ms)
     printf("deaf connections ended by the server %" PRId64 "..%" PRId64
            " ms after the stop (close timeout %u ms)\n",
@@ -1725,7 +1769,8 @@ int main(int argc, char **argv) {
          " sockets_peak=%" PRIu64 " connects=%" PRIu64 " upgraded=%" PRIu64
          " ws_open_at_stop=%" PRIu64 " msgs_sent=%" PRIu64 " echoed=%" PRIu64
          " echo_bytes=%" PRIu64 " fragmented=%" PRIu64 " pings=%" PRIu64
-         " pongs=%" PRIu64 " lost=%" PRIu64 " corrupt=%" PRIu64
+         " pongs=%" PRIu64 " server_pings=%" PRIu64 " lost=%" PRIu64
+         " corrupt=%" PRIu64
          " unechoed_at_stop=%" PRIu64 " sent_after_stop_request=%" PRIu64
          " echoed_after_stop_request=%" PRIu64
          " close1001=%" PRIu64 " close1001_max_ms=%" PRId64
@@ -1733,7 +1778,8 @@ int main(int argc, char **argv) {
          " shutdown_ms=%" PRId64 " barrier=%d stop=%s run_s=%.1f\n",
          ok, st.failures, opt.conns, st.open_ws_peak, st.open_sockets_peak,
          st.connects, st.upgraded, st.ws_open_at_stop, st.msgs_sent, st.echoes,
-         st.echo_bytes, st.fragmented_sent, st.pings_sent, st.pongs, st.lost,
+         st.echo_bytes, st.fragmented_sent, st.pings_sent, st.pongs,
+         st.server_pings, st.lost,
          st.corrupt, st.unechoed_at_stop, st.sent_after_stop_req,
          st.echoed_after_stop_req,
          st.close_codes_1001, st.close_1001_max_ms, st.good_end_max_ms,

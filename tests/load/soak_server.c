@@ -6,7 +6,7 @@
  *               [--handshake-timeout MS] [--slots N] [--report FILE]
  *               [--max-seconds S] [--shutdown-margin MS]
  *               [--heap-slack BYTES] [--heap-slack-per-conn BYTES]
- *               [--hibernate 0|1]
+ *               [--hibernate 0|1] [--ping-ms MS]
  *
  * Prints "PORT n" once it listens. Every route ("*") is an echo handler
  * that, per connection, checks init/terminate happen exactly once, that
@@ -28,7 +28,7 @@
  * (the shutdown watchdog fired), 4 setup failure.
  *
  * --report FILE writes one line per slot of the persistent roles (echo,
- * idle, deaf, noread): "slot role received replied kind" (run.sh matches
+ * idle, deaf, noread, race): "slot role received replied kind" (run.sh matches
  * it against the client's own count of echoes).
  */
 #define _GNU_SOURCE
@@ -80,8 +80,9 @@ static struct {
   int64_t heap_slack;          /* allowed growth after the run, fixed part */
   int64_t heap_slack_per_conn; /* ... and per connection at peak */
   int hibernate; /* websocket_handle returns LARIAT_HIBERNATE */
+  uint64_t ping_ms; /* keepalive interval (not for noread), 0: off */
 } opt = {"127.0.0.1", 0, 5000, 10000, 65536, NULL, 900, 2000,
-         512 * 1024, 64, 0};
+         512 * 1024, 64, 0, 0};
 
 /* Per connection: handed to every callback as the state pointer. */
 typedef struct cstate {
@@ -299,6 +300,12 @@ static int h_init(lariat_req *req, lariat_upgrade *up, void *data) {
            st->role >= 0 ? soak_role_names[st->role] : "?", st->slot);
   }
   lariat_upgrade_set_state(up, st);
+  /* Keepalive on every connection that answers pings (noread never reads:
+   * it would rightly be timed out). */
+  if (opt.ping_ms && st->role != SOAK_NOREAD) {
+    int rc = lariat_upgrade_set_ping_interval(up, opt.ping_ms, 5000);
+    if (rc != 0) fail("set_ping_interval: %s", lariat_err_name(rc));
+  }
   return LARIAT_OK; /* a plain request is then answered 426 */
 }
 
@@ -423,6 +430,10 @@ static int reason_ok(const cstate *st, const lariat_reason *r) {
     case SOAK_BYE:
       return r->kind == LARIAT_REASON_REMOTE && r->code == 1000 &&
              r->len == 3 && memcmp(r->data, "bye", 3) == 0;
+    case SOAK_RACE:
+      return r->kind == LARIAT_REASON_SHUTDOWN ||
+             (r->kind == LARIAT_REASON_REMOTE && r->code == 1000 &&
+              r->len == 3 && memcmp(r->data, "bye", 3) == 0);
     case SOAK_PLAIN:
       return r->kind == LARIAT_REASON_NORMAL;
     default:
@@ -488,7 +499,8 @@ static void h_terminate(lariat_conn *conn, const lariat_reason *r,
       c.ws_term_after_stop_min_ms[st->role] = ms;
   }
   if ((st->role == SOAK_ECHO || st->role == SOAK_IDLE ||
-       st->role == SOAK_DEAF || st->role == SOAK_NOREAD) &&
+       st->role == SOAK_DEAF || st->role == SOAK_NOREAD ||
+       st->role == SOAK_RACE) &&
       st->slot < opt.slots) {
     if (slot_have[st->slot])
       fail("terminate: slot %u (role %s) ended twice", st->slot, rname);
@@ -511,7 +523,7 @@ static void usage(void) {
           "         [--handshake-timeout MS] [--slots N] [--report FILE]\n"
           "         [--max-seconds S] [--shutdown-margin MS]\n"
           "         [--heap-slack BYTES] [--heap-slack-per-conn BYTES]\n"
-          "         [--hibernate 0|1]\n");
+          "         [--hibernate 0|1] [--ping-ms MS]\n");
   exit(2);
 }
 
@@ -542,6 +554,8 @@ int main(int argc, char **argv) {
       opt.heap_slack_per_conn = strtoll(v, NULL, 10);
     else if (!strcmp(a, "--hibernate"))
       opt.hibernate = atoi(v);
+    else if (!strcmp(a, "--ping-ms"))
+      opt.ping_ms = strtoull(v, NULL, 10);
     else
       usage();
     ++i;
