@@ -13,6 +13,14 @@ namespace {
 
 constexpr uint64_t kNever = UINT64_MAX;
 constexpr size_t kFlushThreshold = 256 * 1024;
+// Buffers above this are given back after each message: one large message
+// must not pin its size on a connection that then idles.
+constexpr size_t kKeepCapacity = 64 * 1024;
+
+void release_if_large(std::string *buffer) {
+  buffer->clear();
+  if (buffer->capacity() > kKeepCapacity) std::string().swap(*buffer);
+}
 
 // Runs a handler callback. Handlers are C function pointers, but one
 // written in C++ may still throw through it: that crashes its connection
@@ -373,7 +381,7 @@ bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
       rx_->message_opcode = iocb.opcode;
       rx_->message_compressed = compressed;
       rx_->message_len = 0;
-      rx_->message.clear();
+      release_if_large(&rx_->message);
       rx_->utf8.reset();
       break;
     default:
@@ -434,7 +442,7 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
   } else {
     deliver_message(reinterpret_cast<const uint8_t *>(rx_->message.data()),
                     rx_->message.size());
-    rx_->message.clear();
+    release_if_large(&rx_->message);
   }
 }
 
@@ -475,7 +483,7 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
   }
   deliver_message(reinterpret_cast<const uint8_t *>(rx_->message.data()),
                   rx_->message.size());
-  rx_->message.clear();
+  release_if_large(&rx_->message);
 }
 
 void lariat_conn::deliver_message(const uint8_t *p, size_t n) {
@@ -749,8 +757,8 @@ void lariat_conn::flush() {
   pending.swap(out_);
   transport_->write(reinterpret_cast<const uint8_t *>(pending.data()),
                     pending.size());
-  if (out_.empty()) {  // keep the buffer's capacity for the next replies
-    pending.clear();
+  if (out_.empty()) {  // keep a modest buffer for the next replies
+    release_if_large(&pending);
     out_.swap(pending);
   }
   if (transport_->buffered() > low_water_) above_low_water_ = true;

@@ -250,6 +250,9 @@ typedef struct lariat_handler {
   /*
    * Called for every request on this route that is a valid HTTP request:
    * a WebSocket upgrade (lariat_req_is_websocket() != 0) or a plain request.
+   * An upgrade attempt that is itself invalid (a bad key, a missing or
+   * unsupported version, no Connection: upgrade) is answered 400 or 426
+   * without calling init.
    * Return LARIAT_OK to accept the upgrade with the options set on |up|,
    * unless lariat_upgrade_reply() was called, in which case that response is
    * sent and terminate gets LARIAT_REASON_NORMAL. Accepting a request that is

@@ -293,6 +293,7 @@ typedef struct conn {
   uint8_t close_rcvd, close_sent;
   uint8_t in_msg, msg_op;
   uint8_t failed; /* a failure was already counted for this connection */
+  uint8_t wr_shut; /* we sent FIN (shutdown SHUT_WR): never write again */
   uint16_t close_code; /* received; 1005 when none */
   uint16_t http_status;
   uint32_t slot, gen;
@@ -481,6 +482,12 @@ static void update_events(conn *c) {
 
 /* Writes what the kernel takes; 0, or -1 when the connection ended. */
 static int flush_out(conn *c) {
+  if (c->wr_shut) { /* nothing may follow our FIN */
+    c->out.off = c->out.len = 0;
+    buf_trim(&c->out);
+    update_events(c);
+    return 0;
+  }
   while (buf_size(&c->out)) {
     ssize_t n = send(c->fd, c->out.p + c->out.off, buf_size(&c->out),
                      MSG_NOSIGNAL);
@@ -635,6 +642,7 @@ static void conn_start(conn *c, int64_t now) {
   c->t_deadline = now + 15000;
   c->t_next = c->t_act = c->t_respawn = 0;
   c->acted = c->upgraded = c->close_rcvd = c->close_sent = c->in_msg = 0;
+  c->wr_shut = 0;
   c->failed = 0;
   c->close_code = c->http_status = 0;
   c->sent = c->echoed = c->pings = c->pongs = c->hs_off = 0;
@@ -800,8 +808,9 @@ static void check_end(conn *c, int how, int err, int64_t now) {
         snprintf(why, sizeof why, "ended by %s before it misbehaved",
                  end_names[how]);
       else if (how != END_EOF || c->close_rcvd)
-        snprintf(why, sizeof why, "after our FIN: %s%s, want a plain FIN",
-                 end_names[how], c->close_rcvd ? " after a close frame" : "");
+        snprintf(why, sizeof why, "after our FIN: %s (%s)%s, want a plain FIN",
+                 end_names[how], err ? strerror(err) : "-",
+                 c->close_rcvd ? " after a close frame" : "");
       else
         ok = 1;
       break;
@@ -932,6 +941,7 @@ static void act(conn *c, int64_t now) {
       put_partial_frame(c);
       if (flush_out(c) != 0) return;
       shutdown(c->fd, SHUT_WR);
+      c->wr_shut = 1;
       c->state = C_WAIT_EOF;
       return;
     case SOAK_JUNK: {
@@ -1080,7 +1090,7 @@ static void on_frame(conn *c, int fin, int op, const uint8_t *p, size_t n) {
       on_close_frame(c, p, n);
     } else if (op == OP_PING) {
       ++st.server_pings;
-      if (!c->close_sent) put_frame(c, 1, OP_PONG, p, n);
+      if (!c->close_sent && !c->wr_shut) put_frame(c, 1, OP_PONG, p, n);
       flush_out(c);
     } else if (op == OP_PONG) {
       char want[16];
@@ -1399,10 +1409,10 @@ static void send_stats(int64_t now) {
 
 int main(int argc, char **argv) {
   const char *stop = "ctl";
-  for (int i = 1; i < argc; ++i) {
+  if (argc % 2 == 0) usage(); /* options all take a value */
+  for (int i = 1; i + 1 < argc; i += 2) {
     const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!v) usage();
+    const char *v = argv[i + 1];
     if (!strcmp(a, "--host")) opt.host = v;
     else if (!strcmp(a, "--port")) opt.port = atoi(v);
     else if (!strcmp(a, "--conns")) opt.conns = (uint32_t)strtoul(v, NULL, 10);
@@ -1427,7 +1437,6 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--margin-ms")) opt.margin_ms = (uint32_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--fixed-size")) opt.fixed_size = (uint32_t)strtoul(v, NULL, 10);
     else usage();
-    ++i;
   }
   if (!strcmp(stop, "sigterm"))
     opt.stop_sigterm = 1;
