@@ -302,6 +302,24 @@ class Upgrade:
     def set_max_frame_size(self, nbytes):
         _check(lib.lariat_upgrade_set_max_frame_size(self._up(), nbytes))
 
+    def set_max_queued(self, nbytes, policy=None):
+        """Caps output queued for a slow reader; policy is one of the
+        LARIAT_BACKPRESSURE_* values (default: close 1008)."""
+        if policy is None:
+            policy = lib.LARIAT_BACKPRESSURE_CLOSE
+        _check(lib.lariat_upgrade_set_max_queued(self._up(), nbytes,
+                                                 int(policy)))
+
+    def set_low_water(self, nbytes):
+        """websocket_drain(conn) runs when queued output falls back here."""
+        _check(lib.lariat_upgrade_set_low_water(self._up(), nbytes))
+
+    def set_ping_interval(self, seconds, pong_timeout):
+        """Keepalive: ping after |seconds| of silence; no answer within
+        |pong_timeout| seconds ends the connection with reason timeout."""
+        _check(lib.lariat_upgrade_set_ping_interval(
+            self._up(), _ms(seconds), _ms(pong_timeout)))
+
     def set_validate_utf8(self, on):
         _check(lib.lariat_upgrade_set_validate_utf8(self._up(), bool(on)))
 
@@ -395,6 +413,15 @@ class Connection:
     def set_idle_timeout(self, seconds):
         _check(lib.lariat_conn_set_idle_timeout(self._conn(), _ms(seconds)))
 
+    @property
+    def buffered_amount(self):
+        """Bytes queued for the peer and not yet handed to the kernel."""
+        return lib.lariat_conn_buffered_amount(self._conn())
+
+    def set_active(self, active):
+        """False stops reading from the peer (Cowboy's `active`)."""
+        _check(lib.lariat_conn_set_active(self._conn(), bool(active)))
+
     def post(self, obj):
         """Any thread: websocket_info(conn, obj) later on the loop."""
         self._server.post(self.id, obj)
@@ -435,7 +462,7 @@ class Connection:
 # extern "Python" function py_<field> that build_lariat.py declares from the
 # header. terminate must be among them: it releases the session.
 _CALLBACKS = ("init", "websocket_init", "websocket_handle", "websocket_info",
-              "terminate")
+              "terminate", "websocket_drain")
 
 
 class _Route:
@@ -543,6 +570,11 @@ def _on_websocket_handle(conn_p, frame_p, state):
 def _on_websocket_info(conn_p, msg, state):
     return _dispatch(conn_p, state, "websocket_info",
                      lambda: (ffi.from_handle(msg),))
+
+
+@ffi.def_extern(name="py_websocket_drain", error=lib.LARIAT_CRASH)
+def _on_websocket_drain(conn_p, state):
+    return _dispatch(conn_p, state, "websocket_drain", tuple)
 
 
 @ffi.def_extern(name="py_terminate")
