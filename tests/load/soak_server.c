@@ -420,7 +420,12 @@ static int reason_ok(const cstate *st, const lariat_reason *r) {
              r->kind == LARIAT_REASON_ERROR_CLOSED;
     case SOAK_FIN:
     case SOAK_HALF:
-      return r->kind == LARIAT_REASON_ERROR_CLOSED;
+      /* A client that closes with unread bytes in its receive buffer (an
+       * echo or keepalive ping that just arrived) makes its kernel send
+       * RST instead of FIN: ECONNRESET is the same ending, seen earlier. */
+      return r->kind == LARIAT_REASON_ERROR_CLOSED ||
+             (r->kind == LARIAT_REASON_ERROR_SOCKET &&
+              r->socket_error == UV_ECONNRESET);
     case SOAK_JUNK:
       return r->kind == LARIAT_REASON_ERROR_BADFRAME;
     case SOAK_UTF8:
