@@ -1,13 +1,14 @@
 // The per-connection state machine: HTTP upgrade, then RFC 6455 messages
-// on wslay's frame API, the close handshake, timeouts, hibernation and the
-// handler callbacks. It knows nothing of sockets: bytes come in through
-// on_read() and go out through a Transport, so tests and fuzzers can drive
-// it with scripted bytes.
+// (frames read by FrameReader, written through wslay's frame API by
+// FrameWriter), the close handshake, timeouts, hibernation and the handler
+// callbacks. It knows nothing of sockets: bytes come in through on_read()
+// and go out through a Transport, so tests and fuzzers can drive it with
+// scripted bytes.
 //
-// Why wslay's frame API and not its event API: the event API closes
-// without a status code on framing errors, accepts a 1-byte close payload
-// and validates UTF-8 itself (no way to turn it off), while RFC 6455 and
-// our terminate reasons need 1002/1007/1009 exactly and fail-fast UTF-8.
+// Why not wslay's event API: it closes without a status code on framing
+// errors, accepts a 1-byte close payload and validates UTF-8 itself (no way
+// to turn it off), while RFC 6455 and our terminate reasons need
+// 1002/1007/1009 exactly and fail-fast UTF-8.
 #ifndef LARIAT_CONNECTION_H
 #define LARIAT_CONNECTION_H
 
