@@ -101,7 +101,12 @@ void lariat_conn::on_read(uint8_t *p, size_t n) {
   if (state == State::kClosed || state == State::kDraining) return;
   begin_event();
   last_recv_ = server->now();
-  ping_sent_at_ = 0;  // any data is a sign of life
+  if (ping_sent_at_) {
+    // Any data is a sign of life. The next ping is now due sooner than the
+    // pong deadline the timer waits for: tell the timer.
+    ping_sent_at_ = 0;
+    reschedule();
+  }
   hibernating = false;
   if (state == State::kHandshake)
     read_head(p, n);
