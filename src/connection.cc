@@ -144,7 +144,7 @@ void lariat_conn::on_deadline() {
   begin_event();
   switch (state) {
     case State::kHandshake:
-      answer_plain(408, lariat::detail::response_plain(408, {}, ""));
+      answer_plain(408);
       break;
     case State::kOpen: {
       uint64_t now = server->now();
@@ -213,10 +213,10 @@ void lariat_conn::read_head(const uint8_t *p, size_t n) {
       return;
     case ParseStatus::kTooLarge:
     case ParseStatus::kTooManyHeaders:
-      answer_plain(431, lariat::detail::response_plain(431, {}, ""));
+      answer_plain(431);
       return;
     case ParseStatus::kBad:
-      answer_plain(400, lariat::detail::response_plain(400, {}, ""));
+      answer_plain(400);
       return;
     case ParseStatus::kDone:
       break;
@@ -230,9 +230,11 @@ void lariat_conn::read_head(const uint8_t *p, size_t n) {
     read_frames(reinterpret_cast<uint8_t *>(rest.data()), rest.size());
 }
 
-void lariat_conn::answer_plain(int status, const std::string &response) {
-  (void)status;
-  out_.append(response);
+void lariat_conn::answer_plain(
+    int status,
+    const std::vector<std::pair<std::string, std::string>> &headers,
+    std::string_view body) {
+  out_.append(lariat::detail::response_plain(status, headers, body));
   begin_drain();
 }
 
@@ -240,17 +242,16 @@ void lariat_conn::answer_request(const Request &request_in) {
   Request req = request_in;
   const lariat::detail::Route *route = server->find_route(req.path);
   if (!route) {
-    answer_plain(404, lariat::detail::response_plain(404, {}, ""));
+    answer_plain(404);
     return;
   }
   int status = lariat::detail::validate_upgrade(&req);
   if (status == 426) {
-    answer_plain(426, lariat::detail::response_plain(
-                          426, {{"Sec-WebSocket-Version", "13, 8, 7"}}, ""));
+    answer_plain(426, {{"Sec-WebSocket-Version", "13, 8, 7"}});
     return;
   }
   if (status != 0) {
-    answer_plain(status, lariat::detail::response_plain(status, {}, ""));
+    answer_plain(status);
     return;
   }
 
@@ -281,24 +282,20 @@ void lariat_conn::answer_request(const Request &request_in) {
     details().crash_reason = result == LARIAT_CRASH
                                  ? up.crash_reason
                                  : "init returned an invalid value";
-    answer_plain(500, lariat::detail::response_plain(500, {}, ""));
+    answer_plain(500);
     return;
   }
   if (up.has_reply) {
     set_reason(LARIAT_REASON_NORMAL);
-    answer_plain(up.status, lariat::detail::response_plain(
-                                up.status, up.headers, up.body));
+    answer_plain(up.status, up.headers, up.body);
     return;
   }
   if (!req.is_websocket) {
     // Cowboy's answer to a plain request on a WebSocket-only handler.
     set_reason(LARIAT_REASON_NORMAL);
-    answer_plain(426, lariat::detail::response_plain(
-                          426,
-                          {{"Connection", "upgrade"},
-                           {"Upgrade", "websocket"},
-                           {"Sec-WebSocket-Version", "13, 8, 7"}},
-                          ""));
+    answer_plain(426, {{"Connection", "upgrade"},
+                       {"Upgrade", "websocket"},
+                       {"Sec-WebSocket-Version", "13, 8, 7"}});
     return;
   }
 
@@ -697,7 +694,7 @@ void lariat_conn::on_output_progress() {
 
 void lariat_conn::refuse_busy() {
   begin_event();
-  answer_plain(503, lariat::detail::response_plain(503, {}, ""));
+  answer_plain(503);
   end_event();
 }
 

@@ -17,6 +17,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "deflate.h"
 #include "frame_reader.h"
@@ -89,7 +92,11 @@ struct lariat_conn {
   // Handshake.
   void read_head(const uint8_t *p, size_t n);
   void answer_request(const lariat::detail::Request &req);
-  void answer_plain(int status, const std::string &response);
+  // A plain HTTP response (Content-Length, Connection: close), then FIN.
+  void answer_plain(
+      int status,
+      const std::vector<std::pair<std::string, std::string>> &headers = {},
+      std::string_view body = {});
   // Frames and messages.
   void read_frames(uint8_t *p, size_t n);
   void on_chunk(const lariat::detail::FrameChunk &chunk);
