@@ -331,12 +331,7 @@ static void test_hibernate(void **st) {
   (void)st;
   start();
   wsc c;
-  th_open(&srv, &c);
-  TH_EQ(wsc_send_text(&c, "!id"), 0);
-  wsc_frame f;
-  TH_EQ(wsc_recv_message(&c, &f, 2000), 1);
-  lariat_conn_id id = strtoull((const char *)f.payload, NULL, 10);
-  wsc_frame_free(&f);
+  lariat_conn_id id = th_open_with_id(&srv, &c);
   TH_EQ(th_post(&srv, id, -1, 0, 1), 0);
   TH_EQ(th_expect_text(&c, "hib=0", 2000), 0);
   TH_EQ(wsc_send_text(&c, "!hibernate"), 0);

@@ -36,24 +36,14 @@ static void post_all(void *arg) {
   }
 }
 
-static lariat_conn_id open_and_get_id(wsc *c) {
-  th_open(&srv, c);
-  TH_EQ(wsc_send_text(c, "!id"), 0);
-  wsc_frame f;
-  TH_EQ(wsc_recv_message(c, &f, 2000), 1);
-  lariat_conn_id id = strtoull((const char *)f.payload, NULL, 10);
-  wsc_frame_free(&f);
-  return id;
-}
-
 static void test_post_from_threads(void **st) {
   (void)st;
   memset(&srv, 0, sizeof(srv));
   th_start(&srv, NULL, NULL);
   long freed_before = th_msgs_freed();
   wsc live, ended;
-  live_id = open_and_get_id(&live);
-  ended_id = open_and_get_id(&ended);
+  live_id = th_open_with_id(&srv, &live);
+  ended_id = th_open_with_id(&srv, &ended);
   assert_true(live_id != ended_id);
   wsc_close(&ended);
   TH_EQ(th_wait_terminates(&srv, 1, 2000), 0);
@@ -104,7 +94,7 @@ static void test_post_around_stop(void **st) {
   lariat_options_del(opts);
   long freed_before = th_msgs_freed();
   wsc c;
-  live_id = open_and_get_id(&c);
+  live_id = th_open_with_id(&srv, &c);
   for (int i = 1; i <= 1000; ++i) TH_EQ(th_post(&srv, live_id, 0, i, 0), 0);
   TH_EQ(lariat_server_stop_async(srv.server), 0);
   uv_thread_join(&srv.thread);

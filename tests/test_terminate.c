@@ -408,16 +408,6 @@ static void test_error_socket_reset(void **st) {
   stop_and_check_once();
 }
 
-static lariat_conn_id open_and_get_id(wsc *c) {
-  th_open(&srv, c);
-  TH_EQ(wsc_send_text(c, "!id"), 0);
-  wsc_frame f;
-  TH_EQ(wsc_recv_message(c, &f, 2000), 1);
-  lariat_conn_id id = strtoull((const char *)f.payload, NULL, 10);
-  wsc_frame_free(&f);
-  return id;
-}
-
 /* The return values of websocket_init and websocket_info act like those of
  * websocket_handle. */
 static void test_websocket_init_returns_shutdown(void **st) {
@@ -450,7 +440,7 @@ static void test_websocket_info_returns(void **st) {
     memset(&srv, 0, sizeof(srv));
     th_start(&srv, NULL, NULL);
     wsc c;
-    lariat_conn_id id = open_and_get_id(&c);
+    lariat_conn_id id = th_open_with_id(&srv, &c);
     TH_EQ(th_post_result(&srv, id, LARIAT_OK), 0);
     TH_EQ(th_post_result(&srv, id, LARIAT_HIBERNATE), 0);
     TH_EQ(th_post_result(&srv, id, cases[i].result), 0);
