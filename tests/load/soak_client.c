@@ -77,6 +77,7 @@
 #include <unistd.h>
 
 #include "soak.h"
+#include "wsclient.h"
 
 #define MAX_FAIL_LOG 60
 #define OP_CONT 0
@@ -185,68 +186,7 @@ static void buf_trim(buf *b) {
   }
 }
 
-/* SHA-1 (FIPS 180-1), for Sec-WebSocket-Accept. */
-static void sha1(const uint8_t *msg, size_t len, uint8_t out[20]) {
-  uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-  size_t total = ((len + 8) / 64 + 1) * 64;
-  uint8_t block[64];
-  for (size_t off = 0; off < total; off += 64) {
-    for (size_t i = 0; i < 64; ++i) {
-      size_t j = off + i;
-      if (j < len)
-        block[i] = msg[j];
-      else if (j == len)
-        block[i] = 0x80;
-      else if (j >= total - 8)
-        block[i] = (uint8_t)((uint64_t)len * 8 >> (8 * (total - 1 - j)));
-      else
-        block[i] = 0;
-    }
-    uint32_t w[80];
-    for (int i = 0; i < 16; ++i)
-      w[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 |
-             (uint32_t)block[4 * i + 2] << 8 | block[4 * i + 3];
-    for (int i = 16; i < 80; ++i) {
-      uint32_t x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16];
-      w[i] = x << 1 | x >> 31;
-    }
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; ++i) {
-      uint32_t f, k;
-      if (i < 20) {
-        f = (b & c) | (~b & d);
-        k = 0x5A827999;
-      } else if (i < 40) {
-        f = b ^ c ^ d;
-        k = 0x6ED9EBA1;
-      } else if (i < 60) {
-        f = (b & c) | (b & d) | (c & d);
-        k = 0x8F1BBCDC;
-      } else {
-        f = b ^ c ^ d;
-        k = 0xCA62C1D6;
-      }
-      uint32_t t = (a << 5 | a >> 27) + f + e + k + w[i];
-      e = d;
-      d = c;
-      c = b << 30 | b >> 2;
-      b = a;
-      a = t;
-    }
-    h[0] += a;
-    h[1] += b;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-  }
-  for (int i = 0; i < 5; ++i) {
-    out[4 * i] = (uint8_t)(h[i] >> 24);
-    out[4 * i + 1] = (uint8_t)(h[i] >> 16);
-    out[4 * i + 2] = (uint8_t)(h[i] >> 8);
-    out[4 * i + 3] = (uint8_t)h[i];
-  }
-}
-
+/* base64 of the random key nonce (the accept is wsc_accept_key()). */
 static void base64(const uint8_t *in, size_t n, char *out) {
   static const char t[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -1213,11 +1153,8 @@ static void on_response(conn *c, size_t head, int64_t now) {
     return;
   }
   /* Sec-WebSocket-Accept must be base64(SHA-1(key + GUID)). */
-  char in[64], want[32];
-  snprintf(in, sizeof in, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", c->key);
-  uint8_t d[20];
-  sha1((const uint8_t *)in, strlen(in), d);
-  base64(d, 20, want);
+  char want[29];
+  wsc_accept_key(c->key, want);
   int accepted = 0;
   for (const char *line = s; line < end;) {
     const char *eol = memchr(line, '\n', (size_t)(end - line));
