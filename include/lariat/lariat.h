@@ -5,7 +5,10 @@
  * Threading: lariat is not thread-safe except where stated otherwise.
  * Everything runs on the server's loop thread; the only functions that may
  * be called from any thread say "any thread" in their comment
- * (lariat_post() first of all).
+ * (lariat_post() first of all). A loop-thread function called from
+ * another thread does nothing and returns LARIAT_ERR_INVALID_STATE (or
+ * NULL / 0 where it returns no code); it costs one comparison of thread
+ * ids.
  *
  * Errors: functions return 0 (or a non-negative value) on success and a
  * negative error code on failure (enum lariat_error, or a libuv code that
@@ -65,7 +68,9 @@ struct uv_loop_s;
 #define LARIAT_ERRNO_MAP(XX)                                                  \
   XX(INVALID_ARGUMENT, -501, "invalid argument")                              \
   XX(NOMEM, -502, "out of memory")                                            \
-  XX(INVALID_STATE, -503, "function not allowed in this state")               \
+  XX(INVALID_STATE, -503,                                                     \
+     "function not allowed in this state or on this thread (from other "      \
+     "threads, use lariat_post())")                                           \
   XX(BAD_CLOSE_CODE, -504, "close code not allowed on the wire")              \
   XX(CLOSING, -505, "connection is closing; no more frames are sent")         \
   XX(NOT_FOUND, -506, "no such connection or route")                          \
@@ -74,11 +79,16 @@ struct uv_loop_s;
   XX(TOO_LARGE, -509, "payload too large for this frame type")                \
   XX(VERSION, -510, "library older than the version asked for")             \
   XX(BACKPRESSURE, -511, "too much output queued for this connection")     \
+  XX(EXCEEDS_CAP, -512,                                                       \
+     "frame larger than the connection's queued-output cap; it can never "    \
+     "be sent")                                                               \
+  XX(BUFFER_TOO_SMALL, -513, "buffer too small for the value")                \
   XX(FATAL, -550, "fatal error")
 
 typedef enum lariat_error {
-#define LARIAT__ERR_ENUM(name, val, str) LARIAT_ERR_##name = (val),
-  LARIAT_ERRNO_MAP(LARIAT__ERR_ENUM)
+/* Each entry starts with its comma, so the list ends without one (C89). */
+#define LARIAT__ERR_ENUM(name, val, str) , LARIAT_ERR_##name = (val)
+  LARIAT__ERR_BAND_ = -500 LARIAT_ERRNO_MAP(LARIAT__ERR_ENUM)
 #undef LARIAT__ERR_ENUM
 } lariat_error;
 
@@ -220,12 +230,23 @@ LARIAT_EXTERN const char *lariat_reason_name(int kind);
 /* ------------------------------------------------------------------ */
 
 typedef struct lariat_server lariat_server;
+/*
+ * A WebSocket connection. A lariat_conn pointer is valid on the loop
+ * thread from websocket_init until terminate returns, and only there: it
+ * may be kept in handler state between callbacks (for lariat_reply() from
+ * a timer on the same loop, say), but never used after terminate, and
+ * never from another thread (use its lariat_conn_id with lariat_post()).
+ * The C++ wrapper's connection and the Python Connection follow the same
+ * rule.
+ */
 typedef struct lariat_conn lariat_conn;
 typedef struct lariat_req lariat_req;
 typedef struct lariat_upgrade lariat_upgrade;
 typedef uint64_t lariat_conn_id;
 
-/* What a handler callback returns. */
+/* What a handler callback returns. Any other value is treated as a crash
+ * (close 1011, or 500 from init; terminate gets LARIAT_REASON_CRASH with
+ * class "lariat"). */
 typedef enum lariat_result {
   LARIAT_OK = 0,
   /* Give back every buffer the connection can until its next activity. */
@@ -233,7 +254,9 @@ typedef enum lariat_result {
   /* Close with 1000, complete the close handshake, terminate shutdown. */
   LARIAT_SHUTDOWN = 2,
   /* Close with 1011, terminate crash; see lariat_conn_set_crash(). */
-  LARIAT_CRASH = 3
+  LARIAT_CRASH = 3,
+  /* init only: the decision is deferred; see lariat_upgrade_resume(). */
+  LARIAT_DEFER = 4
 } lariat_result;
 
 /*
@@ -257,8 +280,11 @@ typedef struct lariat_handler {
    * unless lariat_upgrade_reply() was called, in which case that response is
    * sent and terminate gets LARIAT_REASON_NORMAL. Accepting a request that is
    * not a WebSocket upgrade answers 426. Returning LARIAT_CRASH answers 500
-   * and terminate gets LARIAT_REASON_CRASH. |req| and |up| are borrowed for
-   * the call. |handler_data| is the pointer given to lariat_server_route().
+   * and terminate gets LARIAT_REASON_CRASH. Returning LARIAT_DEFER leaves
+   * the decision to a later lariat_upgrade_resume() from any thread (a
+   * database lookup, say). |req| is borrowed for the call; |up| too, unless
+   * init returns LARIAT_DEFER. |handler_data| is the pointer given to
+   * lariat_server_route(). Any other return value is a crash (500).
    */
   int (*init)(lariat_req *req, lariat_upgrade *up, void *handler_data);
   /* After the 101 response is written. May reply. Returns lariat_result. */
@@ -272,7 +298,17 @@ typedef struct lariat_handler {
   int (*websocket_info)(lariat_conn *conn, void *msg, void *state);
   /* Called exactly once for every request that reached init, last. |conn|
    * is NULL when the request was never upgraded. |reason| is borrowed for
-   * the call. After it returns, |state| is never used again. */
+   * the call. |state| is what init set with lariat_upgrade_set_state() (or
+   * a later lariat_conn_set_data()), NULL if it set none: never the route's
+   * handler_data, so terminate may free its state unconditionally. After
+   * it returns, |state| is never used again.
+   *
+   * Which reason a dead peer produces: a peer that closes TCP without a
+   * close frame gives LARIAT_REASON_ERROR_CLOSED; one that resets it gives
+   * LARIAT_REASON_ERROR_SOCKET with UV_ECONNRESET (or ERROR_CLOSED, when
+   * the reset arrives after lariat already read the end of the stream).
+   * An idle timeout (LARIAT_REASON_TIMEOUT) calls terminate after the close
+   * handshake completes or the close timeout passes. */
   void (*terminate)(lariat_conn *conn, const lariat_reason *reason,
                     void *state);
   /* Output queued for the peer, having risen above the low-water mark
@@ -286,7 +322,8 @@ typedef struct lariat_handler {
 /* ------------------------------------------------------------------ */
 
 /* Every string below is borrowed for the init call and is not
- * NUL-terminated unless stated; lengths go through |*len|. */
+ * NUL-terminated unless stated; lengths go through |*len| (may be NULL).
+ * A NULL |req| returns NULL (or 0, or LARIAT_ERR_INVALID_ARGUMENT). */
 
 /** @function Returns the method ("GET"). */
 LARIAT_EXTERN const char *lariat_req_method(const lariat_req *req, size_t *len);
@@ -336,6 +373,39 @@ LARIAT_EXTERN size_t lariat_req_protocol_count(const lariat_req *req);
 LARIAT_EXTERN const char *lariat_req_protocol_at(const lariat_req *req,
                                                  size_t index, size_t *len);
 
+/**
+ * @function
+ *
+ * Finds the query parameter |name| (exact match after percent-decoding,
+ * '+' read as a space; the first one when repeated) and writes its
+ * percent-decoded value to |buf| of |size| bytes, NUL-terminated; |*len|
+ * (may be NULL) gets the value's length without the NUL. A parameter
+ * without '=' has the empty value. Returns 0 if it succeeds, or one of the
+ * following negative error codes:
+ *  - LARIAT_ERR_NOT_FOUND: no such parameter;
+ *  - LARIAT_ERR_BUFFER_TOO_SMALL: |size| is not above the value's length,
+ *    which |*len| then holds;
+ *  - LARIAT_ERR_INVALID_ARGUMENT: NULL |req| or |name|, NULL |buf| with a
+ *    nonzero |size|, or a malformed percent escape in the value.
+ * Thread: loop thread, during init.
+ */
+LARIAT_EXTERN int lariat_req_query_param(const lariat_req *req,
+                                         const char *name, char *buf,
+                                         size_t size, size_t *len);
+
+/**
+ * @function
+ *
+ * Finds the cookie |name| in the request's Cookie headers (RFC 6265 5.4:
+ * "a=1; b=2", every Cookie header searched in order) and writes its value,
+ * without surrounding double quotes and percent-decoded, to |buf| as
+ * lariat_req_query_param() does. Returns 0 if it succeeds, or the same
+ * error codes as lariat_req_query_param(). Thread: loop thread, during
+ * init.
+ */
+LARIAT_EXTERN int lariat_req_cookie(const lariat_req *req, const char *name,
+                                    char *buf, size_t size, size_t *len);
+
 /* ------------------------------------------------------------------ */
 /* The upgrade, set during init                                        */
 /* ------------------------------------------------------------------ */
@@ -344,7 +414,10 @@ LARIAT_EXTERN const char *lariat_req_protocol_at(const lariat_req *req,
 #define LARIAT_TIMEOUT_INFINITY 0
 
 /** @function Sets the per-connection state pointer handed to every later
- * callback (default: the route's handler_data). Returns 0. */
+ * callback, terminate included (default: NULL; the route's handler_data
+ * stays reachable through lariat_conn_handler_data()). Returns 0, or
+ * LARIAT_ERR_INVALID_STATE after init returned LARIAT_DEFER (the state is
+ * fixed when the decision is deferred). */
 LARIAT_EXTERN int lariat_upgrade_set_state(lariat_upgrade *up, void *state);
 /** @function Sets the idle timeout in milliseconds (0: infinity, the
  * default). Returns 0. */
@@ -388,8 +461,10 @@ typedef enum lariat_deflate_option {
    * client's smaller server_max_window_bits wins. */
   LARIAT_DEFLATE_SERVER_MAX_WINDOW_BITS = 4,
   /* Largest window lariat asks the client to compress with, 8..15
-   * (default 15); only sent when the client offered client_max_window_bits,
-   * as RFC 7692 7.1.2.2 requires. */
+   * (default 15). Below 15 it is a requirement, as in Cowboy: an offer
+   * without client_max_window_bits is declined (RFC 7692 7.1.2.2 forbids
+   * sending the parameter to a client that did not offer it, and the
+   * client would compress with 15 bits). */
   LARIAT_DEFLATE_CLIENT_MAX_WINDOW_BITS = 5,
   /* 1: reset our compressor after every message (server_no_context_takeover)
    * so hibernate can free it. Also agreed when the client asks. */
@@ -399,7 +474,11 @@ typedef enum lariat_deflate_option {
   LARIAT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER = 7,
   /* Messages shorter than this many bytes are sent uncompressed (default
    * 0: compress everything). */
-  LARIAT_DEFLATE_THRESHOLD = 8
+  LARIAT_DEFLATE_THRESHOLD = 8,
+  /* zlib strategy for our compressor: 0 Z_DEFAULT_STRATEGY (default), 1
+   * Z_FILTERED, 2 Z_HUFFMAN_ONLY, 3 Z_RLE, 4 Z_FIXED (Cowboy's
+   * deflate_opts strategy). */
+  LARIAT_DEFLATE_STRATEGY = 9
 } lariat_deflate_option;
 
 /**
@@ -429,8 +508,11 @@ typedef enum lariat_backpressure_policy {
  *
  * Caps the bytes queued for a peer that reads slower than the handler
  * sends (default 64 MiB, close 1008). The cap applies to frames the handler
- * replies; pongs and close frames lariat sends itself always go. Returns 0,
- * or LARIAT_ERR_INVALID_ARGUMENT for a 0 cap or an unknown policy.
+ * replies; pongs and close frames lariat sends itself always go. A frame
+ * that could not fit even into an empty queue (payload plus its header over
+ * the cap) is refused with LARIAT_ERR_EXCEEDS_CAP whatever the policy: it
+ * is not backpressure. Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for a 0
+ * cap, a cap below the low-water mark, or an unknown policy.
  */
 LARIAT_EXTERN int lariat_upgrade_set_max_queued(lariat_upgrade *up,
                                                 uint64_t bytes, int policy);
@@ -439,8 +521,10 @@ LARIAT_EXTERN int lariat_upgrade_set_max_queued(lariat_upgrade *up,
  * @function
  *
  * Sets the low-water mark (default 16 KiB) under which websocket_drain is
- * called once the queued output, having been above it, falls back. Returns
- * 0.
+ * called once the queued output, having been above it, falls back. Drain
+ * is edge-triggered: once per fall below the mark, never from inside
+ * itself. Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for a mark above the
+ * queued-output cap.
  */
 LARIAT_EXTERN int lariat_upgrade_set_low_water(lariat_upgrade *up,
                                                uint64_t bytes);
@@ -475,14 +559,52 @@ LARIAT_EXTERN int lariat_upgrade_set_crash(lariat_upgrade *up,
  * Answers the request with a plain HTTP response instead of upgrading.
  * |headers| is an array of |nheaders| name/value pairs ({name, value, name,
  * value, ...}, NUL-terminated strings). Content-Length and
- * Connection: close are added. Everything is copied. Returns 0, or
- * LARIAT_ERR_INVALID_ARGUMENT for a status outside 100..599 or a header
- * with CR or LF in it.
+ * Connection: close are added; a Content-Length or Connection header given
+ * here is replaced by lariat's, never sent twice. Everything is copied.
+ * Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for a status outside 100..599
+ * or a header with CR or LF in it.
  */
 LARIAT_EXTERN int lariat_upgrade_reply(lariat_upgrade *up, int status,
                                        const char *const *headers,
                                        size_t nheaders, const void *body,
                                        size_t body_len);
+
+/**
+ * @function
+ *
+ * Adds the header |name|: |value| to the 101 Switching Protocols response
+ * (Set-Cookie and friends); may be called several times, also for the same
+ * name. Headers lariat writes itself (Upgrade, Connection,
+ * Sec-WebSocket-*, Content-Length) are refused. Both strings are copied.
+ * Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for an empty name, a name with
+ * ':' or a header with CR or LF, or one of lariat's own headers.
+ */
+LARIAT_EXTERN int lariat_upgrade_add_header(lariat_upgrade *up,
+                                            const char *name,
+                                            const char *value);
+
+/**
+ * @function
+ *
+ * Any thread. Ends a decision that init deferred by returning
+ * LARIAT_DEFER. Between that return and this call, |up| belongs to the
+ * caller, on any one thread at a time: it may set options on it
+ * (lariat_upgrade_set_*), call lariat_upgrade_reply() or
+ * lariat_upgrade_add_header(), then resume with |result| as init would
+ * have returned it: LARIAT_OK (accept, or send the reply), or
+ * LARIAT_CRASH (500; see lariat_upgrade_set_crash()). The handshake timeout
+ * still runs while the decision is pending: when it passes, the client gets
+ * 408 and terminate gets LARIAT_REASON_TIMEOUT (conn NULL); a peer that
+ * goes away gives LARIAT_REASON_ERROR_CLOSED and a server stop
+ * LARIAT_REASON_SHUTDOWN. terminate still runs exactly once; the state is
+ * the one set before init returned. Call this exactly once per deferral,
+ * also after such an end: |up| is freed by it and must not be used after.
+ * Returns 0 if it succeeds, or LARIAT_ERR_INVALID_ARGUMENT for a NULL or
+ * not deferred |up| or another result (|up| is then left to the caller).
+ * The connection's loop applies the decision later; a connection that has
+ * ended by then is not revived.
+ */
+LARIAT_EXTERN int lariat_upgrade_resume(lariat_upgrade *up, int result);
 
 /* ------------------------------------------------------------------ */
 /* Connections                                                         */
@@ -519,7 +641,8 @@ LARIAT_EXTERN int lariat_conn_set_crash(lariat_conn *conn,
                                         const char *crash_reason);
 
 /** @function Returns the connection id, valid on any thread for
- * lariat_post(); ids are never reused during a server's life. */
+ * lariat_post(); ids are unique in the process (two servers never share
+ * one) and never reused. */
 LARIAT_EXTERN lariat_conn_id lariat_conn_get_id(const lariat_conn *conn);
 /** @function Returns the state pointer handed to callbacks. */
 LARIAT_EXTERN void *lariat_conn_get_data(const lariat_conn *conn);
@@ -569,6 +692,51 @@ LARIAT_EXTERN int lariat_conn_set_active(lariat_conn *conn, int active);
  * per-connection buffers).
  */
 LARIAT_EXTERN int lariat_conn_hibernating(const lariat_conn *conn);
+
+/**
+ * @function
+ *
+ * Changes the largest frame and message size accepted from now on (Cowboy's
+ * set_options max_frame_size); a message being received is checked against
+ * the new limit with its next frame. Returns 0, or
+ * LARIAT_ERR_INVALID_ARGUMENT for 0, or LARIAT_ERR_CLOSING. Thread: loop
+ * thread.
+ */
+LARIAT_EXTERN int lariat_conn_set_max_frame_size(lariat_conn *conn,
+                                                 uint64_t bytes);
+
+/**
+ * @function
+ *
+ * Writes the peer's address as text into |buf| of |size| bytes
+ * (NUL-terminated) and its port into |*port| (may be NULL), as
+ * lariat_req_peer() does; a listener on "::" reports IPv4 peers as
+ * "::ffff:a.b.c.d". The address is the one the connection was accepted
+ * from, also in terminate. Returns 0 if it succeeds, or
+ * LARIAT_ERR_INVALID_ARGUMENT, or a negative libuv error code. Thread:
+ * loop thread.
+ */
+LARIAT_EXTERN int lariat_conn_peer(const lariat_conn *conn, char *buf,
+                                   size_t size, int *port);
+
+/**
+ * @function
+ *
+ * Returns the path of the request that opened the connection (without the
+ * query), valid until terminate returns; |*len| (may be NULL) gets its
+ * length. NULL for a NULL |conn|. Thread: loop thread.
+ */
+LARIAT_EXTERN const char *lariat_conn_path(const lariat_conn *conn,
+                                           size_t *len);
+
+/**
+ * @function
+ *
+ * Returns the handler_data given to lariat_server_route() for the route
+ * that accepted this connection (the state pointer is the connection's
+ * own; see lariat_upgrade_set_state()). Thread: loop thread.
+ */
+LARIAT_EXTERN void *lariat_conn_handler_data(const lariat_conn *conn);
 
 /* ------------------------------------------------------------------ */
 /* Server options                                                      */
@@ -643,7 +811,10 @@ LARIAT_EXTERN int lariat_server_new(lariat_server **out,
  * its loop until every connection has ended and every handle is closed,
  * then frees everything, including an owned loop. NULL is allowed. Must not
  * be called from inside a lariat callback or while the loop is running.
- * After it, lariat_post() on this server is forbidden.
+ * On a caller's loop this runs that loop (UV_RUN_ONCE at a time) until
+ * lariat's handles are closed, so the caller's other handles may see
+ * callbacks meanwhile. After it, lariat_post() on this server is
+ * forbidden.
  */
 LARIAT_EXTERN void lariat_server_del(lariat_server *server);
 
@@ -652,8 +823,12 @@ LARIAT_EXTERN void lariat_server_del(lariat_server *server);
  *
  * Routes requests for |path| (exact match on the path without the query,
  * or "*" for every path without a route of its own) to |handler|.
- * |handler| and |path| are copied; |handler_data| is handed to init and is
- * the default state. Returns 0 if it succeeds, or one of:
+ * A path ending in "/*" is a prefix route: "/rooms/*" takes "/rooms/" and
+ * every path under it, the longest prefix winning; an exact route beats
+ * any prefix, and "*" alone takes what nothing else does.
+ * |handler| and |path| are copied; |handler_data| is handed to init (and
+ * is what lariat_conn_handler_data() returns). Returns 0 if it succeeds,
+ * or one of:
  *  - LARIAT_ERR_INVALID_ARGUMENT: NULL path or handler, or a handler whose
  *    size is 0;
  *  - LARIAT_ERR_EXISTS: |path| is already routed.
@@ -666,12 +841,15 @@ LARIAT_EXTERN int lariat_server_route(lariat_server *server, const char *path,
 /**
  * @function
  *
- * Listens on |host| ("127.0.0.1", "::1", "0.0.0.0", "::") and |port| (0
- * picks a free port; see lariat_server_port()). May be called more than
- * once to listen on several addresses. Returns 0 if it succeeds, or
- * LARIAT_ERR_INVALID_ARGUMENT for an unparsable host or port,
- * LARIAT_ERR_STOPPED, or a libuv error code (UV_EADDRINUSE...).
- * Thread: loop thread.
+ * Listens on |host| and |port| (0 picks a free port; see
+ * lariat_server_port()). |host| is a numeric IPv4 address ("127.0.0.1",
+ * "0.0.0.0"), a numeric IPv6 address with or without brackets ("::1",
+ * "[::1]", "::"), or "localhost", which means 127.0.0.1 (no name is
+ * resolved). A listener on "::" also takes IPv4 clients, seen as
+ * "::ffff:a.b.c.d". May be called more than once to listen on several
+ * addresses. Returns 0 if it succeeds, or LARIAT_ERR_INVALID_ARGUMENT for
+ * an unparsable host or port, LARIAT_ERR_STOPPED, or a libuv error code
+ * (UV_EADDRINUSE...). Thread: loop thread.
  */
 LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
                                        int port);
@@ -708,13 +886,31 @@ LARIAT_EXTERN int lariat_server_stop(lariat_server *server);
 /**
  * @function
  *
- * Any thread. Asks the loop thread to run lariat_server_stop() (through the
- * same queue as lariat_post(), so messages posted before it are still
- * delivered). For other threads and bindings that do not own the loop.
- * Returns 0, or LARIAT_ERR_STOPPED when the server already stops.
- * Forbidden once lariat_server_del() has started.
+ * Any thread, and async-signal-safe: it may be called from a signal
+ * handler (it sets an atomic flag and calls uv_async_send(), which libuv
+ * documents as async-signal-safe), so a program stops on SIGINT with
+ * signal(SIGINT, handler) and no libuv of its own. Asks the loop thread to
+ * run lariat_server_stop(); messages posted before it are still delivered.
+ * Returns 0 (also when the server already stops), or
+ * LARIAT_ERR_INVALID_ARGUMENT for NULL. Forbidden once lariat_server_del()
+ * has started.
  */
 LARIAT_EXTERN int lariat_server_stop_async(lariat_server *server);
+
+/**
+ * @function
+ *
+ * Registers |cb|, called once on the loop thread when the server has
+ * stopped: every connection has ended (every terminate has run) and
+ * lariat's handles are closed. After it, lariat_server_del() returns at
+ * once; lariat_server_run() returns too unless other handles keep the loop
+ * alive. |data| is handed to |cb|. Returns 0, or
+ * LARIAT_ERR_INVALID_ARGUMENT for a NULL |server|. Thread: loop thread.
+ */
+LARIAT_EXTERN int lariat_server_on_stopped(lariat_server *server,
+                                           void (*cb)(lariat_server *server,
+                                                      void *data),
+                                           void *data);
 
 /** @function Returns the number of open connections (handshaking and
  * WebSocket). */
@@ -731,7 +927,10 @@ LARIAT_EXTERN size_t lariat_server_connection_count(const lariat_server *server)
  * server is stopping — also when this function returns an error. Like
  * uv_async_send(), several posts may wake the loop once; none is lost.
  * Returns 0 if it succeeds, or LARIAT_ERR_INVALID_ARGUMENT (NULL server) or
- * LARIAT_ERR_STOPPED. Forbidden once lariat_server_del() has started.
+ * LARIAT_ERR_STOPPED. |msg| may be NULL (websocket_info then gets NULL).
+ * The queue is unbounded: a producer faster than the handler grows memory,
+ * so pace it (a count in flight per connection, say). Forbidden once
+ * lariat_server_del() has started.
  */
 LARIAT_EXTERN int lariat_post(lariat_server *server, lariat_conn_id id,
                               void *msg, void (*free_fn)(void *msg));
