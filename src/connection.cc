@@ -116,13 +116,14 @@ bool lariat_conn::move_to(State next) {
 
 // ---------------------------------------------------------------- events
 
-void lariat_conn::end_event() {
+bool lariat_conn::end_event() {
   lariat_server *srv = server;
   --srv->events_running;
-  if (--event_depth_ > 0) return;
+  if (--event_depth_ > 0) return true;
   flush();
   if (hibernate_requested_) hibernate_if_idle();
-  if (finalize_pending_) {
+  bool alive = !finalize_pending_;
+  if (!alive) {
     finalize();  // deletes this
   } else if (above_low_water_) {
     // A reply refused for backpressure may have gone out with this flush.
@@ -131,6 +132,7 @@ void lariat_conn::end_event() {
   // The outermost event of the loop ends: frames replied to other
   // connections meanwhile leave now.
   if (srv->events_running == 0) srv->flush_batched();
+  return alive;
 }
 
 void lariat_conn::flush_batched() {
@@ -838,8 +840,7 @@ void lariat_conn::on_output_progress() {
   begin_event();
   after_callback(call_handler(
       [&] { return route_->handler.websocket_drain(this, user_state); }));
-  in_drain_ = false;
-  end_event();
+  if (end_event()) in_drain_ = false;
 }
 
 void lariat_conn::refuse_busy() {

@@ -151,7 +151,8 @@ struct lariat_conn {
     ++event_depth_;
     ++server->events_running;
   }
-  void end_event();
+  // False when the connection is gone (terminate ran, |this| deleted).
+  bool end_event();
   // Every change of |state| goes through here; it refuses a move the state
   // machine does not have (and says so in debug builds).
   bool move_to(State next);
