@@ -18,6 +18,7 @@ extern "C" {
 #include <vector>
 
 #include "core_harness.h"
+#include "upgrade.h"
 
 using core_test::bytes;
 using core_test::CoreServer;
@@ -550,6 +551,42 @@ void test_listen_accepts_localhost_and_brackets(void **) {
                    LARIAT_ERR_INVALID_ARGUMENT);
 }
 
+// ------------------------------------------------------------ item 24
+
+// Every single-value option of the table has a setter that stores what it
+// is given, and a connection copies the whole set at the upgrade.
+void test_every_table_option_has_a_working_setter(void **) {
+  int checked = 0;
+#define CHECK_OPTION(name, type, def, valid)                          \
+  {                                                                   \
+    lariat_upgrade up;                                                \
+    assert_true(up.opts.name == static_cast<type>(def));              \
+    assert_int_equal(lariat_upgrade_set_##name(&up, static_cast<type>(1)), 0); \
+    assert_true(up.opts.name == static_cast<type>(1));                \
+    assert_int_equal(lariat_upgrade_set_##name(nullptr, static_cast<type>(1)), \
+                     LARIAT_ERR_INVALID_ARGUMENT);                    \
+    ++checked;                                                        \
+  }
+  LARIAT_CONN_OPTIONS(CHECK_OPTION)
+#undef CHECK_OPTION
+  assert_true(checked >= 4);
+
+  Fixture f;
+  f.probe.init = [](lariat_req *, lariat_upgrade *up, void *) {
+    lariat_upgrade_set_idle_timeout(up, 1234);
+    lariat_upgrade_set_low_water(up, 77);
+    lariat_upgrade_set_max_queued(up, 5000, LARIAT_BACKPRESSURE_REFUSE);
+    return LARIAT_OK;
+  };
+  f.core.server->manual_clock = 500;
+  Wire *w = f.open();
+  assert_int_equal(w->conn->deadline(), 500 + 1234);  // copied whole
+  std::string big(4990, 'b');
+  lariat_frame fr = text_frame(big);
+  assert_int_equal(lariat_reply(w->conn, &fr), LARIAT_ERR_EXCEEDS_CAP);
+  CoreServer::eof(w);
+}
+
 }  // namespace
 
 int main() {
@@ -572,6 +609,7 @@ int main() {
       cmocka_unit_test(test_connection_ids_are_unique_in_the_process),
       cmocka_unit_test(test_stop_from_a_signal_handler_and_on_stopped),
       cmocka_unit_test(test_listen_accepts_localhost_and_brackets),
+      cmocka_unit_test(test_every_table_option_has_a_working_setter),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -362,6 +362,7 @@ LARIAT_EXTERN int lariat_req_is_websocket(const lariat_req *req);
  *
  * Writes the peer's address as text ("127.0.0.1", "::1") into |buf| of
  * |size| bytes (NUL-terminated) and its port into |*port| (may be NULL).
+ * On a listener on "::", IPv4 peers read "::ffff:127.0.0.1".
  * Returns 0 if it succeeds, or a negative libuv error code.
  */
 LARIAT_EXTERN int lariat_req_peer(const lariat_req *req, char *buf,
