@@ -16,8 +16,7 @@
 #define LARIAT_CONN_OPTIONS(X)                                            \
   X(idle_timeout, uint64_t, 0, true)                                      \
   X(max_frame_size, uint64_t, 0 /* the server's */, v > 0)                \
-  X(validate_utf8, int, 1, true)                                          \
-  X(low_water, uint64_t, 16u << 10, v <= o.max_queued)
+  X(validate_utf8, int, 1, true)
 // Options with more than one value have hand-written setters; their
 // fields live in the same struct.
 
@@ -28,6 +27,7 @@ struct ConnOptions {
   LARIAT_CONN_OPTIONS(LARIAT__FIELD)
 #undef LARIAT__FIELD
   uint64_t max_queued = 64u << 20;
+  uint64_t low_water = 16u << 10;
   int backpressure_policy = LARIAT_BACKPRESSURE_CLOSE;
   uint64_t ping_interval = 0;
   uint64_t pong_timeout = 0;

@@ -173,12 +173,22 @@ LARIAT_EXTERN int lariat_upgrade_set_max_queued(lariat_upgrade *up,
                                                 uint64_t bytes, int policy) {
   // A cap under the low-water mark would refuse before drain could ever
   // be due.
-  if (!up || bytes == 0 || bytes < up->opts.low_water ||
+  if (!up || bytes == 0 || (up->low_water_set && bytes < up->opts.low_water) ||
       policy < LARIAT_BACKPRESSURE_REFUSE ||
       policy > LARIAT_BACKPRESSURE_CLOSE_TRY_LATER)
     return LARIAT_ERR_INVALID_ARGUMENT;
   up->opts.max_queued = bytes;
   up->opts.backpressure_policy = policy;
+  if (!up->low_water_set && up->opts.low_water > bytes / 2)
+    up->opts.low_water = bytes / 2;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_upgrade_set_low_water(lariat_upgrade *up,
+                                               uint64_t bytes) {
+  if (!up || bytes > up->opts.max_queued) return LARIAT_ERR_INVALID_ARGUMENT;
+  up->opts.low_water = bytes;
+  up->low_water_set = true;
   return 0;
 }
 

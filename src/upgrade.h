@@ -34,6 +34,7 @@ struct lariat_upgrade {
 
   void *state = nullptr;
   lariat::detail::ConnOptions opts;
+  bool low_water_set = false;  // else it follows a small cap down
   std::string protocol;
   bool has_reply = false;
   int status = 0;

@@ -511,7 +511,9 @@ typedef enum lariat_backpressure_policy {
  * that could not fit even into an empty queue (payload plus its header over
  * the cap) is refused with LARIAT_ERR_EXCEEDS_CAP whatever the policy: it
  * is not backpressure. Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for a 0
- * cap, a cap below the low-water mark, or an unknown policy.
+ * cap, a cap below a low-water mark set with lariat_upgrade_set_low_water(),
+ * or an unknown policy. A cap under 32 KiB brings the default low-water
+ * mark down to half the cap.
  */
 LARIAT_EXTERN int lariat_upgrade_set_max_queued(lariat_upgrade *up,
                                                 uint64_t bytes, int policy);
