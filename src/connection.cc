@@ -1,6 +1,7 @@
 #include "connection.h"
 
 #include <cstring>
+#include <new>
 
 #include "upgrade.h"
 
@@ -44,10 +45,8 @@ bool is_control(uint8_t opcode) { return (opcode & 0x8) != 0; }
 
 lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id,
                          std::unique_ptr<lariat::detail::Transport> transport)
-    : server(srv),
-      id(conn_id),
-      transport_(std::move(transport)),
-      max_frame_size_(srv->options.max_frame_size) {
+    : server(srv), id(conn_id), transport_(std::move(transport)) {
+  opts_.max_frame_size = srv->options.max_frame_size;
   transport_->attach(this);
   phase_started_ = last_recv_ = server->now();
 }
@@ -58,13 +57,14 @@ lariat_conn::~lariat_conn() {
 uint64_t lariat_conn::deadline() const {
   switch (state) {
     case State::kHandshake:
+    case State::kDeferred:
       return phase_started_ + server->options.handshake_timeout_ms;
     case State::kOpen: {
       if (paused_) return kNever;
-      uint64_t d = idle_timeout_ ? last_recv_ + idle_timeout_ : kNever;
-      if (ping_interval_) {
-        uint64_t k = ping_sent_at_ ? ping_sent_at_ + pong_timeout_
-                                   : last_recv_ + ping_interval_;
+      uint64_t d = opts_.idle_timeout ? last_recv_ + opts_.idle_timeout : kNever;
+      if (opts_.ping_interval) {
+        uint64_t k = ping_sent_at_ ? ping_sent_at_ + opts_.pong_timeout
+                                   : last_recv_ + opts_.ping_interval;
         if (k < d) d = k;
       }
       return d;
@@ -78,27 +78,79 @@ uint64_t lariat_conn::deadline() const {
   return kNever;
 }
 
+// An entry already in the heap that comes due no later than |d| will find
+// the real deadline then: pushing another would only grow the heap.
 void lariat_conn::reschedule() {
   uint64_t d = deadline();
-  if (d != kNever) server->schedule(d, id);
+  if (d == kNever || d >= scheduled) return;
+  scheduled = d;
+  server->schedule(d, id);
+}
+
+bool lariat_conn::move_to(State next) {
+  bool legal = false;
+  switch (state) {
+    case State::kHandshake:
+      legal = next != State::kHandshake && next != State::kClosing;
+      break;
+    case State::kDeferred:
+      legal = next == State::kOpen || next == State::kDraining ||
+              next == State::kClosed;
+      break;
+    case State::kOpen:
+      legal = next == State::kClosing || next == State::kDraining ||
+              next == State::kClosed;
+      break;
+    case State::kClosing:
+      legal = next == State::kDraining || next == State::kClosed;
+      break;
+    case State::kDraining:
+      legal = next == State::kClosed;
+      break;
+    case State::kClosed:
+      break;
+  }
+  if (legal) state = next;
+  return legal;
 }
 
 // ---------------------------------------------------------------- events
 
-void lariat_conn::end_event() {
-  if (--event_depth_ > 0) return;
+bool lariat_conn::end_event() {
+  lariat_server *srv = server;
+  --srv->events_running;
+  if (--event_depth_ > 0) return true;
   flush();
   if (hibernate_requested_) hibernate_if_idle();
-  if (finalize_pending_) {
+  bool alive = !finalize_pending_;
+  if (!alive) {
     finalize();  // deletes this
-    return;
+  } else if (above_low_water_) {
+    // A reply refused for backpressure may have gone out with this flush.
+    on_output_progress();
   }
-  // A reply refused for backpressure may have gone out with this flush.
-  if (above_low_water_) on_output_progress();
+  // The outermost event of the loop ends: frames replied to other
+  // connections meanwhile leave now.
+  if (srv->events_running == 0) srv->flush_batched();
+  return alive;
+}
+
+void lariat_conn::flush_batched() {
+  begin_event();
+  end_event();
 }
 
 void lariat_conn::on_read(uint8_t *p, size_t n) {
   if (state == State::kClosed || state == State::kDraining) return;
+  if (state == State::kDeferred) {
+    // Frames pipelined behind the head wait for the decision; past a
+    // head's worth, TCP holds the rest.
+    if (!pending_input_) pending_input_.reset(new std::string);
+    pending_input_->append(reinterpret_cast<const char *>(p), n);
+    if (pending_input_->size() >= server->options.max_head_size)
+      transport_->set_reading(false);
+    return;
+  }
   begin_event();
   last_recv_ = server->now();
   if (ping_sent_at_) {
@@ -117,14 +169,15 @@ void lariat_conn::on_read(uint8_t *p, size_t n) {
 
 void lariat_conn::on_eof() {
   begin_event();
-  if (state == State::kOpen) set_reason(LARIAT_REASON_ERROR_CLOSED);
+  if (state == State::kOpen || state == State::kDeferred)
+    set_reason(LARIAT_REASON_ERROR_CLOSED);
   close_transport();
   end_event();
 }
 
 void lariat_conn::on_transport_error(int uv_error) {
   begin_event();
-  if (state == State::kOpen) {
+  if (state == State::kOpen || state == State::kDeferred) {
     set_reason(LARIAT_REASON_ERROR_SOCKET);
     reason_socket_error_ = uv_error;
   }
@@ -133,7 +186,7 @@ void lariat_conn::on_transport_error(int uv_error) {
 }
 
 void lariat_conn::on_transport_closed() {
-  state = State::kClosed;
+  move_to(State::kClosed);
   if (event_depth_ > 0)
     finalize_pending_ = true;
   else
@@ -144,21 +197,24 @@ void lariat_conn::on_deadline() {
   begin_event();
   switch (state) {
     case State::kHandshake:
+    case State::kDeferred:
+      if (reached_init_) set_reason(LARIAT_REASON_TIMEOUT);
       answer_plain(408);
       break;
     case State::kOpen: {
       uint64_t now = server->now();
-      bool idle = idle_timeout_ && now >= last_recv_ + idle_timeout_;
-      bool no_pong = ping_sent_at_ && now >= ping_sent_at_ + pong_timeout_;
+      bool idle = opts_.idle_timeout && now >= last_recv_ + opts_.idle_timeout;
+      bool no_pong = ping_sent_at_ && now >= ping_sent_at_ + opts_.pong_timeout;
       if (no_pong) {
         // The peer is presumed dead: no close handshake to wait for.
         set_reason(LARIAT_REASON_TIMEOUT);
         server->frame_writer.write_close(&out_, 1000, nullptr, 0);
         close_transport();
+        break;
       } else if (idle) {
         start_close(LARIAT_REASON_TIMEOUT, 1000);
-      } else if (ping_interval_ && !ping_sent_at_ &&
-                 now >= last_recv_ + ping_interval_) {
+      } else if (opts_.ping_interval && !ping_sent_at_ &&
+                 now >= last_recv_ + opts_.ping_interval) {
         server->frame_writer.write(&out_, LARIAT_OP_PING, true, 0, nullptr, 0);
         ping_sent_at_ = now;
         reschedule();
@@ -177,10 +233,15 @@ void lariat_conn::on_deadline() {
 
 void lariat_conn::stop() {
   begin_event();
-  if (state == State::kHandshake)
+  if (state == State::kHandshake || state == State::kDeferred) {
+    if (reached_init_) set_reason(LARIAT_REASON_SHUTDOWN);
     close_transport();
-  else if (state == State::kOpen)
+  } else if (state == State::kOpen) {
+    // A paused reader must read again, or the peer's close is never seen
+    // and the stop waits for the whole close timeout.
+    if (paused_ && transport_->set_reading(true) == 0) paused_ = false;
     start_close(LARIAT_REASON_SHUTDOWN, 1001);
+  }
   end_event();
 }
 
@@ -204,13 +265,28 @@ void lariat_conn::read_head(const uint8_t *p, size_t n) {
   const lariat_options &opts = server->options;
   if (!head_) head_.reset(new std::string);
   std::string &head = *head_;
+  size_t old = head.size();
   head.append(reinterpret_cast<const char *>(p), n);
+  // Only a new line end can complete a line or the head: re-parse the head
+  // then (at most once per line), else check just the new bytes, so a head
+  // sent byte by byte costs linear time.
+  const void *lf = std::memchr(head.data() + old, '\n', n);
+  if (!lf && head.size() < opts.max_head_size) {
+    if (!lariat::detail::head_tail_ok(head, head_line_start_, old))
+      answer_plain(400);
+    return;
+  }
   Request req;
   ParseResult r = lariat::detail::parse_request(
       head.data(), head.size(), opts.max_head_size, opts.max_headers, &req);
   switch (r.status) {
-    case ParseStatus::kIncomplete:
+    case ParseStatus::kIncomplete: {
+      const void *last = memrchr(head.data() + old, '\n', n);
+      if (last)
+        head_line_start_ = static_cast<uint32_t>(
+            static_cast<const char *>(last) - head.data() + 1);
       return;
+    }
     case ParseStatus::kTooLarge:
     case ParseStatus::kTooManyHeaders:
       answer_plain(431);
@@ -226,8 +302,11 @@ void lariat_conn::read_head(const uint8_t *p, size_t n) {
   std::string rest = head.substr(r.head_len);
   answer_request(req);
   head_.reset();
-  if (state == State::kOpen && !rest.empty())
+  if (rest.empty()) return;
+  if (state == State::kOpen)
     read_frames(reinterpret_cast<uint8_t *>(rest.data()), rest.size());
+  else if (state == State::kDeferred)
+    on_read(reinterpret_cast<uint8_t *>(rest.data()), rest.size());
 }
 
 void lariat_conn::answer_plain(
@@ -239,13 +318,14 @@ void lariat_conn::answer_plain(
 }
 
 void lariat_conn::answer_request(const Request &request_in) {
-  Request req = request_in;
-  const lariat::detail::Route *route = server->find_route(req.path);
+  const lariat::detail::Route *route = server->find_route(request_in.path);
   if (!route) {
     answer_plain(404);
     return;
   }
-  int status = lariat::detail::validate_upgrade(&req);
+  std::unique_ptr<lariat_upgrade> up(new lariat_upgrade);
+  up->request = request_in;
+  int status = lariat::detail::validate_upgrade(&up->request);
   if (status == 426) {
     answer_plain(426, {{"Sec-WebSocket-Version", "13, 8, 7"}});
     return;
@@ -254,26 +334,51 @@ void lariat_conn::answer_request(const Request &request_in) {
     answer_plain(status);
     return;
   }
+  // The upgrade owns the head its request points into (a deferred
+  // decision carries both to another thread).
+  up->head = std::move(head_);
+  up->server = server;
+  up->conn_id = id;
+  up->opts.max_frame_size = server->options.max_frame_size;
+
+  std::string_view path = up->request.path;
+  uint32_t path_len = static_cast<uint32_t>(path.size());
+  path_.reset(new char[sizeof path_len + path_len]);
+  std::memcpy(path_.get(), &path_len, sizeof path_len);
+  std::memcpy(path_.get() + sizeof path_len, path.data(), path_len);
 
   route_ = route;
-  lariat_req handle_req = {&req, transport_.get()};
-  lariat_upgrade up;
-  up.request = &req;
-  up.state = route->handler_data;
-  up.idle_timeout_ms = 0;
-  up.max_frame_size = server->options.max_frame_size;
   reached_init_ = true;
-  user_state = route->handler_data;
+  lariat_req handle_req = {&up->request, transport_.get()};
   int result = LARIAT_OK;
-  if (route->handler.init)
+  if (route->handler.init) {
+    lariat_upgrade *raw = up.get();
+    raw->deferrable = true;
     result = invoke_handler(
-        [&] { return route->handler.init(&handle_req, &up, route->handler_data); },
+        [&] { return route->handler.init(&handle_req, raw, route->handler_data); },
         [&](const char *cls, const char *what) {
-          up.crash_class = cls;
-          up.crash_reason = what;
+          raw->crash_class = cls;
+          raw->crash_reason = what;
         });
-  user_state = up.state;
+    if (result == LARIAT_DEFER) {
+      // |up| belongs to the handler until lariat_upgrade_resume() brings
+      // it back through the mailbox; nothing here touches it again.
+      up.release();
+      awaiting_resume_ = true;
+      if (state == State::kHandshake) {
+        move_to(State::kDeferred);
+      }
+      return;
+    }
+    raw->deferrable = false;
+  }
+  complete_init(*up, result);
+}
 
+void lariat_conn::complete_init(lariat_upgrade &up, int result) {
+  user_state = up.state;
+  // lariat_server_stop() inside init (or while deferred) dropped us.
+  if (state != State::kHandshake && state != State::kDeferred) return;
   if (result == LARIAT_CRASH || (result != LARIAT_OK && !up.has_reply)) {
     set_reason(LARIAT_REASON_CRASH);
     details().crash_class =
@@ -290,6 +395,7 @@ void lariat_conn::answer_request(const Request &request_in) {
     answer_plain(up.status, up.headers, up.body);
     return;
   }
+  const Request &req = up.request;
   if (!req.is_websocket) {
     // Cowboy's answer to a plain request on a WebSocket-only handler.
     set_reason(LARIAT_REASON_NORMAL);
@@ -298,15 +404,13 @@ void lariat_conn::answer_request(const Request &request_in) {
                        {"Sec-WebSocket-Version", "13, 8, 7"}});
     return;
   }
+  if (server->stopping) {  // no upgrade once the server stops
+    set_reason(LARIAT_REASON_SHUTDOWN);
+    close_transport();
+    return;
+  }
 
-  idle_timeout_ = up.idle_timeout_ms;
-  max_queued_ = up.max_queued;
-  backpressure_policy_ = up.backpressure_policy;
-  low_water_ = up.low_water;
-  ping_interval_ = up.ping_interval_ms;
-  pong_timeout_ = up.pong_timeout_ms;
-  max_frame_size_ = up.max_frame_size;
-  validate_utf8_ = up.validate_utf8;
+  opts_ = up.opts;
   if (!up.protocol.empty()) details().protocol = up.protocol;
   version = req.ws_version;
   std::string extensions;
@@ -317,14 +421,39 @@ void lariat_conn::answer_request(const Request &request_in) {
                       lariat::detail::DeflateCodec(up.deflate, params));
     if (!deflate) extensions.clear();
   }
-  out_.append(lariat::detail::response_101(req.key, up.protocol, extensions));
+  out_.append(lariat::detail::response_101(req.key, up.protocol, extensions,
+                                           up.extra_101));
   upgraded_ = true;
-  state = State::kOpen;
-  phase_started_ = server->now();
+  move_to(State::kOpen);
+  phase_started_ = last_recv_ = server->now();
   reschedule();
   if (route_->handler.websocket_init)
     after_callback(call_handler(
         [&] { return route_->handler.websocket_init(this, user_state); }));
+}
+
+void lariat_conn::resume(lariat_upgrade *raw) {
+  std::unique_ptr<lariat_upgrade> up(raw);
+  if (!awaiting_resume_) return;
+  awaiting_resume_ = false;
+  if (state == State::kClosed) {
+    // Ended while the decision was pending: terminate now, with the state
+    // the handler settled on.
+    user_state = up->state;
+    finalize();  // deletes this
+    return;
+  }
+  begin_event();
+  if (state == State::kDeferred) {
+    std::unique_ptr<std::string> input = std::move(pending_input_);
+    transport_->set_reading(true);
+    complete_init(*up, up->resume_result);
+    if (input && state == State::kOpen)
+      read_frames(reinterpret_cast<uint8_t *>(input->data()), input->size());
+  } else {
+    user_state = up->state;  // closing after a timeout or a stop
+  }
+  end_event();
 }
 
 // ---------------------------------------------------------------- frames
@@ -390,9 +519,9 @@ bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
       fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
       return false;
   }
-  if (rx_->frame_len > max_frame_size_ ||
-      rx_->message_len + rx_->frame_len > max_frame_size_) {
-    fail_connection(LARIAT_REASON_ERROR_TOO_BIG, 1009);
+  if (rx_->frame_len > opts_.max_frame_size ||
+      rx_->message_len + rx_->frame_len > opts_.max_frame_size) {
+    fail_too_big();
     return false;
   }
   return true;
@@ -419,7 +548,7 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
     on_compressed_chunk(iocb.data, iocb.len, frame_done && rx_->frame_fin);
     return;
   }
-  if (rx_->message_opcode == LARIAT_OP_TEXT && validate_utf8_ &&
+  if (rx_->message_opcode == LARIAT_OP_TEXT && opts_.validate_utf8 &&
       !rx_->utf8.feed(iocb.data, iocb.len)) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
@@ -434,7 +563,7 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
   if (!(frame_done && rx_->frame_fin)) return;
 
   rx_->in_message = false;
-  if (rx_->message_opcode == LARIAT_OP_TEXT && validate_utf8_ &&
+  if (rx_->message_opcode == LARIAT_OP_TEXT && opts_.validate_utf8 &&
       !rx_->utf8.complete()) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
@@ -455,12 +584,12 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
   using Status = lariat::detail::DeflateCodec::Status;
   size_t before = rx_->message.size();
   Status status =
-      deflate->decompress(p, n, message_done, max_frame_size_, &rx_->message);
+      deflate->decompress(p, n, message_done, opts_.max_frame_size, &rx_->message);
   switch (status) {
     case Status::kOk:
       break;
     case Status::kTooBig:
-      fail_connection(LARIAT_REASON_ERROR_TOO_BIG, 1009);
+      fail_too_big();
       return;
     case Status::kCorrupt:
       fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
@@ -470,7 +599,7 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
       fail_connection(LARIAT_REASON_ERROR_SOCKET, 1011);
       return;
   }
-  if (rx_->message_opcode == LARIAT_OP_TEXT && validate_utf8_ &&
+  if (rx_->message_opcode == LARIAT_OP_TEXT && opts_.validate_utf8 &&
       !rx_->utf8.feed(reinterpret_cast<const uint8_t *>(rx_->message.data()) + before,
                   rx_->message.size() - before)) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
@@ -478,7 +607,7 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
   }
   if (!message_done) return;
   rx_->in_message = false;
-  if (rx_->message_opcode == LARIAT_OP_TEXT && validate_utf8_ &&
+  if (rx_->message_opcode == LARIAT_OP_TEXT && opts_.validate_utf8 &&
       !rx_->utf8.complete()) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
@@ -545,7 +674,7 @@ void lariat_conn::on_close_frame() {
       fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
       return;
     }
-    if (validate_utf8_ && !lariat::detail::utf8_valid(data + 2, len - 2)) {
+    if (opts_.validate_utf8 && !lariat::detail::utf8_valid(data + 2, len - 2)) {
       fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
       return;
     }
@@ -568,13 +697,14 @@ int lariat_conn::call_handler(Call call) {
 }
 
 void lariat_conn::abandon() noexcept {
+  server->events_running -= event_depth_;
   event_depth_ = 0;
-  if (state == State::kOpen) {
+  if (state == State::kOpen || state == State::kDeferred) {
     set_reason(LARIAT_REASON_ERROR_SOCKET);
     reason_socket_error_ = UV_ENOMEM;
   }
   if (state != State::kClosed) {
-    state = State::kClosed;
+    move_to(State::kClosed);
     transport_->close();
   }
   if (finalize_pending_) finalize();
@@ -612,27 +742,36 @@ int lariat_conn::reply(const lariat_frame *frame) {
   int rc = lariat::detail::validate_outgoing(frame);
   if (rc != 0) return rc;
   if (state != State::kOpen) return LARIAT_ERR_CLOSING;
+  // 14: the largest server frame header.
+  if (frame->opcode != LARIAT_OP_CLOSE && frame->len + 14 > opts_.max_queued)
+    return LARIAT_ERR_EXCEEDS_CAP;  // not backpressure: it never fits
   if (frame->opcode != LARIAT_OP_CLOSE &&
-      buffered_amount() + frame->len + 14 > max_queued_) {
-    if (backpressure_policy_ == LARIAT_BACKPRESSURE_REFUSE) {
+      buffered_amount() + frame->len + 14 > opts_.max_queued) {
+    if (opts_.backpressure_policy == LARIAT_BACKPRESSURE_REFUSE) {
       above_low_water_ = true;  // drain tells the handler when to resume
       return LARIAT_ERR_BACKPRESSURE;
     }
     // The peer cannot keep up: close behind what is queued, then stop.
     begin_event();
     fail_connection(LARIAT_REASON_ERROR_BACKPRESSURE,
-                    backpressure_policy_ == LARIAT_BACKPRESSURE_CLOSE ? 1008
+                    opts_.backpressure_policy == LARIAT_BACKPRESSURE_CLOSE ? 1008
                                                                       : 1013);
     end_event();
     return LARIAT_ERR_BACKPRESSURE;
   }
+  // Another connection's callback is running: this frame leaves with the
+  // rest of that event's output. A hibernating connection goes back to
+  // sleep once it is written.
+  bool batched = event_depth_ == 0 && server->events_running > 0;
+  if (batched) server->batch(id);
+  if (hibernating) hibernate_requested_ = true;
   begin_event();
   hibernating = false;
   if (frame->opcode == LARIAT_OP_CLOSE) {
     set_reason(LARIAT_REASON_SHUTDOWN);
     server->frame_writer.write_close(&out_, frame->close_code, frame->data,
                                      frame->len);
-    state = State::kClosing;
+    move_to(State::kClosing);
     phase_started_ = server->now();
     reschedule();
   } else if (deflate && frame->opcode <= LARIAT_OP_BINARY &&
@@ -654,7 +793,7 @@ int lariat_conn::reply(const lariat_frame *frame) {
     server->frame_writer.write_to(transport_.get(),
                                   static_cast<uint8_t>(frame->opcode), 0,
                                   frame->data, frame->len);
-    if (transport_->buffered() > low_water_) above_low_water_ = true;
+    if (transport_->buffered() > opts_.low_water) above_low_water_ = true;
   } else {
     server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
                                true, 0, frame->data, frame->len);
@@ -662,7 +801,14 @@ int lariat_conn::reply(const lariat_frame *frame) {
   // Batching pays for small frames; large output goes to the kernel early
   // so it does not pile up in one callback.
   if (out_.size() >= kFlushThreshold) flush();
-  end_event();
+  if (batched) {
+    // Leave the bytes for flush_batched(); undo begin_event() without
+    // its flush.
+    --event_depth_;
+    --server->events_running;
+  } else {
+    end_event();
+  }
   return 0;
 }
 
@@ -682,14 +828,19 @@ size_t lariat_conn::buffered_amount() const {
   return out_.size() + transport_->buffered();
 }
 
+// Edge-triggered: one drain per fall to the low-water mark, and never from
+// inside drain itself (a drain whose reply is refused again waits for the
+// next progress of the output, not for a recursive call).
 void lariat_conn::on_output_progress() {
-  if (!above_low_water_ || buffered_amount() > low_water_) return;
+  if (in_drain_ || !above_low_water_ || buffered_amount() > opts_.low_water)
+    return;
   above_low_water_ = false;
   if (state != State::kOpen || !route_->handler.websocket_drain) return;
+  in_drain_ = true;
   begin_event();
   after_callback(call_handler(
       [&] { return route_->handler.websocket_drain(this, user_state); }));
-  end_event();
+  if (end_event()) in_drain_ = false;
 }
 
 void lariat_conn::refuse_busy() {
@@ -700,9 +851,20 @@ void lariat_conn::refuse_busy() {
 
 int lariat_conn::set_idle_timeout(uint64_t ms) {
   if (state != State::kOpen) return LARIAT_ERR_CLOSING;
-  idle_timeout_ = ms;
+  opts_.idle_timeout = ms;
   reschedule();
   return 0;
+}
+
+int lariat_conn::set_max_frame_size(uint64_t bytes) {
+  if (bytes == 0) return LARIAT_ERR_INVALID_ARGUMENT;
+  if (state != State::kOpen) return LARIAT_ERR_CLOSING;
+  opts_.max_frame_size = bytes;
+  return 0;
+}
+
+int lariat_conn::peer(char *buf, size_t size, int *port) const {
+  return transport_->peer(buf, size, port);
 }
 
 // --------------------------------------------------------------- closing
@@ -715,12 +877,23 @@ void lariat_conn::set_reason(int kind) {
 
 // A protocol or data error: after it the byte stream cannot be trusted, so
 // the close frame is followed by FIN and the rest of the input is dropped.
-void lariat_conn::fail_connection(int kind, uint16_t close_code) {
+void lariat_conn::fail_connection(int kind, uint16_t close_code,
+                                  std::string_view reason) {
   if (state == State::kOpen) {
     set_reason(kind);
-    server->frame_writer.write_close(&out_, close_code, nullptr, 0);
+    server->frame_writer.write_close(
+        &out_, close_code, reinterpret_cast<const uint8_t *>(reason.data()),
+        reason.size());
   }
   begin_drain();
+}
+
+// The close reason names the limit, so the peer's developer knows what to
+// change.
+void lariat_conn::fail_too_big() {
+  std::string reason = "message over the " +
+                       std::to_string(opts_.max_frame_size) + "-byte limit";
+  fail_connection(LARIAT_REASON_ERROR_TOO_BIG, 1009, reason);
 }
 
 // An orderly close we start: the peer's close frame is awaited.
@@ -728,14 +901,14 @@ void lariat_conn::start_close(int kind, uint16_t close_code) {
   if (state != State::kOpen) return;
   set_reason(kind);
   server->frame_writer.write_close(&out_, close_code, nullptr, 0);
-  state = State::kClosing;
+  move_to(State::kClosing);
   phase_started_ = server->now();
   reschedule();
 }
 
 void lariat_conn::begin_drain() {
   if (state == State::kClosed || state == State::kDraining) return;
-  state = State::kDraining;
+  move_to(State::kDraining);
   phase_started_ = server->now();
   flush();
   transport_->shutdown();
@@ -745,7 +918,7 @@ void lariat_conn::begin_drain() {
 void lariat_conn::close_transport() {
   if (state == State::kClosed) return;
   flush();
-  state = State::kClosed;
+  move_to(State::kClosed);
   transport_->close();
 }
 
@@ -763,7 +936,7 @@ void lariat_conn::flush() {
     release_if_large(&pending);
     out_.swap(pending);
   }
-  if (transport_->buffered() > low_water_) above_low_water_ = true;
+  if (transport_->buffered() > opts_.low_water) above_low_water_ = true;
 }
 
 void lariat_conn::hibernate_if_idle() {
@@ -781,6 +954,8 @@ void lariat_conn::hibernate_if_idle() {
 
 void lariat_conn::finalize() {
   finalize_pending_ = false;
+  // Deferred: terminate waits for the resume, which brings the state.
+  if (awaiting_resume_) return;
   if (reached_init_ && route_ && route_->handler.terminate) {
     if (!reason_set_) set_reason(LARIAT_REASON_ERROR_CLOSED);
     lariat_reason reason = {};

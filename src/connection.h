@@ -15,12 +15,14 @@
 #include <lariat/lariat.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "conn_options.h"
 #include "deflate.h"
 #include "frame_reader.h"
 #include "handshake.h"
@@ -31,6 +33,7 @@
 struct lariat_conn {
   enum class State {
     kHandshake,  // reading the request head
+    kDeferred,   // init returned LARIAT_DEFER; waiting for the resume
     kOpen,       // WebSocket open
     kClosing,    // our close frame is out; waiting for the peer's
     kDraining,   // nothing more to say; FIN sent, waiting for the peer's end
@@ -57,6 +60,12 @@ struct lariat_conn {
   void on_output_progress();
   // Over the server's connection limit: answer 503 and close.
   void refuse_busy();
+  // lariat_upgrade_resume() reached the loop: apply the decision, or, when
+  // the connection ended meanwhile, run its terminate. Takes |up|.
+  void resume(lariat_upgrade *up);
+  // Frames replied to this connection while another one's callback ran
+  // (lariat_reply batching): write them now.
+  void flush_batched();
   // After an exception (out of memory) escaped an event: drop the
   // connection as a socket error (UV_ENOMEM), whatever its state.
   void abandon() noexcept;
@@ -64,9 +73,20 @@ struct lariat_conn {
   // Public API helpers.
   int reply(const lariat_frame *frame);
   int set_idle_timeout(uint64_t ms);
+  int set_max_frame_size(uint64_t bytes);
+  int peer(char *buf, size_t size, int *port) const;
+  std::string_view path() const {
+    return path_ ? std::string_view(path_.get() + sizeof(uint32_t),
+                                    path_len())
+                 : std::string_view();
+  }
+  void *handler_data() const { return route_ ? route_->handler_data : nullptr; }
   int set_active(bool active);
   size_t buffered_amount() const;
   uint64_t deadline() const;  // UINT64_MAX: none
+  // The earliest deadline this connection has in the server's timer heap
+  // (UINT64_MAX: none); the server clears it when that entry pops.
+  uint64_t scheduled = UINT64_MAX;
 
   lariat_server *server;
   lariat_conn_id id;
@@ -92,6 +112,9 @@ struct lariat_conn {
   // Handshake.
   void read_head(const uint8_t *p, size_t n);
   void answer_request(const lariat::detail::Request &req);
+  // What init decided (|result|), applied: 500, the plain reply, 426, or
+  // the upgrade with the options set on |up|.
+  void complete_init(lariat_upgrade &up, int result);
   // A plain HTTP response (Content-Length, Connection: close), then FIN.
   void answer_plain(
       int status,
@@ -112,7 +135,10 @@ struct lariat_conn {
   void call_handle(const lariat_frame &frame);
   // Closing.
   void set_reason(int kind);
-  void fail_connection(int kind, uint16_t close_code);
+  // |reason| (may be empty) goes into the close frame.
+  void fail_connection(int kind, uint16_t close_code,
+                       std::string_view reason = {});
+  void fail_too_big();
   void start_close(int kind, uint16_t close_code);
   void begin_drain();
   void close_transport();
@@ -121,8 +147,15 @@ struct lariat_conn {
   void hibernate_if_idle();
   // Every entry point runs between begin_event() and end_event(): output
   // is flushed and a pending teardown runs when the outermost one ends.
-  void begin_event() { ++event_depth_; }
-  void end_event();
+  void begin_event() {
+    ++event_depth_;
+    ++server->events_running;
+  }
+  // False when the connection is gone (terminate ran, |this| deleted).
+  bool end_event();
+  // Every change of |state| goes through here; it refuses a move the state
+  // machine does not have (and says so in debug builds).
+  bool move_to(State next);
   void finalize();
   void reschedule();
 
@@ -130,22 +163,32 @@ struct lariat_conn {
   const lariat::detail::Route *route_ = nullptr;
   bool reached_init_ = false;
   bool upgraded_ = false;
+  bool in_drain_ = false;   // websocket_drain is running
+  // The request's path, kept for lariat_conn_path(): a length, then the
+  // bytes; one allocation.
+  std::unique_ptr<char[]> path_;
+  uint32_t path_len() const {
+    uint32_t n;
+    std::memcpy(&n, path_.get(), sizeof n);
+    return n;
+  }
+  // Input that arrived while init's decision was deferred.
+  std::unique_ptr<std::string> pending_input_;
   uint64_t phase_started_ = 0;  // when the current state began (ms)
   uint64_t last_recv_ = 0;
-  uint64_t idle_timeout_ = 0;
-  uint64_t max_frame_size_;
-  bool validate_utf8_ = true;
-  // Flow control and keepalive (lariat_upgrade_set_max_queued & co).
+  // What init set (conn_options.h); max_frame_size is the server's until
+  // then.
+  lariat::detail::ConnOptions opts_;
+  // Flow control and keepalive.
   bool paused_ = false;
   bool above_low_water_ = false;
-  int backpressure_policy_ = LARIAT_BACKPRESSURE_CLOSE;
-  uint64_t max_queued_ = 0;
-  uint64_t low_water_ = 0;
-  uint64_t ping_interval_ = 0;
-  uint64_t pong_timeout_ = 0;
   uint64_t ping_sent_at_ = 0;  // 0: no ping awaiting an answer
 
   std::unique_ptr<std::string> head_;  // request head; gone once answered
+  uint32_t head_line_start_ = 0;       // where its unfinished line starts
+  // init returned LARIAT_DEFER and the resume has not arrived: the
+  // connection outlives its transport until it does.
+  bool awaiting_resume_ = false;
   std::unique_ptr<Details> details_;
 
   // Receiving: frame and message assembly. Allocated on the first read

@@ -90,9 +90,9 @@ int validate_outgoing(const lariat_frame *frame) {
     case LARIAT_OP_CLOSE: {
       uint16_t code = frame->close_code;
       if (code == 0) return frame->len > 0 ? LARIAT_ERR_BAD_CLOSE_CODE : 0;
-      if (code < 1000 || code > 4999 || code == 1004 || code == 1005 ||
-          code == 1006 || code == 1015)
-        return LARIAT_ERR_BAD_CLOSE_CODE;
+      // The codes a peer may send us are the codes we may send: 1016-2999
+      // are reserved for the protocol (RFC 6455 7.4.2).
+      if (!peer_close_code_valid(code)) return LARIAT_ERR_BAD_CLOSE_CODE;
       return frame->len > 123 ? LARIAT_ERR_TOO_LARGE : 0;
     }
     default:

@@ -109,6 +109,23 @@ bool partial_line_ok(std::string_view line, bool request_line) {
   return true;
 }
 
+}  // namespace
+
+bool head_tail_ok(std::string_view head, size_t line_start, size_t from) {
+  if (from <= line_start)
+    return partial_line_ok(head.substr(line_start), line_start == 0);
+  // Bytes before |from| passed already; the one just before may be a CR
+  // that was the last byte then and is no longer.
+  for (size_t i = from - 1; i < head.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(head[i]);
+    if (c == '\r' && i + 1 == head.size()) break;
+    if (is_bad_ctl(c)) return false;
+  }
+  return true;
+}
+
+namespace {
+
 void reset(Request *out) {
   out->method = {};
   out->target = {};
@@ -241,8 +258,10 @@ std::string accept_key(std::string_view key) {
   return base64_encode(digest, sizeof digest);
 }
 
-std::string response_101(std::string_view key, std::string_view protocol,
-                         std::string_view extensions) {
+std::string response_101(
+    std::string_view key, std::string_view protocol,
+    std::string_view extensions,
+    const std::vector<std::pair<std::string, std::string>> &extra) {
   std::string r =
       "HTTP/1.1 101 Switching Protocols\r\n"
       "Upgrade: websocket\r\n"
@@ -260,6 +279,12 @@ std::string response_101(std::string_view key, std::string_view protocol,
     r += extensions;
     r += "\r\n";
   }
+  for (const auto &h : extra) {
+    r += h.first;
+    r += ": ";
+    r += h.second;
+    r += "\r\n";
+  }
   r += "\r\n";
   return r;
 }
@@ -273,6 +298,7 @@ std::string response_plain(int status,
   r += status_text(status);
   r += "\r\n";
   for (const auto &h : headers) {
+    if (iequals(h.first, "content-length")) continue;  // ours is the truth
     r += h.first;
     r += ": ";
     r += h.second;

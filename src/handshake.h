@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace lariat::detail {
@@ -54,6 +55,12 @@ struct ParseResult {
 ParseResult parse_request(const char *buf, size_t len, size_t max_head,
                           size_t max_headers, Request *out);
 
+// Whether the head still can be valid after bytes [from, end) of |head|
+// arrived without a line end: checks only those bytes (and the one before,
+// a CR that was last), given that the unfinished line starts at
+// |line_start|. What parse_request() would reject in them now.
+bool head_tail_ok(std::string_view head, size_t line_start, size_t from);
+
 // Checks a parsed request as a WebSocket upgrade and fills the upgrade
 // fields. Returns 0 when the request is a valid upgrade OR is not an
 // upgrade attempt at all (no "websocket" in Upgrade); otherwise the HTTP
@@ -66,13 +73,16 @@ int validate_upgrade(Request *req);
 std::string accept_key(std::string_view key);
 
 // "HTTP/1.1 101 Switching Protocols" with Upgrade, Connection,
-// Sec-WebSocket-Accept, and Sec-WebSocket-Protocol / -Extensions when not
-// empty.
-std::string response_101(std::string_view key, std::string_view protocol,
-                         std::string_view extensions);
+// Sec-WebSocket-Accept, Sec-WebSocket-Protocol / -Extensions when not
+// empty, then the handler's |extra| headers (already checked).
+std::string response_101(
+    std::string_view key, std::string_view protocol,
+    std::string_view extensions,
+    const std::vector<std::pair<std::string, std::string>> &extra = {});
 
 // A complete plain response with Content-Length and Connection: close.
-// |headers| are name/value pairs, already checked for CR/LF.
+// |headers| are name/value pairs, already checked for CR/LF; a
+// Content-Length among them is left out (lariat writes its own).
 std::string response_plain(int status,
                            const std::vector<std::pair<std::string, std::string>> &headers,
                            std::string_view body);

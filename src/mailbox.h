@@ -13,9 +13,14 @@
 namespace lariat::detail {
 
 struct Letter {
+  enum Kind : uint8_t {
+    kInfo,    // lariat_post(): msg for websocket_info
+    kResume,  // lariat_upgrade_resume(): msg is the lariat_upgrade
+  };
   uint64_t conn_id;
   void *msg;
   void (*free_fn)(void *);
+  Kind kind = kInfo;
   void discard() const {
     if (free_fn) free_fn(msg);
   }

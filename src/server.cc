@@ -12,8 +12,9 @@ using lariat::detail::Letter;
 using lariat::detail::TcpTransport;
 
 namespace {
-// Connection ids start at 1, so id 0 in the mailbox means "stop".
-constexpr lariat_conn_id kStopLetter = 0;
+// Unique in the process, so an id posted to the wrong server finds
+// nothing instead of a stranger. 0 is never an id.
+std::atomic<lariat_conn_id> next_conn_id{1};
 }  // namespace
 
 // ------------------------------------------------------------- internals
@@ -22,12 +23,27 @@ constexpr lariat_conn_id kStopLetter = 0;
 const lariat::detail::Route *lariat_server::find_route(
     std::string_view path) const {
   auto it = routes.find(path);
-  if (it == routes.end()) it = routes.find(std::string_view("*"));
+  if (it != routes.end()) return &it->second;
+  for (const auto &prefix : prefix_routes)  // longest first
+    if (path.substr(0, prefix.first.size()) == prefix.first)
+      return &prefix.second;
+  it = routes.find(std::string_view("*"));
   return it == routes.end() ? nullptr : &it->second;
+}
+
+void lariat_server::compact_timers() {
+  timers.clear();
+  for (auto &entry : conns) {
+    lariat_conn *conn = entry.second;
+    uint64_t d = conn->deadline();
+    conn->scheduled = d;
+    if (d != UINT64_MAX) timers.push(d, entry.first);
+  }
 }
 
 void lariat_server::schedule(uint64_t deadline, lariat_conn_id id) {
   timers.push(deadline, id);
+  if (timers.size() > 2 * conns.size() + 64) compact_timers();
   if (deadline >= timer_armed_at || handles_closed) return;
   uint64_t now_ms = now();
   timer_armed_at = deadline;
@@ -38,6 +54,7 @@ void lariat_server::schedule(uint64_t deadline, lariat_conn_id id) {
 }
 
 void lariat_server::on_timer() {
+  enter_loop_thread();
   timer_armed_at = UINT64_MAX;
   uint64_t now_ms = now();
   while (!timers.empty() && timers.top().deadline <= now_ms) {
@@ -46,12 +63,15 @@ void lariat_server::on_timer() {
     auto it = conns.find(id);
     if (it == conns.end()) continue;
     lariat_conn *conn = it->second;
+    conn->scheduled = UINT64_MAX;  // its earliest entry just popped
     uint64_t real = conn->deadline();
     try {
-      if (real <= now_ms)
+      if (real <= now_ms) {
         conn->on_deadline();
-      else if (real != UINT64_MAX)
+      } else if (real != UINT64_MAX) {
         timers.push(real, id);
+        conn->scheduled = real;
+      }
     } catch (...) {
       conn->abandon();  // nothing may unwind into libuv
     }
@@ -65,7 +85,7 @@ void lariat_server::on_timer() {
 
 lariat_conn *lariat_server::accept(
     std::unique_ptr<lariat::detail::Transport> transport) {
-  lariat_conn_id id = next_id++;
+  lariat_conn_id id = next_conn_id.fetch_add(1, std::memory_order_relaxed);
   lariat::detail::Transport *raw = transport.release();
   auto *conn = new (std::nothrow)
       lariat_conn(this, id, std::unique_ptr<lariat::detail::Transport>(raw));
@@ -75,7 +95,8 @@ lariat_conn *lariat_server::accept(
   }
   try {
     conns.emplace(id, conn);
-    schedule(conn->deadline(), id);
+    conn->scheduled = conn->deadline();
+    schedule(conn->scheduled, id);
   } catch (...) {
     conn->abandon();  // closes the transport; the connection then goes
     return nullptr;
@@ -89,20 +110,34 @@ void lariat_server::forget(lariat_conn *conn) {
 }
 
 void lariat_server::deliver_mail() {
+  enter_loop_thread();
   std::vector<Letter> letters;
   mailbox.take(&letters);
   for (const Letter &letter : letters) {
-    if (letter.conn_id == kStopLetter) {
-      lariat_server_stop(this);
-      continue;
-    }
     auto it = conns.find(letter.conn_id);
     if (it == conns.end()) {
       letter.discard();
       continue;
     }
     try {
-      it->second->deliver_info(letter);
+      if (letter.kind == Letter::kResume)
+        it->second->resume(static_cast<lariat_upgrade *>(letter.msg));
+      else
+        it->second->deliver_info(letter);
+    } catch (...) {
+      it->second->abandon();
+    }
+  }
+}
+
+void lariat_server::flush_batched() {
+  std::vector<lariat_conn_id> ids;
+  ids.swap(batched);
+  for (lariat_conn_id id : ids) {
+    auto it = conns.find(id);
+    if (it == conns.end()) continue;
+    try {
+      it->second->flush_batched();
     } catch (...) {
       it->second->abandon();
     }
@@ -111,19 +146,28 @@ void lariat_server::deliver_mail() {
 
 namespace {
 
+// The last of lariat's handles closed: the server is done.
+void handle_closed(lariat_server *server) {
+  if (--server->open_handles == 0 && server->stopping && server->on_stopped) {
+    auto cb = server->on_stopped;
+    server->on_stopped = nullptr;
+    cb(server, server->on_stopped_data);
+  }
+}
+
 void on_handle_closed(uv_handle_t *h) {
-  auto *server = static_cast<lariat_server *>(h->data);
-  --server->open_handles;
+  handle_closed(static_cast<lariat_server *>(h->data));
 }
 
 void on_listener_closed(uv_handle_t *h) {
   auto *server = static_cast<lariat_server *>(h->data);
   delete reinterpret_cast<uv_tcp_t *>(h);
-  --server->open_handles;
+  handle_closed(server);
 }
 
 void on_connection(uv_stream_t *listener, int status) {
   auto *server = static_cast<lariat_server *>(listener->data);
+  server->enter_loop_thread();
   if (status < 0 || server->stopping) return;
   auto *transport = new (std::nothrow) TcpTransport(server);
   if (!transport) return;
@@ -147,6 +191,31 @@ void lariat_server::finish_stop_if_idle() {
   uv_close(reinterpret_cast<uv_handle_t *>(&timer), on_handle_closed);
   mailbox.close(on_handle_closed);
 }
+
+namespace {
+
+void on_stop_requested(uv_async_t *a) {
+  auto *server = static_cast<lariat_server *>(a->data);
+  server->enter_loop_thread();
+  if (!server->stop_requested.load()) return;
+  // Messages posted before the request are delivered first.
+  server->deliver_mail();
+  lariat_server_stop(server);
+}
+
+// "localhost", "[::1]", "::1", "127.0.0.1" -> an address; no name lookup.
+int parse_host(const char *host, int port, sockaddr_storage *addr) {
+  std::string text = host;
+  if (text == "localhost") text = "127.0.0.1";
+  if (text.size() >= 2 && text.front() == '[' && text.back() == ']')
+    text = text.substr(1, text.size() - 2);
+  if (text.find(':') != std::string::npos)
+    return uv_ip6_addr(text.c_str(), port,
+                       reinterpret_cast<sockaddr_in6 *>(addr));
+  return uv_ip4_addr(text.c_str(), port, reinterpret_cast<sockaddr_in *>(addr));
+}
+
+}  // namespace
 
 // ------------------------------------------------------------------- API
 
@@ -194,6 +263,20 @@ LARIAT_EXTERN int lariat_server_new(lariat_server **out, uv_loop_t *loop,
       delete server;
       return rc;
     }
+    rc = uv_async_init(loop, &server->stop_async, on_stop_requested);
+    if (rc != 0) {
+      server->mailbox.close(nullptr);
+      uv_close(reinterpret_cast<uv_handle_t *>(&server->timer), nullptr);
+      uv_run(loop, UV_RUN_NOWAIT);
+      if (server->owned_loop) uv_loop_close(loop);
+      delete server;
+      return rc;
+    }
+    server->stop_async.data = server;
+    server->stop_async_open = true;
+    // Only a stop request may wake it; it must not keep the loop alive.
+    uv_unref(reinterpret_cast<uv_handle_t *>(&server->stop_async));
+    server->enter_loop_thread();
     server->open_handles = 2;  // timer, mailbox
     if (server->options.ignore_sigpipe) {
       struct sigaction current;
@@ -209,7 +292,9 @@ LARIAT_EXTERN int lariat_server_new(lariat_server **out, uv_loop_t *loop,
 LARIAT_EXTERN int lariat_server_stop(lariat_server *server) {
   return lariat::detail::guard_errors([&]() -> int {
     if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
+    if (!server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
     if (server->stopping) return 0;
+    server->stop_requested.store(true);
     server->stopping = true;
     for (uv_tcp_t *listener : server->listeners)
       uv_close(reinterpret_cast<uv_handle_t *>(listener), on_listener_closed);
@@ -229,8 +314,18 @@ LARIAT_EXTERN int lariat_server_stop(lariat_server *server) {
 
 LARIAT_EXTERN void lariat_server_del(lariat_server *server) {
   if (!server) return;
+  server->enter_loop_thread();  // the loop is not running (documented)
   lariat_server_stop(server);
   while (server->open_handles > 0) uv_run(server->loop, UV_RUN_ONCE);
+  if (server->stop_async_open) {
+    server->stop_async_open = false;
+    ++server->open_handles;
+    uv_close(reinterpret_cast<uv_handle_t *>(&server->stop_async),
+             [](uv_handle_t *h) {
+               --static_cast<lariat_server *>(h->data)->open_handles;
+             });
+    while (server->open_handles > 0) uv_run(server->loop, UV_RUN_ONCE);
+  }
   if (server->owned_loop) {
     uv_run(server->loop, UV_RUN_NOWAIT);
     uv_loop_close(server->loop);
@@ -244,7 +339,14 @@ LARIAT_EXTERN int lariat_server_route(lariat_server *server, const char *path,
   return lariat::detail::guard_errors([&]() -> int {
     if (!server || !path || !handler || handler->size == 0)
       return LARIAT_ERR_INVALID_ARGUMENT;
-    if (server->routes.count(std::string_view(path))) return LARIAT_ERR_EXISTS;
+    if (!server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
+    std::string_view p(path);
+    bool prefix = p.size() >= 2 && p.substr(p.size() - 2) == "/*";
+    std::string_view stem = prefix ? p.substr(0, p.size() - 1) : p;
+    bool taken = false;
+    for (const auto &r : server->prefix_routes) taken |= r.first == stem;
+    if (prefix ? taken : server->routes.count(p) != 0)
+      return LARIAT_ERR_EXISTS;
     lariat::detail::Route route;
     std::memset(&route.handler, 0, sizeof(route.handler));
     std::memcpy(&route.handler, handler,
@@ -252,7 +354,14 @@ LARIAT_EXTERN int lariat_server_route(lariat_server *server, const char *path,
                                                        : sizeof(lariat_handler));
     route.handler.size = sizeof(lariat_handler);
     route.handler_data = handler_data;
-    server->routes.emplace(path, route);
+    if (!prefix) {
+      server->routes.emplace(path, route);
+      return 0;
+    }
+    auto &list = server->prefix_routes;
+    auto at = list.begin();
+    while (at != list.end() && at->first.size() >= stem.size()) ++at;
+    list.emplace(at, std::string(stem), route);
     return 0;
   });
 }
@@ -262,12 +371,11 @@ LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
   return lariat::detail::guard_errors([&]() -> int {
     if (!server || !host || port < 0 || port > 65535)
       return LARIAT_ERR_INVALID_ARGUMENT;
+    if (!server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
     if (server->stopping) return LARIAT_ERR_STOPPED;
     sockaddr_storage addr;
-    int rc = std::strchr(host, ':')
-                 ? uv_ip6_addr(host, port, reinterpret_cast<sockaddr_in6 *>(&addr))
-                 : uv_ip4_addr(host, port, reinterpret_cast<sockaddr_in *>(&addr));
-    if (rc != 0) return LARIAT_ERR_INVALID_ARGUMENT;
+    if (parse_host(host, port, &addr) != 0) return LARIAT_ERR_INVALID_ARGUMENT;
+    int rc;
     auto *listener = new (std::nothrow) uv_tcp_t;
     if (!listener) return LARIAT_ERR_NOMEM;
     rc = uv_tcp_init(server->loop, listener);
@@ -307,7 +415,18 @@ LARIAT_EXTERN uv_loop_t *lariat_server_loop(const lariat_server *server) {
 
 LARIAT_EXTERN int lariat_server_run(lariat_server *server) {
   if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
+  server->enter_loop_thread();
   uv_run(server->loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_server_on_stopped(lariat_server *server,
+                                           void (*cb)(lariat_server *, void *),
+                                           void *data) {
+  if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
+  if (!server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
+  server->on_stopped = cb;
+  server->on_stopped_data = data;
   return 0;
 }
 
@@ -315,16 +434,19 @@ LARIAT_EXTERN size_t lariat_server_connection_count(const lariat_server *server)
   return server ? server->conns.size() : 0;
 }
 
+// Async-signal-safe: an atomic store and uv_async_send(), nothing else.
 LARIAT_EXTERN int lariat_server_stop_async(lariat_server *server) {
   if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
-  return server->mailbox.post(Letter{kStopLetter, nullptr, nullptr});
+  if (server->stop_requested.exchange(true)) return LARIAT_ERR_STOPPED;
+  uv_async_send(&server->stop_async);
+  return 0;
 }
 
 LARIAT_EXTERN int lariat_post(lariat_server *server, lariat_conn_id id,
                               void *msg, void (*free_fn)(void *msg)) {
   return lariat::detail::guard_errors([&]() -> int {
     Letter letter = {id, msg, free_fn};
-    if (!server || id == kStopLetter) {
+    if (!server || id == 0) {
       letter.discard();
       return LARIAT_ERR_INVALID_ARGUMENT;
     }

@@ -6,6 +6,7 @@
 #include <lariat/lariat.h>
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -33,9 +34,36 @@ struct lariat_server {
   std::unique_ptr<uv_loop_t> owned_loop;
   lariat_options options;
   std::map<std::string, lariat::detail::Route, std::less<>> routes;
+  // Routes ending in "/*", by prefix (without the '*'), longest first.
+  std::vector<std::pair<std::string, lariat::detail::Route>> prefix_routes;
   std::vector<uv_tcp_t *> listeners;
   std::unordered_map<lariat_conn_id, lariat_conn *> conns;
-  lariat_conn_id next_id = 1;
+  // The thread that runs the loop: the last one that ran a lariat callback
+  // of it, or the creator until the loop first runs. Loop-thread functions
+  // compare against it (lariat_strerror of INVALID_STATE names
+  // lariat_post()).
+  std::atomic<uv_thread_t> loop_thread;
+  bool on_loop_thread() const {
+    uv_thread_t self = uv_thread_self();
+    uv_thread_t owner = loop_thread.load(std::memory_order_relaxed);
+    return uv_thread_equal(&self, &owner) != 0;
+  }
+  void enter_loop_thread() {
+    loop_thread.store(uv_thread_self(), std::memory_order_relaxed);
+  }
+  // Callbacks running on this loop (all connections): while any runs,
+  // replies to connections without an event of their own are batched.
+  int events_running = 0;
+  std::vector<lariat_conn_id> batched;
+  void batch(lariat_conn_id id) { batched.push_back(id); }
+  void flush_batched();
+  // lariat_server_stop_async(): a flag and its own async handle, so that a
+  // signal handler may call it (no lock, no allocation).
+  std::atomic<bool> stop_requested{false};
+  uv_async_t stop_async;
+  bool stop_async_open = false;
+  void (*on_stopped)(lariat_server *, void *) = nullptr;
+  void *on_stopped_data = nullptr;
   lariat::detail::FrameWriter frame_writer;
   lariat::detail::Mailbox mailbox;
   lariat::detail::TimerHeap timers;
@@ -66,6 +94,9 @@ struct lariat_server {
   void on_timer();
   void deliver_mail();
   void finish_stop_if_idle();
+  // Rebuilds the timer heap from the live connections when stale entries
+  // outnumber them (idle timeouts reset often would grow it otherwise).
+  void compact_timers();
 };
 
 #endif

@@ -1,9 +1,11 @@
 // The C API over the request and upgrade handles that init sees.
 #include "upgrade.h"
 
-#include "guard.h"
-
 #include <cstring>
+
+#include "guard.h"
+#include "http_syntax.h"
+#include "server.h"
 
 using lariat::detail::Header;
 
@@ -16,22 +18,36 @@ const char *view(std::string_view v, size_t *len) {
 
 bool has_crlf(const char *s) { return std::strpbrk(s, "\r\n") != nullptr; }
 
+const char *no_request(size_t *len) {
+  if (len) *len = 0;
+  return nullptr;
+}
+
+// Headers the 101 gets from lariat itself; a handler's copy would
+// contradict them.
+bool lariat_writes(std::string_view name) {
+  using lariat::detail::iequals;
+  return iequals(name, "upgrade") || iequals(name, "connection") ||
+         iequals(name, "content-length") ||
+         (name.size() >= 14 && iequals(name.substr(0, 14), "sec-websocket-"));
+}
+
 }  // namespace
 
 extern "C" {
 
 LARIAT_EXTERN const char *lariat_req_method(const lariat_req *req,
                                             size_t *len) {
-  return view(req->request->method, len);
+  return req ? view(req->request->method, len) : no_request(len);
 }
 
 LARIAT_EXTERN const char *lariat_req_path(const lariat_req *req, size_t *len) {
-  return view(req->request->path, len);
+  return req ? view(req->request->path, len) : no_request(len);
 }
 
 LARIAT_EXTERN const char *lariat_req_query(const lariat_req *req,
                                            size_t *len) {
-  return view(req->request->query, len);
+  return req ? view(req->request->query, len) : no_request(len);
 }
 
 LARIAT_EXTERN const char *lariat_req_header(const lariat_req *req,
@@ -82,32 +98,24 @@ LARIAT_EXTERN int lariat_upgrade_set_state(lariat_upgrade *up, void *state) {
   return 0;
 }
 
-LARIAT_EXTERN int lariat_upgrade_set_idle_timeout(lariat_upgrade *up,
-                                                  uint64_t ms) {
-  if (!up) return LARIAT_ERR_INVALID_ARGUMENT;
-  up->idle_timeout_ms = ms;
-  return 0;
-}
-
-LARIAT_EXTERN int lariat_upgrade_set_max_frame_size(lariat_upgrade *up,
-                                                    uint64_t bytes) {
-  if (!up || bytes == 0) return LARIAT_ERR_INVALID_ARGUMENT;
-  up->max_frame_size = bytes;
-  return 0;
-}
-
-LARIAT_EXTERN int lariat_upgrade_set_validate_utf8(lariat_upgrade *up,
-                                                   int on) {
-  if (!up) return LARIAT_ERR_INVALID_ARGUMENT;
-  up->validate_utf8 = on != 0;
-  return 0;
-}
+// lariat_upgrade_set_<name>() for every single-value option of the table.
+#define LARIAT__SETTER(name, type, def, valid)                           \
+  LARIAT_EXTERN int lariat_upgrade_set_##name(lariat_upgrade *up, type v) { \
+    if (!up) return LARIAT_ERR_INVALID_ARGUMENT;                          \
+    const lariat::detail::ConnOptions &o = up->opts;                      \
+    (void)o;                                                              \
+    if (!(valid)) return LARIAT_ERR_INVALID_ARGUMENT;                     \
+    up->opts.name = v;                                                    \
+    return 0;                                                             \
+  }
+LARIAT_CONN_OPTIONS(LARIAT__SETTER)
+#undef LARIAT__SETTER
 
 LARIAT_EXTERN int lariat_upgrade_set_protocol(lariat_upgrade *up,
                                               const char *protocol) {
   return lariat::detail::guard_errors([&]() -> int {
     if (!up || !protocol) return LARIAT_ERR_INVALID_ARGUMENT;
-    for (std::string_view offered : up->request->protocols) {
+    for (std::string_view offered : up->request.protocols) {
       if (offered == protocol) {
         up->protocol = protocol;
         return 0;
@@ -163,18 +171,14 @@ LARIAT_EXTERN int lariat_upgrade_set_deflate(lariat_upgrade *up, int option,
 
 LARIAT_EXTERN int lariat_upgrade_set_max_queued(lariat_upgrade *up,
                                                 uint64_t bytes, int policy) {
-  if (!up || bytes == 0 || policy < LARIAT_BACKPRESSURE_REFUSE ||
+  // A cap under the low-water mark would refuse before drain could ever
+  // be due.
+  if (!up || bytes == 0 || bytes < up->opts.low_water ||
+      policy < LARIAT_BACKPRESSURE_REFUSE ||
       policy > LARIAT_BACKPRESSURE_CLOSE_TRY_LATER)
     return LARIAT_ERR_INVALID_ARGUMENT;
-  up->max_queued = bytes;
-  up->backpressure_policy = policy;
-  return 0;
-}
-
-LARIAT_EXTERN int lariat_upgrade_set_low_water(lariat_upgrade *up,
-                                               uint64_t bytes) {
-  if (!up) return LARIAT_ERR_INVALID_ARGUMENT;
-  up->low_water = bytes;
+  up->opts.max_queued = bytes;
+  up->opts.backpressure_policy = policy;
   return 0;
 }
 
@@ -183,8 +187,8 @@ LARIAT_EXTERN int lariat_upgrade_set_ping_interval(lariat_upgrade *up,
                                                    uint64_t pong_timeout_ms) {
   if (!up || (interval_ms && !pong_timeout_ms))
     return LARIAT_ERR_INVALID_ARGUMENT;
-  up->ping_interval_ms = interval_ms;
-  up->pong_timeout_ms = pong_timeout_ms;
+  up->opts.ping_interval = interval_ms;
+  up->opts.pong_timeout = pong_timeout_ms;
   return 0;
 }
 
@@ -221,6 +225,36 @@ LARIAT_EXTERN int lariat_upgrade_reply(lariat_upgrade *up, int status,
     up->body.assign(static_cast<const char *>(body), body_len);
     return 0;
   });
+}
+
+LARIAT_EXTERN int lariat_upgrade_add_header(lariat_upgrade *up,
+                                            const char *name,
+                                            const char *value) {
+  return lariat::detail::guard_errors([&]() -> int {
+    if (!up || !name || !value || !*name || has_crlf(name) ||
+        has_crlf(value) || std::strchr(name, ':') || lariat_writes(name))
+      return LARIAT_ERR_INVALID_ARGUMENT;
+    for (const char *c = name; *c; ++c)
+      if (!lariat::detail::is_tchar(static_cast<unsigned char>(*c)))
+        return LARIAT_ERR_INVALID_ARGUMENT;
+    up->extra_101.emplace_back(name, value);
+    return 0;
+  });
+}
+
+LARIAT_EXTERN int lariat_upgrade_resume(lariat_upgrade *up, int result) {
+  if (!up || !up->deferrable ||
+      (result != LARIAT_OK && result != LARIAT_CRASH))
+    return LARIAT_ERR_INVALID_ARGUMENT;
+  up->resume_result = result;
+  lariat::detail::Letter letter = {
+      up->conn_id, up,
+      [](void *p) { delete static_cast<lariat_upgrade *>(p); },
+      lariat::detail::Letter::kResume};
+  // A stopped server's mailbox frees |up| at once: its connection has
+  // already ended (a stopping server waits for pending decisions).
+  up->server->mailbox.post(letter);
+  return 0;
 }
 
 }  // extern "C"

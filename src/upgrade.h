@@ -4,10 +4,12 @@
 
 #include <lariat/lariat.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "conn_options.h"
 #include "deflate.h"
 #include "handshake.h"
 #include "transport.h"
@@ -17,24 +19,29 @@ struct lariat_req {
   const lariat::detail::Transport *transport;
 };
 
+// Built on the heap before init and owning the request head its Request
+// points into, so that a deferred decision (LARIAT_DEFER) can carry it to
+// another thread and back without touching the connection.
 struct lariat_upgrade {
-  const lariat::detail::Request *request;
-  void *state;
-  uint64_t idle_timeout_ms;
-  uint64_t max_frame_size;
-  bool validate_utf8 = true;
+  std::unique_ptr<std::string> head;
+  lariat::detail::Request request;
+  lariat_server *server = nullptr;
+  lariat_conn_id conn_id = 0;
+  // Set by the loop before init runs; init returning LARIAT_DEFER hands
+  // the object over (lariat_upgrade_resume).
+  bool deferrable = false;
+  int resume_result = LARIAT_OK;
+
+  void *state = nullptr;
+  lariat::detail::ConnOptions opts;
   std::string protocol;
   bool has_reply = false;
   int status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> headers;  // plain reply
+  std::vector<std::pair<std::string, std::string>> extra_101;
   std::string body;
   std::string crash_class, crash_reason;
   lariat::detail::DeflateConfig deflate;
-  uint64_t max_queued = 64u << 20;
-  int backpressure_policy = LARIAT_BACKPRESSURE_CLOSE;
-  uint64_t low_water = 16u << 10;
-  uint64_t ping_interval_ms = 0;
-  uint64_t pong_timeout_ms = 0;
 };
 
 #endif

@@ -34,6 +34,7 @@ static void reply_text(lariat_conn *conn, const char *text) {
 
 static int probe_init(lariat_req *req, lariat_upgrade *up, void *data) {
   th_server *s = data;
+  lariat_upgrade_set_state(up, s); /* the default state is NULL */
   pthread_mutex_lock(&s->mutex);
   s->init_calls++;
   s->last_init_was_websocket = lariat_req_is_websocket(req);

@@ -72,9 +72,15 @@ void on_terminate(lariat_conn *, const lariat_reason *reason, void *state) {
   static_cast<Record *>(state)->terminates.push_back(reason->kind);
 }
 
+int on_init(lariat_req *, lariat_upgrade *up, void *handler_data) {
+  lariat_upgrade_set_state(up, handler_data);
+  return LARIAT_OK;
+}
+
 lariat_handler make_handler() {
   lariat_handler h = {};
   h.size = sizeof(h);
+  h.init = on_init;
   h.websocket_handle = on_handle;
   h.terminate = on_terminate;
   return h;

@@ -415,9 +415,7 @@ LARIAT_EXTERN int lariat_req_cookie(const lariat_req *req, const char *name,
 
 /** @function Sets the per-connection state pointer handed to every later
  * callback, terminate included (default: NULL; the route's handler_data
- * stays reachable through lariat_conn_handler_data()). Returns 0, or
- * LARIAT_ERR_INVALID_STATE after init returned LARIAT_DEFER (the state is
- * fixed when the decision is deferred). */
+ * stays reachable through lariat_conn_handler_data()). Returns 0. */
 LARIAT_EXTERN int lariat_upgrade_set_state(lariat_upgrade *up, void *state);
 /** @function Sets the idle timeout in milliseconds (0: infinity, the
  * default). Returns 0. */
@@ -559,8 +557,8 @@ LARIAT_EXTERN int lariat_upgrade_set_crash(lariat_upgrade *up,
  * Answers the request with a plain HTTP response instead of upgrading.
  * |headers| is an array of |nheaders| name/value pairs ({name, value, name,
  * value, ...}, NUL-terminated strings). Content-Length and
- * Connection: close are added; a Content-Length or Connection header given
- * here is replaced by lariat's, never sent twice. Everything is copied.
+ * Connection: close are added; a Content-Length given here is replaced by
+ * lariat's, never sent twice. Everything is copied.
  * Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for a status outside 100..599
  * or a header with CR or LF in it.
  */
@@ -592,17 +590,19 @@ LARIAT_EXTERN int lariat_upgrade_add_header(lariat_upgrade *up,
  * (lariat_upgrade_set_*), call lariat_upgrade_reply() or
  * lariat_upgrade_add_header(), then resume with |result| as init would
  * have returned it: LARIAT_OK (accept, or send the reply), or
- * LARIAT_CRASH (500; see lariat_upgrade_set_crash()). The handshake timeout
- * still runs while the decision is pending: when it passes, the client gets
- * 408 and terminate gets LARIAT_REASON_TIMEOUT (conn NULL); a peer that
- * goes away gives LARIAT_REASON_ERROR_CLOSED and a server stop
- * LARIAT_REASON_SHUTDOWN. terminate still runs exactly once; the state is
- * the one set before init returned. Call this exactly once per deferral,
- * also after such an end: |up| is freed by it and must not be used after.
- * Returns 0 if it succeeds, or LARIAT_ERR_INVALID_ARGUMENT for a NULL or
- * not deferred |up| or another result (|up| is then left to the caller).
- * The connection's loop applies the decision later; a connection that has
- * ended by then is not revived.
+ * LARIAT_CRASH (500; see lariat_upgrade_set_crash()). The state set on
+ * |up| when resuming is the one every later callback, terminate included,
+ * sees. The handshake timeout still runs while the decision is pending:
+ * when it passes, the client gets 408 and terminate will get
+ * LARIAT_REASON_TIMEOUT (conn NULL); a peer that goes away gives
+ * LARIAT_REASON_ERROR_CLOSED and a server stop LARIAT_REASON_SHUTDOWN (the
+ * client is dropped). Such a connection is not revived: its terminate runs
+ * when the resume arrives, so terminate still runs exactly once, last, with
+ * the final state, and a stopping server waits for every pending decision
+ * before it is done. Call this exactly once per deferral: |up| is freed by
+ * it and must not be used after. Returns 0 if it succeeds, or
+ * LARIAT_ERR_INVALID_ARGUMENT for a NULL |up|, an |up| whose init did not
+ * return LARIAT_DEFER, or another result (|up| is then left as it was).
  */
 LARIAT_EXTERN int lariat_upgrade_resume(lariat_upgrade *up, int result);
 
@@ -613,15 +613,25 @@ LARIAT_EXTERN int lariat_upgrade_resume(lariat_upgrade *up, int result);
 /**
  * @function
  *
- * Queues |frame| for sending. Inside a callback, frames are written in
- * order after the callback returns, batched into as few writes as
- * possible; outside callbacks (on the loop thread) they are written at
- * once. Replying a close frame starts the close handshake (terminate gets
+ * Queues |frame| for sending. While any callback of the server runs,
+ * frames replied to any of its connections (the running one or others)
+ * are written in order when that callback returns, batched into one write
+ * per connection; outside callbacks (a timer of the host program on the
+ * loop thread) they are written at once. A reply to a hibernating
+ * connection does not wake it: it hibernates again once the frame is
+ * written. Replying a close frame starts the close handshake (terminate gets
  * LARIAT_REASON_SHUTDOWN). The payload is copied. Returns 0 if it succeeds,
  * or one of the following negative error codes:
  *  - LARIAT_ERR_INVALID_ARGUMENT: unknown opcode, or NULL data with len > 0;
- *  - LARIAT_ERR_BAD_CLOSE_CODE: a close code outside 1000..4999 or one of
- *    1004, 1005, 1006, 1015, or a close reason without a code;
+ *  - LARIAT_ERR_BAD_CLOSE_CODE: a close code outside 1000..4999, one of
+ *    1004, 1005, 1006, 1015, or one reserved for the protocol
+ *    (1016..2999, RFC 6455 7.4.2), or a close reason without a code;
+ *  - LARIAT_ERR_EXCEEDS_CAP: a frame that could never fit under the
+ *    queued-output cap (lariat_upgrade_set_max_queued);
+ *  - LARIAT_ERR_BACKPRESSURE: the cap is reached (REFUSE policy: the
+ *    frame is not sent; websocket_drain follows; closing policies: the
+ *    connection closes);
+ *  - LARIAT_ERR_INVALID_STATE: called from a thread other than the loop's;
  *  - LARIAT_ERR_TOO_LARGE: a control frame payload over 125 bytes
  *    (including the 2-byte close code);
  *  - LARIAT_ERR_CLOSING: a close frame was already sent.
@@ -823,9 +833,10 @@ LARIAT_EXTERN void lariat_server_del(lariat_server *server);
  *
  * Routes requests for |path| (exact match on the path without the query,
  * or "*" for every path without a route of its own) to |handler|.
- * A path ending in "/*" is a prefix route: "/rooms/*" takes "/rooms/" and
- * every path under it, the longest prefix winning; an exact route beats
- * any prefix, and "*" alone takes what nothing else does.
+ * A path whose last two characters are '/' and '*' is a prefix route:
+ * "/rooms/" followed by '*' takes "/rooms/" and every path under it, the
+ * longest prefix winning; an exact route beats any prefix, and "*" alone
+ * takes what nothing else does.
  * |handler| and |path| are copied; |handler_data| is handed to init (and
  * is what lariat_conn_handler_data() returns). Returns 0 if it succeeds,
  * or one of:
@@ -891,8 +902,8 @@ LARIAT_EXTERN int lariat_server_stop(lariat_server *server);
  * documents as async-signal-safe), so a program stops on SIGINT with
  * signal(SIGINT, handler) and no libuv of its own. Asks the loop thread to
  * run lariat_server_stop(); messages posted before it are still delivered.
- * Returns 0 (also when the server already stops), or
- * LARIAT_ERR_INVALID_ARGUMENT for NULL. Forbidden once lariat_server_del()
+ * Returns 0, LARIAT_ERR_STOPPED when a stop was already asked for (by
+ * either function), or LARIAT_ERR_INVALID_ARGUMENT for NULL. Forbidden once lariat_server_del()
  * has started.
  */
 LARIAT_EXTERN int lariat_server_stop_async(lariat_server *server);
