@@ -67,6 +67,7 @@ TEST(deferred_upgrade_decided_on_another_thread) {
   {
     t::client c;
     CHECK_EQ(c.open(port, "/d?no"), 403);
+    c.close();  // lariat ends a plain HTTP answer once the client has gone
     CHECK(log.wait("terminate"));
     CHECK_EQ(log.find("terminate"), "terminate normal conn=0 state=null ");
     log.clear();
@@ -74,6 +75,7 @@ TEST(deferred_upgrade_decided_on_another_thread) {
   {
     t::client c;
     CHECK_EQ(c.open(port, "/d?drop"), 500);
+    c.close();
     CHECK(log.wait("terminate"));
     CHECK_EQ(log.find("terminate"),
              "terminate crash conn=0 state=null destroyed without a decision");
