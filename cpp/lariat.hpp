@@ -73,7 +73,7 @@
 // keeps __cplusplus at 199711L unless /Zc:__cplusplus; _MSVC_LANG is right.
 #if defined(_MSVC_LANG) ? _MSVC_LANG < 201703L : __cplusplus < 201703L
 #error "lariat.hpp needs C++17"
-#endif
+#else  // the rest only under C++17: #error alone does not stop compilers
 
 #include <lariat/lariat.h>
 
@@ -1390,4 +1390,5 @@ inline void swap(server &a, server &b) noexcept { a.swap(b); }
 
 }  // namespace lariat
 
+#endif  // C++17
 #endif  // LARIAT_HPP
