@@ -19,6 +19,7 @@ int Mailbox::post(const Letter &letter) {
     if (!closed_) {
       try {
         queue_.push_back(letter);
+        queue_.back().seq = posted_.fetch_add(1, std::memory_order_acq_rel);
       } catch (const std::bad_alloc &) {
         rc = LARIAT_ERR_NOMEM;
       }

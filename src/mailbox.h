@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -21,6 +22,7 @@ struct Letter {
   void *msg;
   void (*free_fn)(void *);
   Kind kind = kInfo;
+  uint64_t seq = 0;  // post order, set by the mailbox
   void discard() const {
     if (free_fn) free_fn(msg);
   }
@@ -39,11 +41,14 @@ class Mailbox {
   // the async handle; |closed| runs from its close callback.
   void close(uv_close_cb closed);
   uv_async_t *handle() { return &async_; }
+  // Letters posted so far; lock-free, so a signal handler may read it.
+  uint64_t posted() const { return posted_.load(std::memory_order_acquire); }
 
  private:
   std::mutex mutex_;
   std::vector<Letter> queue_;
   bool closed_ = false;
+  std::atomic<uint64_t> posted_{0};
   uv_async_t async_;
 };
 

@@ -109,15 +109,32 @@ void lariat_server::forget(lariat_conn *conn) {
   finish_stop_if_idle();
 }
 
-void lariat_server::deliver_mail() {
+std::vector<Letter> lariat_server::deliver_mail(uint64_t cutoff) {
   enter_loop_thread();
-  std::vector<Letter> letters;
+  std::vector<Letter> letters, later;
   mailbox.take(&letters);
+  if (cutoff != UINT64_MAX) {
+    try {
+      later.reserve(letters.size());  // so that no letter is lost below
+    } catch (...) {
+      cutoff = UINT64_MAX;  // deliver them all rather than drop any
+    }
+  }
   for (const Letter &letter : letters) {
+    if (letter.seq >= cutoff)
+      later.push_back(letter);
+    else
+      deliver(letter);
+  }
+  return later;
+}
+
+void lariat_server::deliver(const Letter &letter) {
+  {
     auto it = conns.find(letter.conn_id);
     if (it == conns.end()) {
       letter.discard();
-      continue;
+      return;
     }
     try {
       if (letter.kind == Letter::kResume)
@@ -194,13 +211,20 @@ void lariat_server::finish_stop_if_idle() {
 
 namespace {
 
-void on_stop_requested(uv_async_t *a) {
+// Both async handles (mail, stop request) land here: whichever libuv runs
+// first, letters posted before a stop request are delivered before the
+// stop, and the ones posted after it reach connections that are closing,
+// which free them.
+void on_wake(uv_async_t *a) {
   auto *server = static_cast<lariat_server *>(a->data);
   server->enter_loop_thread();
-  if (!server->stop_requested.load()) return;
-  // Messages posted before the request are delivered first.
-  server->deliver_mail();
+  if (!server->stop_requested.load() || server->stopping) {
+    server->deliver_mail();
+    return;
+  }
+  std::vector<Letter> later = server->deliver_mail(server->stop_cutoff.load());
   lariat_server_stop(server);
+  for (const Letter &letter : later) server->deliver(letter);
 }
 
 // "localhost", "[::1]", "::1", "127.0.0.1" -> an address; no name lookup.
@@ -254,7 +278,7 @@ LARIAT_EXTERN int lariat_server_new(lariat_server **out, uv_loop_t *loop,
     server->timer.data = server;
     rc = server->mailbox.init(
         loop,
-        [](uv_async_t *a) { static_cast<lariat_server *>(a->data)->deliver_mail(); },
+        on_wake,
         server);
     if (rc != 0) {
       uv_close(reinterpret_cast<uv_handle_t *>(&server->timer), nullptr);
@@ -263,7 +287,7 @@ LARIAT_EXTERN int lariat_server_new(lariat_server **out, uv_loop_t *loop,
       delete server;
       return rc;
     }
-    rc = uv_async_init(loop, &server->stop_async, on_stop_requested);
+    rc = uv_async_init(loop, &server->stop_async, on_wake);
     if (rc != 0) {
       server->mailbox.close(nullptr);
       uv_close(reinterpret_cast<uv_handle_t *>(&server->timer), nullptr);
@@ -437,6 +461,9 @@ LARIAT_EXTERN size_t lariat_server_connection_count(const lariat_server *server)
 // Async-signal-safe: an atomic store and uv_async_send(), nothing else.
 LARIAT_EXTERN int lariat_server_stop_async(lariat_server *server) {
   if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
+  if (server->stop_requested.load()) return LARIAT_ERR_STOPPED;
+  // The cutoff before the flag: a wake-up that sees the flag sees it too.
+  server->stop_cutoff.store(server->mailbox.posted());
   if (server->stop_requested.exchange(true)) return LARIAT_ERR_STOPPED;
   uv_async_send(&server->stop_async);
   return 0;

@@ -60,6 +60,9 @@ struct lariat_server {
   // lariat_server_stop_async(): a flag and its own async handle, so that a
   // signal handler may call it (no lock, no allocation).
   std::atomic<bool> stop_requested{false};
+  // Letters posted before the stop request (Mailbox::posted() then) are
+  // delivered; later ones find their connection closing.
+  std::atomic<uint64_t> stop_cutoff{UINT64_MAX};
   uv_async_t stop_async;
   bool stop_async_open = false;
   void (*on_stopped)(lariat_server *, void *) = nullptr;
@@ -92,7 +95,9 @@ struct lariat_server {
   // Called by a connection when it is gone, just before it is deleted.
   void forget(lariat_conn *conn);
   void on_timer();
-  void deliver_mail();
+  // Delivers waiting letters posted before |cutoff|; returns the others.
+  std::vector<lariat::detail::Letter> deliver_mail(uint64_t cutoff = UINT64_MAX);
+  void deliver(const lariat::detail::Letter &letter);
   void finish_stop_if_idle();
   // Rebuilds the timer heap from the live connections when stale entries
   // outnumber them (idle timeouts reset often would grow it otherwise).
