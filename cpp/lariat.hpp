@@ -41,6 +41,14 @@
  * caught and dropped: the connection is already over. No exception ever
  * unwinds through the C library.
  *
+ * Lifetimes (lariat.h's rule, next to lariat_conn): a request and an
+ * upgrade are views valid during the init call; a connection is valid on
+ * the loop thread from websocket_init until terminate returns, so it may
+ * be copied into the State and used from a timer on the same loop, never
+ * after terminate and never from another thread (keep its id() for
+ * post()). A deferred_upgrade (upgrade::defer()) is the one object of a
+ * request that moves to another thread.
+ *
  * Per-connection state: every request that reaches init gets a box owned
  * by the wrapper, given to lariat as the state pointer. The typed State
  * lives in that box: constructed in init by upgrade::emplace_state(), or
@@ -61,6 +69,12 @@
 #ifndef LARIAT_HPP
 #define LARIAT_HPP
 
+// One line instead of a hundred errors from the C++17 code below. MSVC
+// keeps __cplusplus at 199711L unless /Zc:__cplusplus; _MSVC_LANG is right.
+#if defined(_MSVC_LANG) ? _MSVC_LANG < 201703L : __cplusplus < 201703L
+#error "lariat.hpp needs C++17"
+#else  // the rest only under C++17: #error alone does not stop compilers
+
 #include <lariat/lariat.h>
 
 #include <chrono>
@@ -70,6 +84,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -225,6 +240,11 @@ class options {
         lariat_options_set_close_timeout(checked(), detail::to_ms(ms)));
     return *this;
   }
+  /* Most connections open at once; over it, 503 before any upgrade. */
+  options &max_connections(std::size_t count) {
+    detail::check(lariat_options_set_max_connections(checked(), count));
+    return *this;
+  }
   options &ignore_sigpipe(bool on) {
     detail::check(lariat_options_set_ignore_sigpipe(checked(), on ? 1 : 0));
     return *this;
@@ -343,10 +363,17 @@ class reason {
   const lariat_reason *r_;
 };
 
+/* A peer address. */
+struct endpoint {
+  std::string address;  // "127.0.0.1", "::1", "::ffff:127.0.0.1"
+  int port = 0;
+};
+
 /* The upgrade request, a view borrowed for the init call: copy what must
  * outlive init into the state. */
 class request {
  public:
+  using endpoint = lariat::endpoint;
   request(from_handle_t, const lariat_req *r) noexcept : r_(r) {}
 
   [[nodiscard]] std::string_view method() const noexcept {
@@ -409,10 +436,6 @@ class request {
     }
     return out;
   }
-  struct endpoint {
-    std::string address;  // "127.0.0.1", "::1"
-    int port = 0;
-  };
   [[nodiscard]] endpoint peer() const {
     char buf[64];
     endpoint ep;
@@ -420,9 +443,38 @@ class request {
     ep.address = buf;
     return ep;
   }
+  /* The first query parameter |name|, percent-decoded ('+' is a space;
+   * "" without '='), or nullopt. Throws lariat::error for a malformed
+   * percent escape. */
+  [[nodiscard]] std::optional<std::string> query_param(
+      const std::string &name) const {
+    return decoded(&lariat_req_query_param, name);
+  }
+  /* The cookie |name| from the Cookie headers (unquoted, percent-decoded),
+   * or nullopt. */
+  [[nodiscard]] std::optional<std::string> cookie(
+      const std::string &name) const {
+    return decoded(&lariat_req_cookie, name);
+  }
   [[nodiscard]] const lariat_req *handle() const noexcept { return r_; }
 
  private:
+  using decode_fn = int (*)(const lariat_req *, const char *, char *,
+                            std::size_t, std::size_t *);
+  std::optional<std::string> decoded(decode_fn fn,
+                                     const std::string &name) const {
+    std::string out(64, '\0');
+    std::size_t len = 0;
+    int rc = fn(r_, name.c_str(), out.data(), out.size(), &len);
+    if (rc == LARIAT_ERR_BUFFER_TOO_SMALL) {  // |len| is the value's length
+      out.assign(len + 1, '\0');
+      rc = fn(r_, name.c_str(), out.data(), out.size(), &len);
+    }
+    if (rc == LARIAT_ERR_NOT_FOUND) return std::nullopt;
+    detail::check(rc);
+    out.resize(len);
+    return out;
+  }
   const lariat_req *r_;
 };
 
@@ -434,8 +486,38 @@ enum class deflate_option : int {
   client_max_window_bits = LARIAT_DEFLATE_CLIENT_MAX_WINDOW_BITS,
   server_no_context_takeover = LARIAT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER,
   client_no_context_takeover = LARIAT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER,
-  threshold = LARIAT_DEFLATE_THRESHOLD
+  threshold = LARIAT_DEFLATE_THRESHOLD,
+  /* zlib strategy: 0 default, 1 filtered, 2 huffman only, 3 rle, 4 fixed. */
+  strategy = LARIAT_DEFLATE_STRATEGY
 };
+
+template <class State>
+class deferred_upgrade;
+
+namespace detail {
+/* What a deferred upgrade shares with the init trampoline. A decision
+ * made before init has returned LARIAT_DEFER (on another thread, at once)
+ * is returned by init itself: lariat_upgrade_resume() is only valid
+ * after. |mu| also makes "one thread at a time" on |up| hold. */
+struct deferral {
+  std::mutex mu;
+  lariat_upgrade *up = nullptr;  // null once decided or cancelled
+  bool is_websocket = false;
+  bool init_returned = false;
+  int early = -1;  // the decision made before init returned
+
+  /* |mu| held. */
+  int finish(int result) noexcept {
+    lariat_upgrade *u = up;
+    up = nullptr;
+    if (!init_returned) {
+      early = result;
+      return 0;
+    }
+    return lariat_upgrade_resume(u, result);
+  }
+};
+}  // namespace detail
 
 /* The per-connection options set in init (Cowboy's init return options),
  * or a plain HTTP answer instead of the upgrade. Borrowed for the init
@@ -446,20 +528,20 @@ class upgrade_base {
       std::vector<std::pair<std::string_view, std::string_view>>;
 
   upgrade_base &idle_timeout(std::chrono::milliseconds ms) {
-    detail::check(lariat_upgrade_set_idle_timeout(up_, detail::to_ms(ms)));
+    detail::check(lariat_upgrade_set_idle_timeout(h(), detail::to_ms(ms)));
     return *this;
   }
   upgrade_base &max_frame_size(std::uint64_t bytes) {
-    detail::check(lariat_upgrade_set_max_frame_size(up_, bytes));
+    detail::check(lariat_upgrade_set_max_frame_size(h(), bytes));
     return *this;
   }
   upgrade_base &validate_utf8(bool on) {
-    detail::check(lariat_upgrade_set_validate_utf8(up_, on ? 1 : 0));
+    detail::check(lariat_upgrade_set_validate_utf8(h(), on ? 1 : 0));
     return *this;
   }
   /* Must be one the client offered (request::protocols()). */
   upgrade_base &protocol(const std::string &name) {
-    detail::check(lariat_upgrade_set_protocol(up_, name.c_str()));
+    detail::check(lariat_upgrade_set_protocol(h(), name.c_str()));
     return *this;
   }
   /* Cowboy's `compress`: accept a permessage-deflate offer. */
@@ -472,11 +554,11 @@ class upgrade_base {
   upgrade_base &max_queued(std::uint64_t bytes,
                            lariat_backpressure_policy policy =
                                LARIAT_BACKPRESSURE_CLOSE) {
-    detail::check(lariat_upgrade_set_max_queued(up_, bytes, policy));
+    detail::check(lariat_upgrade_set_max_queued(h(), bytes, policy));
     return *this;
   }
   upgrade_base &low_water(std::uint64_t bytes) {
-    detail::check(lariat_upgrade_set_low_water(up_, bytes));
+    detail::check(lariat_upgrade_set_low_water(h(), bytes));
     return *this;
   }
   /* Keepalive: ping after |interval| of silence, close (reason timeout)
@@ -484,13 +566,13 @@ class upgrade_base {
   upgrade_base &ping_interval(std::chrono::milliseconds interval,
                               std::chrono::milliseconds pong_timeout) {
     detail::check(lariat_upgrade_set_ping_interval(
-        up_, detail::to_ms(interval), detail::to_ms(pong_timeout)));
+        h(), detail::to_ms(interval), detail::to_ms(pong_timeout)));
     return *this;
   }
   /* Cowboy's `deflate_opts`, one knob at a time. */
   upgrade_base &deflate(deflate_option option, std::int64_t value) {
     detail::check(
-        lariat_upgrade_set_deflate(up_, static_cast<int>(option), value));
+        lariat_upgrade_set_deflate(h(), static_cast<int>(option), value));
     return *this;
   }
   /* Answers with a plain HTTP response instead of upgrading; terminate
@@ -506,42 +588,171 @@ class upgrade_base {
     std::vector<const char *> ptrs;
     ptrs.reserve(strings.size());
     for (const auto &s : strings) ptrs.push_back(s.c_str());
-    detail::check(lariat_upgrade_reply(up_, status, ptrs.data(), headers.size(),
+    detail::check(lariat_upgrade_reply(h(), status, ptrs.data(), headers.size(),
                                        body.data(), body.size()));
     replied_ = true;
   }
+  /* Adds |name|: |value| to the 101 response (Set-Cookie...); may repeat.
+   * lariat's own headers are refused (lariat::error). Copied. */
+  upgrade_base &add_header(const std::string &name, const std::string &value) {
+    detail::check(lariat_upgrade_add_header(h(), name.c_str(), value.c_str()));
+    return *this;
+  }
   [[nodiscard]] bool replied() const noexcept { return replied_; }
+  [[nodiscard]] bool deferred() const noexcept { return deferral_ != nullptr; }
   [[nodiscard]] lariat_upgrade *handle() const noexcept { return up_; }
+  /* The init trampoline's; null unless defer() was called. */
+  [[nodiscard]] const std::shared_ptr<detail::deferral> &deferral()
+      const noexcept {
+    return deferral_;
+  }
 
  protected:
-  upgrade_base(from_handle_t, lariat_upgrade *up) noexcept : up_(up) {}
+  upgrade_base(from_handle_t, lariat_upgrade *up,
+               bool is_websocket = true) noexcept
+      : up_(up), is_websocket_(is_websocket) {}
   ~upgrade_base() = default;
   upgrade_base(const upgrade_base &) = delete;
   upgrade_base &operator=(const upgrade_base &) = delete;
 
+  /* After defer(), |up| belongs to the deferred_upgrade. */
+  lariat_upgrade *h() const {
+    if (deferral_) throw error(LARIAT_ERR_INVALID_STATE);
+    return up_;
+  }
+  std::shared_ptr<detail::deferral> start_deferral() {
+    auto d = std::make_shared<detail::deferral>();
+    d->up = h();
+    d->is_websocket = is_websocket_;
+    deferral_ = d;
+    return d;
+  }
+
  private:
   lariat_upgrade *up_;
+  bool is_websocket_;
   bool replied_ = false;
+  std::shared_ptr<detail::deferral> deferral_;
 };
 
 /* upgrade_base plus the typed state slot of the connection being set up. */
 template <class State>
 class upgrade : public upgrade_base {
  public:
-  upgrade(from_handle_t, lariat_upgrade *up, std::optional<State> *slot)
-      : upgrade_base(from_handle, up), slot_(slot) {}
+  upgrade(from_handle_t, lariat_upgrade *up, std::optional<State> *slot,
+          bool is_websocket = true)
+      : upgrade_base(from_handle, up, is_websocket), slot_(slot) {}
   /* Constructs the connection's State in place (replacing one emplaced
    * before). Without it, an accepted upgrade default-constructs State. */
   template <class... Args>
   State &emplace_state(Args &&...args) {
+    (void)h();  // not after defer(): the state is the deferred's then
     return slot_->emplace(std::forward<Args>(args)...);
   }
   [[nodiscard]] State *state() noexcept {
     return slot_->has_value() ? &**slot_ : nullptr;
   }
+  /* Leaves the decision for later (a database lookup, say): init returns
+   * as usual, and the returned object, movable to any thread, ends it.
+   * This upgrade is unusable afterwards; the request too once init
+   * returns, so copy what the decision needs first. */
+  [[nodiscard]] deferred_upgrade<State> defer() {
+    return deferred_upgrade<State>(start_deferral(), slot_);
+  }
 
  private:
   std::optional<State> *slot_;
+};
+
+/* A decision init deferred (upgrade::defer()). Move-only; any thread, one
+ * at a time. End it with exactly one of resume(), accept(), reply() or
+ * fail(); the client waits meanwhile, within the server's handshake
+ * timeout (past it, the client gets 408 and terminate reason timeout once
+ * the decision arrives). Destroyed without a decision, it fails (500), so
+ * a forgotten one cannot hold the server's stop forever. */
+template <class State>
+class deferred_upgrade {
+ public:
+  deferred_upgrade() noexcept = default;
+  deferred_upgrade(deferred_upgrade &&) noexcept = default;
+  deferred_upgrade &operator=(deferred_upgrade &&other) noexcept {
+    if (this != &other) {
+      abandon();
+      d_ = std::move(other.d_);
+      slot_ = other.slot_;
+    }
+    return *this;
+  }
+  deferred_upgrade(const deferred_upgrade &) = delete;
+  deferred_upgrade &operator=(const deferred_upgrade &) = delete;
+  ~deferred_upgrade() { abandon(); }
+
+  /* Decides: |decide| gets the upgrade as init did (options,
+   * emplace_state(), reply(), add_header()); returning accepts (or sends
+   * the reply), throwing answers 500 with the exception as crash reason.
+   * Throws lariat::error(LARIAT_ERR_INVALID_STATE) when already decided. */
+  template <class F>
+  void resume(F &&decide) {
+    std::shared_ptr<detail::deferral> d = take();
+    std::lock_guard<std::mutex> lock(d->mu);
+    if (!d->up) throw error(LARIAT_ERR_INVALID_STATE);  // init threw
+    int result = LARIAT_OK;
+    try {
+      upgrade<State> u(from_handle, d->up, slot_, d->is_websocket);
+      std::forward<F>(decide)(u);
+      if (!u.replied() && d->is_websocket && !slot_->has_value()) {
+        if constexpr (std::is_default_constructible_v<State>) {
+          slot_->emplace();
+        } else {
+          throw std::logic_error(
+              "deferred upgrade accepted without emplace_state() and the "
+              "state type has no default constructor");
+        }
+      }
+    } catch (...) {
+      detail::record_crash(&lariat_upgrade_set_crash, d->up);
+      result = LARIAT_CRASH;
+    }
+    detail::check(d->finish(result));
+  }
+  void accept() {
+    resume([](upgrade<State> &) {});
+  }
+  void reply(int status, const upgrade_base::header_list &headers = {},
+             std::string_view body = {}) {
+    resume([&](upgrade<State> &u) { u.reply(status, headers, body); });
+  }
+  /* Answers 500; terminate gets reason crash with these strings. */
+  void fail(const char *crash_class, const char *crash_reason) {
+    std::shared_ptr<detail::deferral> d = take();
+    std::lock_guard<std::mutex> lock(d->mu);
+    if (!d->up) throw error(LARIAT_ERR_INVALID_STATE);
+    lariat_upgrade_set_crash(d->up, crash_class, crash_reason);  // copied
+    detail::check(d->finish(LARIAT_CRASH));
+  }
+  /* false once decided (or moved from). */
+  explicit operator bool() const noexcept { return d_ != nullptr; }
+
+ private:
+  friend class upgrade<State>;
+  deferred_upgrade(std::shared_ptr<detail::deferral> d,
+                   std::optional<State> *slot) noexcept
+      : d_(std::move(d)), slot_(slot) {}
+  std::shared_ptr<detail::deferral> take() {
+    if (!d_) throw error(LARIAT_ERR_INVALID_STATE);
+    return std::move(d_);
+  }
+  void abandon() noexcept {
+    if (!d_) return;
+    try {
+      fail("lariat::deferred_upgrade", "destroyed without a decision");
+    } catch (...) {
+      // Already decided elsewhere, or init threw: nothing to end.
+    }
+  }
+
+  std::shared_ptr<detail::deferral> d_;
+  std::optional<State> *slot_ = nullptr;  // the box outlives the deferral
 };
 
 /* A typed message for websocket_info, posted with server::post(). */
@@ -618,8 +829,10 @@ bool post(lariat_server *server, conn_id id, T &&value) {
   return true;
 }
 
-/* A connection, a non-owning view valid for the callback it is given to.
- * Keep id() (valid on any thread) rather than the view. */
+/* A connection: a non-owning view, valid on the loop thread from
+ * websocket_init until terminate returns (lariat.h's rule for lariat_conn;
+ * it may be kept in the State meanwhile). From other threads, and after
+ * terminate, use id() with post(). */
 class connection {
  public:
   connection(from_handle_t, lariat_conn *c) noexcept : c_(c) {}
@@ -668,6 +881,31 @@ class connection {
     if (rc == LARIAT_ERR_CLOSING) return false;
     detail::check(rc);
     return true;
+  }
+
+  /* Changes the largest frame/message accepted from now on (Cowboy's
+   * set_options). false: the connection is closing. */
+  bool set_max_frame_size(std::uint64_t bytes) const {
+    int rc = lariat_conn_set_max_frame_size(c_, bytes);
+    if (rc == LARIAT_ERR_CLOSING) return false;
+    detail::check(rc);
+    return true;
+  }
+  /* Where the connection was accepted from (also in terminate); a "::"
+   * listener shows IPv4 peers as "::ffff:a.b.c.d". */
+  [[nodiscard]] endpoint peer() const {
+    char buf[64];
+    endpoint ep;
+    detail::check(lariat_conn_peer(c_, buf, sizeof buf, &ep.port));
+    ep.address = buf;
+    return ep;
+  }
+  /* The path of the request that opened it, valid until terminate
+   * returns. */
+  [[nodiscard]] std::string_view path() const noexcept {
+    std::size_t len = 0;
+    const char *p = lariat_conn_path(c_, &len);
+    return detail::view(p, len);
   }
 
   [[nodiscard]] conn_id id() const noexcept { return lariat_conn_get_id(c_); }
@@ -812,9 +1050,10 @@ class fns_handler final : public handler<State> {
   handler_fns<State> fns_;
 };
 
-/* What lariat's state pointer points at: the per-request box, or, when
- * the box could not be allocated, the route's own slot (handler_data, the
- * default state), so terminate always finds the handler. */
+/* What handler_data (the route's own slot) and the state pointer (the
+ * per-request box) point at. The state is NULL until on_init sets it
+ * (lariat.h), so terminate of a request whose box could not be allocated
+ * gets NULL. */
 struct slot {
   void *route;
   bool owned;  // a box that terminate deletes
@@ -864,7 +1103,7 @@ class route final : public route_base {
   }
   static State *state_of(void *state) noexcept {
     auto *s = static_cast<slot *>(state);
-    if (!s->owned) return nullptr;
+    if (!s || !s->owned) return nullptr;
     auto *b = static_cast<box<State> *>(s);
     return b->state ? &*b->state : nullptr;
   }
@@ -874,7 +1113,8 @@ class route final : public route_base {
     route &r = of(handler_data);
     auto *b = new (std::nothrow) box<State>(static_cast<route_base *>(&r));
     if (!b) {
-      // terminate then gets handler_data, the route's own slot.
+      // terminate then gets a NULL state and skips the handler, whose
+      // init never ran.
       lariat_upgrade_set_crash(up, "std::bad_alloc",
                                "no memory for the connection state");
       return LARIAT_CRASH;
@@ -882,10 +1122,17 @@ class route final : public route_base {
     // As slot*, the type every callback casts the state back to;
     // terminate deletes it.
     lariat_upgrade_set_state(up, static_cast<slot *>(b));
+    std::shared_ptr<deferral> deferred;
     try {
       request rq(from_handle, req);
-      upgrade<State> u(from_handle, up, &b->state);
+      upgrade<State> u(from_handle, up, &b->state, rq.is_websocket());
       r.h_->init(rq, u);
+      if ((deferred = u.deferral())) {
+        std::lock_guard<std::mutex> lock(deferred->mu);
+        deferred->init_returned = true;
+        // Decided already (on another thread, or dropped): say it now.
+        return deferred->early >= 0 ? deferred->early : LARIAT_DEFER;
+      }
       if (!u.replied() && rq.is_websocket() && !b->state) {
         if constexpr (std::is_default_constructible_v<State>) {
           b->state.emplace();
@@ -897,6 +1144,13 @@ class route final : public route_base {
       }
       return LARIAT_OK;
     } catch (...) {
+      if (deferred) {
+        // init threw after defer(): the crash is the decision, and the
+        // deferred_upgrade finds nothing left to end.
+        std::lock_guard<std::mutex> lock(deferred->mu);
+        deferred->init_returned = true;
+        deferred->up = nullptr;
+      }
       record_crash(&lariat_upgrade_set_crash, up);
       return LARIAT_CRASH;
     }
@@ -943,6 +1197,7 @@ class route final : public route_base {
   static void on_terminate(lariat_conn *c, const lariat_reason *why,
                            void *state) noexcept {
     auto *s = static_cast<slot *>(state);
+    if (!s) return;  // no box: the handler never saw this request
     try {
       reason rs(from_handle, why);
       if (c) {
@@ -963,6 +1218,15 @@ class route final : public route_base {
 struct server_deleter {
   void operator()(lariat_server *s) const noexcept { lariat_server_del(s); }
 };
+
+inline void call_on_stopped(lariat_server *, void *data) noexcept {
+  try {
+    auto &fn = *static_cast<std::function<void()> *>(data);
+    if (fn) fn();
+  } catch (...) {
+    // The server is done; nobody to tell.
+  }
+}
 
 template <class H, class = void>
 struct handler_state {};
@@ -996,7 +1260,9 @@ class server {
   server(const server &) = delete;
   server &operator=(const server &) = delete;
   server(server &&other) noexcept
-      : routes_(std::move(other.routes_)), ptr_(std::move(other.ptr_)) {}
+      : routes_(std::move(other.routes_)),
+        on_stopped_(std::move(other.on_stopped_)),
+        ptr_(std::move(other.ptr_)) {}
   server &operator=(server &&other) noexcept {
     server tmp(std::move(other));
     swap(tmp);
@@ -1004,6 +1270,7 @@ class server {
   }
   void swap(server &other) noexcept {
     routes_.swap(other.routes_);
+    on_stopped_.swap(other.on_stopped_);
     ptr_.swap(other.ptr_);
   }
 
@@ -1012,6 +1279,7 @@ class server {
   void close() noexcept {
     ptr_.reset();
     routes_.clear();
+    on_stopped_.reset();
   }
 
   /* Routes |path| (exact, or "*") to |h|, which the server keeps; returns
@@ -1057,6 +1325,16 @@ class server {
     detail::check(rc);
     return true;
   }
+  /* |fn| runs once on the loop thread when the server has stopped: every
+   * connection ended, every terminate ran (a way to know a stop_async()
+   * is done). Loop thread; replaces an earlier one. Exceptions from |fn|
+   * are dropped. */
+  void on_stopped(std::function<void()> fn) {
+    auto holder = std::make_unique<std::function<void()>>(std::move(fn));
+    detail::check(lariat_server_on_stopped(
+        checked(), &detail::call_on_stopped, holder.get()));
+    on_stopped_ = std::move(holder);  // the old one is no longer called
+  }
   /* Any thread; see lariat::post(). */
   template <class T>
   bool post(conn_id id, T &&value) const {
@@ -1097,6 +1375,7 @@ class server {
   // Declared before ptr_ only for documentation: close() orders the
   // teardown explicitly.
   std::vector<std::unique_ptr<detail::route_base>> routes_;
+  std::unique_ptr<std::function<void()>> on_stopped_;  // stable address
   std::unique_ptr<lariat_server, detail::server_deleter> ptr_;
 };
 
@@ -1111,4 +1390,5 @@ inline void swap(server &a, server &b) noexcept { a.swap(b); }
 
 }  // namespace lariat
 
+#endif  // C++17
 #endif  // LARIAT_HPP

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Installs the build into a scratch prefix, then builds and runs a consumer
-# program twice: through pkg-config and through find_package(lariat).
+# program three times: through pkg-config, through find_package(lariat), and
+# from a C-only CMake project against the static library.
 set -euo pipefail
 build_dir=$1
 source_dir=$2
@@ -19,5 +20,14 @@ cmake -S "$source_dir/tests/install" -B "$scratch/cmake" \
   -DCMAKE_PREFIX_PATH="$prefix" > /dev/null
 cmake --build "$scratch/cmake" > /dev/null
 LD_LIBRARY_PATH=$libdir "$scratch/cmake/consumer"
+
+cmake -S "$source_dir/tests/install/static" -B "$scratch/static" \
+  -DCMAKE_PREFIX_PATH="$prefix" > /dev/null
+cmake --build "$scratch/static" > /dev/null
+# Linked statically: it must not need liblariat.so.
+if ldd "$scratch/static/consumer_static" | grep -q liblariat; then
+  echo "consumer_static links liblariat.so"; exit 1
+fi
+"$scratch/static/consumer_static"
 readelf -d "$libdir/liblariat.so" | grep -q 'SONAME.*liblariat.so.[0-9]'
-echo "install, pkg-config, find_package and SONAME: ok"
+echo "install, pkg-config, find_package, C-only static and SONAME: ok"

@@ -25,23 +25,43 @@ websocket_* return None (or "ok"), "hibernate" or "shutdown" (or a Result).
 An exception ends the connection as a crash (close 1011, or HTTP 500 from
 init) and terminate sees the exception's class name and message.
 
-Threads: callbacks run on the thread that runs the loop (run(), the thread
-of serve_in_thread(), or close()), which holds the GIL only while Python
-code runs. Connection and Request methods are for that thread; stop(),
-post() and Connection.post() are for any thread.
+init may also leave its decision for later (a database lookup, say):
+upgrade.defer() returns a Deferred, which any thread later ends with
+accept(), reply(status, ...) or crash(exc); terminate still runs exactly
+once. The Request is gone by then: copy what the decision needs first.
+
+Lifetimes: a Request and an Upgrade are valid during the init call only.
+A Connection is valid on the loop thread from websocket_init until
+terminate returns (the rule lariat.h states next to lariat_conn): it may be
+kept in the state between callbacks, but after terminate its methods raise
+Error(NOT_FOUND); .id stays valid on any thread for post().
+
+Threads: callbacks run on lariat's loop thread (a helper thread of run()
+when called on the main thread, the thread of serve_in_thread(), or
+close()), which holds the GIL only while Python code runs. Connection and
+Request methods are for that thread; stop(), post(), Connection.post() and
+Deferred are for any thread.
+
+Ctrl-C: run() on the main thread stops the server cleanly on SIGINT (every
+client gets close 1001, every terminate runs) and then raises the
+KeyboardInterrupt. A server started with serve_in_thread() is stopped the
+same way by close(), by its `with` block, or at interpreter exit.
 """
 
+import atexit
 import enum
 import logging
 import math
+import sys
 import threading
+import weakref
 
 from _lariat import ffi, lib
 
 __all__ = [
-    "Connection", "Deflate", "Error", "ErrorCode", "Frame", "Opcode",
-    "Reason", "ReasonKind", "Request", "Result", "Server", "Upgrade",
-    "version",
+    "Connection", "Deferred", "Deflate", "Error", "ErrorCode", "Frame",
+    "Opcode", "Reason", "ReasonKind", "Request", "Result", "Server",
+    "Upgrade", "version",
 ]
 
 _log = logging.getLogger("lariat")
@@ -262,6 +282,35 @@ class Request:
         return [self._str(lib.lariat_req_protocol_at(req, i, n), n[0])
                 for i in range(lib.lariat_req_protocol_count(req))]
 
+    def _decoded(self, fn, name, default):
+        # A first try in a stack-sized buffer; a longer value tells its
+        # length, and the second try fits it.
+        req, key = self._req(), name.encode("utf-8")
+        n = ffi.new("size_t *")
+        size = 256
+        while True:
+            buf = ffi.new("char[]", size)
+            rc = fn(req, key, buf, size, n)
+            if rc == lib.LARIAT_ERR_BUFFER_TOO_SMALL and n[0] >= size:
+                size = n[0] + 1
+                continue
+            if rc == lib.LARIAT_ERR_NOT_FOUND:
+                return default
+            _check(rc)
+            # Percent-decoded bytes; UTF-8 as urllib.parse reads them.
+            return ffi.unpack(buf, n[0]).decode("utf-8", "replace")
+
+    def query_param(self, name, default=None):
+        """The percent-decoded value of query parameter |name| (the first
+        one; '+' is a space; "" without '='), or |default|. Error
+        (INVALID_ARGUMENT) for a malformed percent escape."""
+        return self._decoded(lib.lariat_req_query_param, name, default)
+
+    def cookie(self, name, default=None):
+        """The value of cookie |name| from the Cookie headers (without
+        quotes, percent-decoded), or |default|."""
+        return self._decoded(lib.lariat_req_cookie, name, default)
+
     def __repr__(self):
         if self._ptr is None:
             return "<lariat.Request (done)>"
@@ -332,7 +381,8 @@ class Upgrade:
         """Accepts permessage-deflate offers; options are Deflate names in
         lower case: level, mem_level, server_max_window_bits,
         client_max_window_bits, server_no_context_takeover,
-        client_no_context_takeover, threshold."""
+        client_no_context_takeover, threshold, strategy (zlib's: 0
+        default, 1 filtered, 2 huffman only, 3 rle, 4 fixed)."""
         self.set_deflate(Deflate.ENABLE, bool(enable))
         for option, value in _deflate_options(options):
             self.set_deflate(option, value)
@@ -350,11 +400,110 @@ class Upgrade:
             else ffi.NULL, len(strings) // 2, ffi.from_buffer(body),
             len(body)))
 
+    def add_header(self, name, value):
+        """Adds |name|: |value| to the 101 response (Set-Cookie...); may
+        repeat. lariat's own headers (Upgrade, Connection,
+        Sec-WebSocket-*, Content-Length) are refused."""
+        _check(lib.lariat_upgrade_add_header(
+            self._up(), name.encode("latin-1"), value.encode("latin-1")))
+
+    def defer(self):
+        """Leaves the decision for later: returns a Deferred, which any
+        thread ends with accept(), reply() or crash(); init then returns
+        None as usual. This Upgrade is not usable after it (the Deferred
+        is), and the Request not after init: copy what the decision
+        needs first. Keep a reference to the Deferred: one dropped before
+        init returns answers 500 at once."""
+        up = self._up()
+        deferred = Deferred(up, self._session)
+        self._session.deferred = deferred
+        self._ptr = None  # the Deferred owns |up| from here on
+        return deferred
+
+
+class Deferred(Upgrade):
+    """A decision init left for later (Upgrade.defer()).
+
+    Any thread, one at a time: set options as on an Upgrade (state
+    included), then end it with exactly one of accept(), reply(...) or
+    crash(exc); after that every method raises Error(INVALID_STATE). The
+    client waits meanwhile, up to the server's handshake_timeout (then it
+    gets 408 and terminate reason timeout, once the decision arrives). A
+    Deferred garbage-collected without a decision ends as a crash (500),
+    so a forgotten one cannot hold a server's close() forever."""
+    __slots__ = ("_lock", "_returned", "_early")
+
+    def __init__(self, ptr, session):
+        super().__init__(ptr, session)
+        self._lock = threading.Lock()
+        self._returned = False  # init has returned LARIAT_DEFER to lariat
+        self._early = None      # a decision made before init returned
+
+    def accept(self):
+        """Accepts the upgrade with the options set."""
+        self._resume(lib.LARIAT_OK)
+
+    def reply(self, status, headers=(), body=b""):
+        """Answers with a plain HTTP response (see Upgrade.reply())."""
+        super().reply(status, headers, body)
+        self._resume(lib.LARIAT_OK)
+
+    def crash(self, exc):
+        """Answers 500; terminate gets reason crash with |exc|'s class
+        name and message."""
+        _check(lib.lariat_upgrade_set_crash(self._up(),
+                                            *_crash_strings(exc)))
+        self._resume(lib.LARIAT_CRASH)
+
+    def _resume(self, result):
+        with self._lock:
+            ptr = self._up()
+            self._ptr = None
+            if not self._returned:
+                # lariat_upgrade_resume() is only valid once init has
+                # returned: _on_init returns this result itself.
+                self._early = result
+                return
+        _check(lib.lariat_upgrade_resume(ptr, result))
+
+    def _init_returned(self, dropped):
+        """What _on_init returns; |dropped|: nobody else holds us."""
+        with self._lock:
+            self._returned = True
+            if self._early is not None:
+                return self._early
+            if dropped:
+                ptr, self._ptr = self._ptr, None
+                lib.lariat_upgrade_set_crash(
+                    ptr, b"lariat.Deferred",
+                    b"init deferred and dropped the Deferred")
+                return lib.LARIAT_CRASH
+            return lib.LARIAT_DEFER
+
+    def defer(self):
+        raise Error(lib.LARIAT_ERR_INVALID_STATE)  # deferred already
+
+    def _cancel(self):
+        # init raised after defer(): its crash is the decision.
+        with self._lock:
+            self._returned = True
+            self._ptr = None
+
+    def __del__(self):
+        if getattr(self, "_ptr", None) is not None and self._returned:
+            try:
+                self.crash(RuntimeError(
+                    "lariat.Deferred dropped without a decision"))
+            except Exception:
+                pass
+
 
 # ------------------------------------------------------------ connection
 
 class Connection:
-    """An upgraded WebSocket connection, valid until terminate returns.
+    """An upgraded WebSocket connection, valid on the loop thread from
+    websocket_init until terminate returns (then its methods raise
+    Error(NOT_FOUND)); it may be kept in the state between callbacks.
 
     .id and post() work on any thread; everything else only on the loop
     thread. .state is the per-connection object (Upgrade.state), dropped
@@ -422,6 +571,26 @@ class Connection:
         """False stops reading from the peer (Cowboy's `active`)."""
         _check(lib.lariat_conn_set_active(self._conn(), bool(active)))
 
+    def set_max_frame_size(self, nbytes):
+        """Changes the largest frame/message accepted from now on
+        (Cowboy's set_options)."""
+        _check(lib.lariat_conn_set_max_frame_size(self._conn(), nbytes))
+
+    @property
+    def peer(self):
+        """(address, port) the connection was accepted from; an IPv4
+        client of a "::" listener shows as "::ffff:a.b.c.d"."""
+        buf, port = ffi.new("char[64]"), ffi.new("int *")
+        _check(lib.lariat_conn_peer(self._conn(), buf, len(buf), port))
+        return ffi.string(buf).decode("ascii"), port[0]
+
+    @property
+    def path(self):
+        """The path of the request that opened the connection."""
+        n = ffi.new("size_t *")
+        p = lib.lariat_conn_path(self._conn(), n)
+        return Request._str(p, n[0]) if p != ffi.NULL else ""
+
     def post(self, obj):
         """Any thread: websocket_info(conn, obj) later on the loop."""
         self._server.post(self.id, obj)
@@ -455,8 +624,10 @@ class Connection:
 # -------------------------------------------------------------- callbacks
 #
 # Every C callback of lariat_handler lands here. Handler exceptions become
-# crash reasons; nothing propagates into C (cffi would print and return
-# `error`, which is only a last resort for bugs in this file).
+# crash reasons; nothing propagates into C. An exception cffi would see
+# (one raised before the first line of a callback runs: a KeyboardInterrupt
+# pending on the thread) goes to _entry_error, never to cffi's default of
+# printing it and returning `error`.
 
 # The lariat_handler fields this binding implements, each as the
 # extern "Python" function py_<field> that build_lariat.py declares from the
@@ -472,11 +643,11 @@ class _Route:
 class _Session:
     """One request, from init to terminate; the C state pointer is its
     handle, kept alive by Server._sessions until terminate returns."""
-    __slots__ = ("route", "handler", "conn", "state", "handle")
+    __slots__ = ("route", "handler", "conn", "state", "handle", "deferred")
 
     def __init__(self, route):
         self.route = route
-        self.handler = self.conn = self.state = None
+        self.handler = self.conn = self.state = self.deferred = None
         self.handle = ffi.new_handle(self)
 
 
@@ -489,12 +660,23 @@ def _crash_strings(exc):
             message.encode("utf-8", "backslashreplace"))
 
 
-def _handler_failed(server, what, exc):
-    _log.error("lariat handler %s raised", what, exc_info=exc)
-    if not isinstance(exc, Exception):
-        # KeyboardInterrupt/SystemExit: stop serving; run() re-raises it.
-        server._pending = exc
+def _interrupted(server, exc):
+    """KeyboardInterrupt and SystemExit are not the connection's fault:
+    the server stops (close 1001 to every client, not 1011 to this one)
+    and run() re-raises the first of them. False for other exceptions."""
+    if isinstance(exc, Exception):
+        return False
+    _log.info("lariat: %s in a handler; stopping the server",
+              type(exc).__name__)
+    if server is not None:
+        if server._pending is None:
+            server._pending = exc
         server.stop()
+    return True
+
+
+def _handler_failed(what, exc):
+    _log.error("lariat handler %s raised", what, exc_info=exc)
 
 
 def _to_result(value):
@@ -508,7 +690,60 @@ def _to_result(value):
                     "'shutdown' or a lariat.Result" % (value,))
 
 
-@ffi.def_extern(name="py_init", error=lib.LARIAT_CRASH)
+def _session_of(state):
+    # The state is NULL until init set it (lariat.h): nothing to find.
+    return None if state == ffi.NULL else ffi.from_handle(state)
+
+
+def _answer_stopping(up_p):
+    # init interrupted: no upgrade while the server stops; terminate then
+    # gets reason normal.
+    body = b"server stopping"
+    lib.lariat_upgrade_reply(up_p, 503, ffi.NULL, 0, body, len(body))
+    return lib.LARIAT_OK
+
+
+def _entry_error(callback):
+    """cffi's onerror for py_<callback>: its arguments are the locals of
+    the frame the exception left."""
+    def onerror(exc_type, exc, tb):
+        args = tb.tb_frame.f_locals if tb is not None else {}
+        server = session = None
+        try:
+            if "handler_data" in args:
+                server = ffi.from_handle(args["handler_data"]).server
+            elif "state" in args:
+                session = _session_of(args["state"])
+                server = session.route.server if session else None
+        except Exception:
+            pass
+        interrupted = _interrupted(server, exc)
+        if not interrupted:
+            _log.error("lariat binding callback %s failed", callback,
+                       exc_info=(exc_type, exc, tb))
+        if callback == "terminate":
+            if session is not None:
+                _release(session)
+            return None
+        if callback == "free_fn":
+            _on_free_body(args.get("msg"))
+            return None
+        if callback == "init":
+            return _answer_stopping(args["up_p"]) if interrupted else None
+        if interrupted:
+            return lib.LARIAT_OK
+        if "conn_p" in args:
+            lib.lariat_conn_set_crash(args["conn_p"], *_crash_strings(exc))
+        return None  # error=LARIAT_CRASH
+    return onerror
+
+
+def _extern(callback, **kwargs):
+    return ffi.def_extern(name="py_" + callback,
+                          onerror=_entry_error(callback), **kwargs)
+
+
+@_extern("init", error=lib.LARIAT_CRASH)
 def _on_init(req_p, up_p, handler_data):
     route = ffi.from_handle(handler_data)
     server = route.server
@@ -526,9 +761,20 @@ def _on_init(req_p, up_p, handler_data):
         init = getattr(handler, "init", None)
         if init is not None and _to_result(init(req, up)) != lib.LARIAT_OK:
             raise TypeError("init must return None to accept or reply")
+        deferred, session.deferred = session.deferred, None
+        if deferred is not None:
+            # Only this frame and getrefcount's argument: nobody can end it.
+            dropped = hasattr(sys, "getrefcount") and \
+                sys.getrefcount(deferred) <= 2
+            return deferred._init_returned(dropped)
         return lib.LARIAT_OK
     except BaseException as exc:
-        _handler_failed(server, "init", exc)
+        deferred, session.deferred = session.deferred, None
+        if deferred is not None:
+            deferred._cancel()
+        if _interrupted(server, exc):
+            return _answer_stopping(up_p)
+        _handler_failed("init", exc)
         lib.lariat_upgrade_set_crash(up_p, *_crash_strings(exc))
         return lib.LARIAT_CRASH
     finally:
@@ -536,26 +782,33 @@ def _on_init(req_p, up_p, handler_data):
 
 
 def _dispatch(conn_p, state, name, make_args):
-    session = ffi.from_handle(state)
+    session = _session_of(state)
+    if session is None:  # cannot happen: init always sets the state
+        lib.lariat_conn_set_crash(conn_p, b"lariat", b"no session")
+        return lib.LARIAT_CRASH
     try:
         method = getattr(session.handler, name, None)
         if method is None:
             return lib.LARIAT_OK
         return _to_result(method(session.conn, *make_args()))
     except BaseException as exc:
-        _handler_failed(session.route.server, name, exc)
+        if _interrupted(session.route.server, exc):
+            return lib.LARIAT_OK
+        _handler_failed(name, exc)
         lib.lariat_conn_set_crash(conn_p, *_crash_strings(exc))
         return lib.LARIAT_CRASH
 
 
-@ffi.def_extern(name="py_websocket_init", error=lib.LARIAT_CRASH)
+@_extern("websocket_init", error=lib.LARIAT_CRASH)
 def _on_websocket_init(conn_p, state):
-    session = ffi.from_handle(state)
-    session.conn = Connection(conn_p, session.route.server, session.state)
+    session = _session_of(state)
+    if session is not None:
+        session.conn = Connection(conn_p, session.route.server,
+                                  session.state)
     return _dispatch(conn_p, state, "websocket_init", tuple)
 
 
-@ffi.def_extern(name="py_websocket_handle", error=lib.LARIAT_CRASH)
+@_extern("websocket_handle", error=lib.LARIAT_CRASH)
 def _on_websocket_handle(conn_p, frame_p, state):
     def args():
         # The C buffer is borrowed for this call: copy it out.
@@ -566,45 +819,68 @@ def _on_websocket_handle(conn_p, frame_p, state):
     return _dispatch(conn_p, state, "websocket_handle", args)
 
 
-@ffi.def_extern(name="py_websocket_info", error=lib.LARIAT_CRASH)
+@_extern("websocket_info", error=lib.LARIAT_CRASH)
 def _on_websocket_info(conn_p, msg, state):
     return _dispatch(conn_p, state, "websocket_info",
                      lambda: (ffi.from_handle(msg),))
 
 
-@ffi.def_extern(name="py_websocket_drain", error=lib.LARIAT_CRASH)
+@_extern("websocket_drain", error=lib.LARIAT_CRASH)
 def _on_websocket_drain(conn_p, state):
     return _dispatch(conn_p, state, "websocket_drain", tuple)
 
 
-@ffi.def_extern(name="py_terminate")
+def _release(session):
+    # The connection's Python objects are released here.
+    if session.conn is not None:
+        session.conn._ptr = None
+        session.conn.state = None
+    session.route.server._sessions.discard(session)
+
+
+@_extern("terminate")
 def _on_terminate(conn_p, reason_p, state):
-    session = ffi.from_handle(state)
-    if not isinstance(session, _Session):
-        return  # init failed before setting the state; nothing to release
+    session = _session_of(state)
+    if session is None:
+        return  # init never ran its Python code; nothing to release
     try:
         method = getattr(session.handler, "terminate", None)
         if method is not None:
             method(session.conn, Reason(reason_p))
     except BaseException as exc:
-        _handler_failed(session.route.server, "terminate", exc)
+        if not _interrupted(session.route.server, exc):
+            _handler_failed("terminate", exc)
     finally:
-        # The connection's Python objects are released here.
-        if session.conn is not None:
-            session.conn._ptr = None
-            session.conn.state = None
-        session.route.server._sessions.discard(session)
+        _release(session)
 
 
 # Objects handed to lariat_post(), by handle address, until free_fn runs.
 _posted = {}
 
 
-@ffi.def_extern(name="py_free_fn")
+def _on_free_body(msg):
+    if msg is not None:
+        _posted.pop(int(ffi.cast("uintptr_t", msg)), None)
+
+
+@_extern("free_fn")
 def _on_free(msg):
     # Runs on the loop thread, or on the posting thread when lariat_post
     # fails; the dict operation is atomic under the GIL.
-    _posted.pop(int(ffi.cast("uintptr_t", msg)), None)
+    _on_free_body(msg)
+
+
+@_extern("cb")
+def _on_stopped(server_p, data):
+    # lariat_server_on_stopped's callback (the header names it |cb|).
+    server = ffi.from_handle(data)
+    callback = server._on_stopped
+    if callback is not None:
+        try:
+            callback()
+        except BaseException as exc:
+            if not _interrupted(server, exc):
+                _handler_failed("on_stopped", exc)
 
 
 # ----------------------------------------------------------------- server
@@ -616,13 +892,13 @@ class Server:
     see .port) at the first listen(), run() or serve_in_thread(). Options
     (None keeps lariat's default): max_head_size, max_headers,
     handshake_timeout (s), max_frame_size, close_timeout (s),
-    ignore_sigpipe.
+    max_connections, ignore_sigpipe.
     """
 
     def __init__(self, host="127.0.0.1", port=0, *, max_head_size=None,
                  max_headers=None, handshake_timeout=None,
                  max_frame_size=None, close_timeout=None,
-                 ignore_sigpipe=None):
+                 max_connections=None, ignore_sigpipe=None):
         self._ptr = None
         self._host, self._port = host, port
         self._bound_port = None
@@ -630,6 +906,8 @@ class Server:
         self._sessions = set()
         self._pending = None
         self._thread = None
+        self._on_stopped = None
+        self._handle = ffi.new_handle(self)  # on_stopped's data
         # Guards _ptr against lariat_server_del() for the any-thread calls,
         # and _running. Reentrant: a signal handler calling stop() may
         # interrupt the main thread while it holds the lock.
@@ -644,6 +922,8 @@ class Server:
                     (lib.lariat_options_set_max_head_size, max_head_size),
                     (lib.lariat_options_set_max_headers, max_headers),
                     (lib.lariat_options_set_max_frame_size, max_frame_size),
+                    (lib.lariat_options_set_max_connections,
+                     max_connections),
                     (lib.lariat_options_set_ignore_sigpipe, ignore_sigpipe)):
                 if value is not None:
                     _check(setter(opts, value))
@@ -719,6 +999,16 @@ class Server:
     def connection_count(self):
         return lib.lariat_server_connection_count(self._setup_ptr())
 
+    def on_stopped(self, callback):
+        """callback() runs once on the loop thread when the server has
+        stopped: every connection ended, every terminate ran. Before the
+        loop runs or from a callback; a second call replaces the first.
+        Returns |callback|, so it also works as a decorator."""
+        ptr = self._setup_ptr()
+        self._on_stopped = callback
+        _check(lib.lariat_server_on_stopped(ptr, lib.py_cb, self._handle))
+        return callback
+
     def _start(self):
         if self._bound_port is None and self._host is not None:
             self.listen()
@@ -728,6 +1018,7 @@ class Server:
             if self._running:
                 raise Error(lib.LARIAT_ERR_INVALID_STATE)
             self._running = True
+        _serving.add(self)
 
     def _loop(self):
         self._loop_ident = threading.get_ident()
@@ -741,11 +1032,35 @@ class Server:
                 self._cond.notify_all()
 
     def run(self):
-        """Serves on this thread until stop(). Signals reach Python only
-        when a callback runs on this thread, so a program that must react
-        to Ctrl-C promptly uses serve_in_thread() and wait() instead."""
+        """Serves until stop(). On the main thread, Ctrl-C (or any
+        exception a signal handler raises) stops the server cleanly: every
+        client gets close 1001 and every terminate runs (within
+        close_timeout), then run() raises that KeyboardInterrupt. Callbacks
+        run on a helper thread then; on other threads, on the calling
+        one."""
         self._start()
-        self._loop()
+        if threading.current_thread() is not threading.main_thread():
+            self._loop()
+        else:
+            # Python runs signal handlers on the main thread only, between
+            # bytecodes; with lariat's loop (GIL released) on this thread a
+            # Ctrl-C would wait for the next callback and surface at its
+            # entry. So the loop runs on a helper thread, and this thread
+            # waits where a signal interrupts it.
+            thread = threading.Thread(target=self._loop, name="lariat",
+                                      daemon=True)
+            thread.start()
+            try:
+                while True:
+                    try:
+                        self.wait()
+                        break
+                    except BaseException as exc:
+                        if self._pending is None:
+                            self._pending = exc
+                        self.stop()  # and wait again, for the 1001s
+            finally:
+                thread.join()
         pending, self._pending = self._pending, None
         if pending is not None:
             raise pending
@@ -828,3 +1143,19 @@ class Server:
         # runs is kept alive by its thread.
         if getattr(self, "_ptr", None) is not None and not self._running:
             self.close()
+
+
+# Servers that serve: a program that leaves with serve_in_thread()'s server
+# still running (Ctrl-C in the main thread, say) stops it cleanly here,
+# while its daemon loop thread still runs, instead of dropping every
+# connection without a close frame.
+_serving = weakref.WeakSet()
+
+
+@atexit.register
+def _close_serving_servers():
+    for server in list(_serving):
+        try:
+            server.close()
+        except BaseException:
+            _log.exception("lariat: closing a server at exit failed")

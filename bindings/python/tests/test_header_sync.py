@@ -5,6 +5,9 @@
 - Every lariat_* function and LARIAT_* constant the Python code names must
   be declared in the header and (functions) exported by liblariat.so, the
   way curl's test1119 checks its symbols.
+- The other way round: every function the header declares is used by the
+  binding, or listed in NOT_WRAPPED with the reason, so a new function
+  cannot be forgotten (issue 9: max_connections was).
 """
 
 import glob
@@ -35,6 +38,23 @@ def used_names(text):
     """(functions, constants) the Python code takes from lib."""
     return (set(re.findall(r"\blib\.(lariat_\w+)", text)),
             set(re.findall(r"\blib\.(LARIAT_\w+)", text)))
+
+
+# Header functions Python deliberately does not call, and why.
+NOT_WRAPPED = {
+    "lariat_conn_get_data": "the binding owns the state pointer (its "
+                            "session handle); Python code has "
+                            "Connection.state",
+    "lariat_conn_set_data": "the binding owns the state pointer; "
+                            "Connection.state is assignable",
+    "lariat_conn_handler_data": "the binding's handler_data is its route "
+                                "handle; the handler is `self` in Python",
+    "lariat_conn_server": "Connection.server is the Python Server",
+    "lariat_server_loop": "a uv_loop_t * is no use without a libuv "
+                          "binding",
+    "lariat_server_stop": "Server.stop() uses lariat_server_stop_async(), "
+                          "valid on every thread, the loop's included",
+}
 
 
 def declared_functions(header_text):
@@ -105,6 +125,37 @@ def test_used_symbols_are_declared_and_exported():
     problems = missing(python_text, read(BUILD["header"]), current_cdef(),
                        exported_functions(BUILD["library"]))
     assert problems == []
+
+
+def unwrapped(python_text, header_text, not_wrapped=NOT_WRAPPED):
+    """Header functions neither used nor listed; listed ones that are
+    used or no longer declared."""
+    functions = used_names(python_text)[0]
+    declared = declared_functions(header_text)
+    return sorted(
+        ["%s: declared, not wrapped" % f
+         for f in declared - functions - set(not_wrapped)]
+        + ["%s: listed as not wrapped, but used" % f
+           for f in set(not_wrapped) & functions]
+        + ["%s: listed as not wrapped, not declared" % f
+           for f in set(not_wrapped) - declared])
+
+
+def test_every_header_function_is_wrapped_or_listed():
+    python_text = "".join(read(p) for p in PY_SOURCES)
+    assert unwrapped(python_text, read(BUILD["header"])) == []
+
+
+def test_the_wrap_check_catches_a_new_function():
+    header = read(BUILD["header"]).replace(
+        "#ifdef __cplusplus\n}",
+        "LARIAT_EXTERN int lariat_added(int x);\n#ifdef __cplusplus\n}")
+    python_text = "".join(read(p) for p in PY_SOURCES)
+    assert unwrapped(python_text, header) == [
+        "lariat_added: declared, not wrapped"]
+    assert unwrapped(python_text + " lib.lariat_server_loop(p)",
+                     read(BUILD["header"])) == [
+        "lariat_server_loop: listed as not wrapped, but used"]
 
 
 def test_the_symbol_check_catches_a_missing_function():

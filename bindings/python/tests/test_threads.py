@@ -1,7 +1,8 @@
 """The GIL and threads: the loop waits without the GIL, callbacks take it,
-run() serves on the calling thread, stop() works from any thread."""
+run() serves until stopped from any thread, and KeyboardInterrupt or
+SystemExit in a handler stops the server instead of crashing a
+connection."""
 
-import sys
 import threading
 import time
 
@@ -64,7 +65,7 @@ def test_other_threads_run_while_the_server_serves(serve):
     assert loop_threads[0] != threading.get_ident()  # the server's thread
 
 
-def test_run_serves_on_the_calling_thread_and_stop_from_another():
+def test_run_serves_until_stop_from_another_thread():
     threads = []
 
     class Echo:
@@ -93,7 +94,42 @@ def test_run_serves_on_the_calling_thread_and_stop_from_another():
         server.run()  # returns once stop() has ended every connection
         t.join(TIMEOUT)
     assert results == ["ping", 1001]
-    assert threads == [threading.get_ident()]
+    # On the main thread, run() serves from a helper thread, so that this
+    # one stays free for signal handlers (Ctrl-C, test_sigint.py).
+    assert threads and threads[0] != threading.get_ident()
+
+
+def test_run_on_another_thread_serves_on_it():
+    threads, served = [], []
+
+    class Echo:
+        def websocket_handle(self, conn, frame):
+            threads.append(threading.get_ident())
+            conn.send_text(frame.text)
+
+    server = lariat.Server("127.0.0.1", 0)
+    server.route("/", Echo)
+    server.listen()
+
+    def serve():
+        served.append(threading.get_ident())
+        server.run()
+
+    t = threading.Thread(target=serve)
+    t.start()
+
+    async def talk():
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("x")
+            return await ws.recv()
+
+    try:
+        assert run(talk()) == "x"
+    finally:
+        server.stop()
+        t.join(TIMEOUT)
+        server.close()
+    assert threads == served
 
 
 def test_serving_twice_or_routing_from_outside_is_refused(serve):
@@ -129,10 +165,11 @@ def test_close_from_inside_a_callback_is_refused(serve):
     assert errors == [lariat.ErrorCode.INVALID_STATE]
 
 
-def test_system_exit_in_a_handler_stops_run():
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt()])
+def test_system_exit_in_a_handler_stops_run(exc):
     class Exits:
         def websocket_handle(self, conn, frame):
-            sys.exit(3)
+            raise exc
 
     codes = []
     with lariat.Server("127.0.0.1", 0) as server:
@@ -149,9 +186,10 @@ def test_system_exit_in_a_handler_stops_run():
 
         t = threading.Thread(target=client)
         t.start()
-        # The connection crashes, the server stops, run() re-raises.
-        with pytest.raises(SystemExit) as e:
+        # Not a crash of this connection: the server stops (1001 to every
+        # client) and run() re-raises.
+        with pytest.raises(type(exc)) as e:
             server.run()
         t.join(TIMEOUT)
-    assert e.value.code == 3
-    assert codes == [1011]
+    assert e.value is exc
+    assert codes == [1001]
