@@ -705,6 +705,7 @@ void lariat_conn::abandon() noexcept {
   }
   if (state != State::kClosed) {
     move_to(State::kClosed);
+    remember_peer();
     transport_->close();
   }
   if (finalize_pending_) finalize();
@@ -864,7 +865,26 @@ int lariat_conn::set_max_frame_size(uint64_t bytes) {
 }
 
 int lariat_conn::peer(char *buf, size_t size, int *port) const {
-  return transport_->peer(buf, size, port);
+  if (state != State::kClosed) return transport_->peer(buf, size, port);
+  const Details *d = details_if_any();
+  if (!d || d->peer.empty()) return UV_ENOTCONN;
+  if (d->peer.size() >= size) return UV_ENOBUFS;
+  std::memcpy(buf, d->peer.c_str(), d->peer.size() + 1);
+  if (port) *port = d->peer_port;
+  return 0;
+}
+
+void lariat_conn::remember_peer() noexcept {
+  if (!upgraded_ || !route_ || !route_->handler.terminate) return;
+  char addr[64];
+  int port = 0;
+  if (transport_->peer(addr, sizeof addr, &port) != 0) return;
+  try {
+    details().peer = addr;
+    details().peer_port = port;
+  } catch (...) {
+    // Out of memory: terminate will not know the address, nothing more.
+  }
 }
 
 // --------------------------------------------------------------- closing
@@ -919,6 +939,7 @@ void lariat_conn::close_transport() {
   if (state == State::kClosed) return;
   flush();
   move_to(State::kClosed);
+  remember_peer();
   transport_->close();
 }
 

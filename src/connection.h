@@ -101,6 +101,10 @@ struct lariat_conn {
     std::string protocol;  // negotiated subprotocol
     std::string crash_class, crash_reason;  // lariat_conn_set_crash
     std::string remote_reason;  // the peer's close reason
+    // The peer's address, read just before the socket closes, for
+    // lariat_conn_peer() in terminate; empty when it could not be read.
+    std::string peer;
+    int peer_port = 0;
   };
   Details &details() {
     if (!details_) details_.reset(new Details);
@@ -142,6 +146,8 @@ struct lariat_conn {
   void start_close(int kind, uint16_t close_code);
   void begin_drain();
   void close_transport();
+  // Keeps the peer's address for terminate before the socket goes.
+  void remember_peer() noexcept;
   // Output and lifetime.
   void flush();
   void hibernate_if_idle();
