@@ -229,6 +229,22 @@ void test_head_sent_byte_by_byte_and_garbage_fails_at_once(void **) {
   assert_true(bad->out.rfind("HTTP/1.1 400", 0) == 0);
 }
 
+void test_request_accessors_take_null(void **) {
+  size_t n = 99;
+  assert_null(lariat_req_method(nullptr, &n));
+  assert_int_equal(n, 0);
+  assert_null(lariat_req_path(nullptr, nullptr));
+  assert_null(lariat_req_query(nullptr, &n));
+  assert_null(lariat_req_header(nullptr, "host", &n));
+  assert_int_equal(lariat_req_header_count(nullptr), 0);
+  char buf[8];
+  assert_int_equal(lariat_req_query_param(nullptr, "a", buf, sizeof buf, &n),
+                   LARIAT_ERR_INVALID_ARGUMENT);
+  assert_int_equal(lariat_req_cookie(nullptr, "a", buf, sizeof buf, &n),
+                   LARIAT_ERR_INVALID_ARGUMENT);
+  assert_null(lariat_conn_path(nullptr, &n));
+}
+
 void test_timer_heap_stays_bounded(void **) {
   Fixture f;
   Wire *w = f.open();
@@ -604,6 +620,7 @@ int main() {
       cmocka_unit_test(test_reserved_close_codes_are_refused_on_send),
       cmocka_unit_test(test_plain_reply_sends_one_content_length),
       cmocka_unit_test(test_head_sent_byte_by_byte_and_garbage_fails_at_once),
+      cmocka_unit_test(test_request_accessors_take_null),
       cmocka_unit_test(test_timer_heap_stays_bounded),
       cmocka_unit_test(test_stop_resumes_a_paused_reader),
       cmocka_unit_test(test_terminate_state_is_only_what_init_set),
