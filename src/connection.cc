@@ -136,8 +136,68 @@ bool lariat_conn::end_event() {
 }
 
 void lariat_conn::flush_batched() {
+  in_batch = false;
   begin_event();
   end_event();
+}
+
+bool lariat_conn::deliver_published(lariat::detail::Publication &pub) {
+  if (state != State::kOpen) return false;
+  const std::string *frame = nullptr;
+  std::string own;
+  if (deflate && !(pub.flags() & LARIAT_FRAME_NO_COMPRESS) &&
+      pub.len() >= deflate->threshold()) {
+    if (deflate->shares_output()) {
+      frame = pub.compressed(*deflate, server->frame_writer,
+                             &server->deflate_scratch, &server->frames_encoded);
+    } else {
+      // Its compressor's context is its own: compressed for it alone.
+      std::string &packed = server->deflate_scratch;
+      if (deflate->compress(pub.data(), pub.len(), &packed) ==
+          lariat::detail::DeflateCodec::Status::kOk) {
+        server->frame_writer.write(
+            &own, pub.opcode(), true, 4,
+            reinterpret_cast<const uint8_t *>(packed.data()), packed.size());
+        ++server->frames_encoded;
+        frame = &own;
+      }
+    }
+    if (!frame) {
+      ++dropped;  // out of memory in zlib: this delivery only
+      return false;
+    }
+  } else {
+    frame = &pub.plain(server->frame_writer, &server->frames_encoded);
+  }
+  if (buffered_amount() + frame->size() > opts_.max_queued) {
+    if (opts_.backpressure_policy == LARIAT_BACKPRESSURE_REFUSE) {
+      ++dropped;
+      above_low_water_ = true;  // drain says when it caught up
+      return false;
+    }
+    fail_connection(LARIAT_REASON_ERROR_BACKPRESSURE,
+                    opts_.backpressure_policy == LARIAT_BACKPRESSURE_CLOSE
+                        ? 1008
+                        : 1013);
+    return false;
+  }
+  if (hibernating) hibernate_requested_ = true;  // sleeps again once written
+  hibernating = false;
+  if (frame->size() >= kFlushThreshold) {
+    // Large: straight from the shared bytes; only what the kernel does not
+    // take now is copied.
+    flush();
+    transport_->write(reinterpret_cast<const uint8_t *>(frame->data()),
+                      frame->size());
+    if (transport_->buffered() > opts_.low_water) above_low_water_ = true;
+  } else {
+    out_.append(*frame);
+  }
+  if (!in_batch) {
+    in_batch = true;
+    server->batch(id);
+  }
+  return true;
 }
 
 void lariat_conn::on_read(uint8_t *p, size_t n) {
@@ -764,7 +824,10 @@ int lariat_conn::reply(const lariat_frame *frame) {
   // rest of that event's output. A hibernating connection goes back to
   // sleep once it is written.
   bool batched = event_depth_ == 0 && server->events_running > 0;
-  if (batched) server->batch(id);
+  if (batched && !in_batch) {
+    in_batch = true;
+    server->batch(id);
+  }
   if (hibernating) hibernate_requested_ = true;
   begin_event();
   hibernating = false;
@@ -977,6 +1040,9 @@ void lariat_conn::finalize() {
   finalize_pending_ = false;
   // Deferred: terminate waits for the resume, which brings the state.
   if (awaiting_resume_) return;
+  // Subscriptions end before terminate: nothing is published to a
+  // connection that is gone.
+  if (subs_) server->topics.unsubscribe_all(subs_.get());
   if (reached_init_ && route_ && route_->handler.terminate) {
     if (!reason_set_) set_reason(LARIAT_REASON_ERROR_CLOSED);
     lariat_reason reason = {};

@@ -26,7 +26,9 @@
 #include "deflate.h"
 #include "frame_reader.h"
 #include "handshake.h"
+#include "publication.h"
 #include "server.h"
+#include "topics.h"
 #include "transport.h"
 #include "utf8.h"
 
@@ -66,6 +68,18 @@ struct lariat_conn {
   // Frames replied to this connection while another one's callback ran
   // (lariat_reply batching): write them now.
   void flush_batched();
+  // Queues a published frame (the caller keeps the loop's event count
+  // raised, so it leaves with the batch). False when the connection is
+  // closing or the delivery was dropped for backpressure.
+  bool deliver_published(lariat::detail::Publication &pub);
+  // Its topics; created on the first subscribe.
+  std::vector<lariat::detail::Subscription> *subscriptions(bool create) {
+    if (!subs_ && create) subs_.reset(new std::vector<lariat::detail::Subscription>);
+    return subs_.get();
+  }
+  bool open() const { return state == State::kOpen; }
+  uint64_t dropped = 0;  // publishes dropped under the REFUSE policy
+  bool in_batch = false;  // listed in server->batched
   // After an exception (out of memory) escaped an event: drop the
   // connection as a socket error (UV_ENOMEM), whatever its state.
   void abandon() noexcept;
@@ -196,6 +210,7 @@ struct lariat_conn {
   // connection outlives its transport until it does.
   bool awaiting_resume_ = false;
   std::unique_ptr<Details> details_;
+  std::unique_ptr<std::vector<lariat::detail::Subscription>> subs_;
 
   // Receiving: frame and message assembly. Allocated on the first read
   // and given back by hibernate, so an idle hibernated connection keeps

@@ -67,6 +67,14 @@ class DeflateCodec {
   // Frees the zlib state that the negotiated parameters let go between
   // messages (no context takeover in that direction).
   void release_idle();
+  // Whether our compressor keeps no context between messages, so that its
+  // output for a message is the same for every connection with the same
+  // output_key() (a publish compresses once for all of them).
+  bool shares_output() const { return params_.server_no_context_takeover; }
+  uint64_t output_key() const {
+    return static_cast<uint64_t>(level_) | static_cast<uint64_t>(mem_level_) << 8 |
+           static_cast<uint64_t>(params_.server_window_bits) << 16;
+  }
   bool holds_state() const { return deflater_ || inflater_; }
   size_t threshold() const { return threshold_; }
 

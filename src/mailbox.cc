@@ -40,7 +40,7 @@ void Mailbox::take(std::vector<Letter> *out) {
   out->swap(queue_);
 }
 
-void Mailbox::close(uv_close_cb closed) {
+void Mailbox::close(uv_close_cb closed, std::vector<Letter> *rest_out) {
   std::vector<Letter> rest;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -48,7 +48,10 @@ void Mailbox::close(uv_close_cb closed) {
     closed_ = true;
     rest.swap(queue_);
   }
-  for (const Letter &l : rest) l.discard();
+  if (rest_out)
+    rest_out->swap(rest);
+  else
+    for (const Letter &l : rest) l.discard();
   uv_close(reinterpret_cast<uv_handle_t *>(&async_), closed);
 }
 

@@ -17,6 +17,8 @@ struct Letter {
   enum Kind : uint8_t {
     kInfo,    // lariat_post(): msg for websocket_info
     kResume,  // lariat_upgrade_resume(): msg is the lariat_upgrade
+    kPublish,  // lariat_publish() from another thread: msg is the copy
+    kCall,     // lariat_server_defer(): msg is the call
   };
   uint64_t conn_id;
   void *msg;
@@ -37,9 +39,10 @@ class Mailbox {
   int post(const Letter &letter);
   // Loop thread: moves every waiting letter into |out| (in post order).
   void take(std::vector<Letter> *out);
-  // Loop thread: refuses further posts, discards what is waiting and closes
-  // the async handle; |closed| runs from its close callback.
-  void close(uv_close_cb closed);
+  // Loop thread: refuses further posts, hands what is waiting to |rest|
+  // (NULL: discards it) and closes the async handle; |closed| runs from
+  // its close callback.
+  void close(uv_close_cb closed, std::vector<Letter> *rest = nullptr);
   uv_async_t *handle() { return &async_; }
   // Letters posted so far; lock-free, so a signal handler may read it.
   uint64_t posted() const { return posted_.load(std::memory_order_acquire); }

@@ -130,6 +130,27 @@ std::vector<Letter> lariat_server::deliver_mail(uint64_t cutoff) {
 }
 
 void lariat_server::deliver(const Letter &letter) {
+  if (letter.kind == Letter::kPublish) {
+    auto *p = static_cast<lariat::detail::PendingPublish *>(letter.msg);
+    lariat_frame frame = {};
+    frame.opcode = p->opcode;
+    frame.flags = p->flags;
+    frame.data = reinterpret_cast<const uint8_t *>(p->payload.data());
+    frame.len = p->payload.size();
+    try {
+      publish_local(p->topic, frame, nullptr);
+    } catch (...) {
+      // Out of memory midway: the subscribers reached so far have it.
+    }
+    letter.discard();
+    return;
+  }
+  if (letter.kind == Letter::kCall) {
+    auto *call = static_cast<lariat::detail::DeferredCall *>(letter.msg);
+    call->fn(this, call->data);
+    letter.discard();
+    return;
+  }
   {
     auto it = conns.find(letter.conn_id);
     if (it == conns.end()) {
@@ -145,6 +166,29 @@ void lariat_server::deliver(const Letter &letter) {
       it->second->abandon();
     }
   }
+}
+
+int lariat_server::publish_local(std::string_view name,
+                                 const lariat_frame &frame,
+                                 const lariat_conn *except) {
+  const lariat::detail::Topic *topic = topics.find(name);
+  if (!topic) return 0;
+  lariat::detail::Publication pub(static_cast<uint8_t>(frame.opcode),
+                                  frame.flags, frame.data, frame.len);
+  // Raised so that every delivery joins the batch: one write per
+  // subscriber when the outermost event ends. Nothing below runs a
+  // handler, so the subscriber list cannot change while it is walked.
+  ++events_running;
+  int queued = 0;
+  try {
+    for (lariat_conn *conn : topic->subscribers)
+      if (conn != except && conn->deliver_published(pub)) ++queued;
+  } catch (...) {
+    --events_running;
+    throw;
+  }
+  if (--events_running == 0) flush_batched();
+  return queued;
 }
 
 void lariat_server::flush_batched() {
@@ -206,7 +250,11 @@ void lariat_server::finish_stop_if_idle() {
   handles_closed = true;
   uv_timer_stop(&timer);
   uv_close(reinterpret_cast<uv_handle_t *>(&timer), on_handle_closed);
-  mailbox.close(on_handle_closed);
+  // Deferred calls accepted before the close still run; the rest (posts
+  // and publishes to connections that are gone) are freed.
+  std::vector<Letter> rest;
+  mailbox.close(on_handle_closed, &rest);
+  for (const Letter &letter : rest) deliver(letter);
 }
 
 namespace {
@@ -301,6 +349,7 @@ LARIAT_EXTERN int lariat_server_new(lariat_server **out, uv_loop_t *loop,
     // Only a stop request may wake it; it must not keep the loop alive.
     uv_unref(reinterpret_cast<uv_handle_t *>(&server->stop_async));
     server->enter_loop_thread();
+    server->topics.subs_of = [](lariat_conn *c) { return c->subscriptions(true); };
     server->open_handles = 2;  // timer, mailbox
     if (server->options.ignore_sigpipe) {
       struct sigaction current;

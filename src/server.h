@@ -18,6 +18,7 @@
 #include "mailbox.h"
 #include "options.h"
 #include "timer_heap.h"
+#include "topics.h"
 #include "transport.h"
 
 namespace lariat::detail {
@@ -67,6 +68,14 @@ struct lariat_server {
   bool stop_async_open = false;
   void (*on_stopped)(lariat_server *, void *) = nullptr;
   void *on_stopped_data = nullptr;
+  lariat::detail::TopicRegistry topics;
+  // Frames built for publishes (plain and compressed): tests check that a
+  // publish costs one per loop and variant, not one per subscriber.
+  uint64_t frames_encoded = 0;
+  // Delivers |frame| to |topic|'s subscribers but |except|; returns how
+  // many got it queued.
+  int publish_local(std::string_view topic, const lariat_frame &frame,
+                    const lariat_conn *except);
   lariat::detail::FrameWriter frame_writer;
   lariat::detail::Mailbox mailbox;
   lariat::detail::TimerHeap timers;

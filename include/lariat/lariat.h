@@ -949,6 +949,113 @@ LARIAT_EXTERN size_t lariat_server_connection_count(const lariat_server *server)
 LARIAT_EXTERN int lariat_post(lariat_server *server, lariat_conn_id id,
                               void *msg, void (*free_fn)(void *msg));
 
+/**
+ * @function
+ *
+ * Any thread (uWebSockets' Loop::defer). Runs |fn|(server, |data|) once on
+ * the loop thread, in order with lariat_post() messages from the same
+ * thread: for timers and other work that must touch connections. A call
+ * accepted before the server stops runs even while it stops (at the
+ * latest when its last handles close). Returns 0 if it succeeds, or
+ * LARIAT_ERR_INVALID_ARGUMENT (NULL server or |fn|), LARIAT_ERR_NOMEM or
+ * LARIAT_ERR_STOPPED; on an error |fn| is never called.
+ */
+LARIAT_EXTERN int lariat_server_defer(lariat_server *server,
+                                      void (*fn)(lariat_server *server,
+                                                 void *data),
+                                      void *data);
+
+/* ------------------------------------------------------------------ */
+/* Topics (publish/subscribe)                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A topic is any byte string (exact match). A connection subscribes on
+ * its loop thread; anyone publishes, from any thread. A publish is encoded
+ * once (header and payload) and written to every subscriber, in the order
+ * each publishing thread (or connection) published, interleaved in order
+ * with the subscriber's own replies. A subscriber that negotiated
+ * permessage-deflate gets the message compressed: subscribers whose
+ * agreement has server_no_context_takeover and the same parameters share
+ * one compressed frame per publish; the others are compressed one by one
+ * (their compressor's context is their own: the only correct way).
+ * A slow subscriber is governed by its own queued-output cap
+ * (lariat_upgrade_set_max_queued): under LARIAT_BACKPRESSURE_REFUSE the
+ * delivery is dropped and counted (lariat_conn_dropped()); under a closing
+ * policy the subscriber is closed (1008 or 1013). It never delays the
+ * others. Subscriptions end by themselves before terminate.
+ */
+
+/**
+ * @function
+ *
+ * Subscribes |conn| to |topic| (|len| bytes, copied). Returns 0 if it
+ * succeeds (also when already subscribed), or LARIAT_ERR_INVALID_ARGUMENT
+ * (NULL |conn|, NULL |topic| with |len| > 0), LARIAT_ERR_CLOSING,
+ * LARIAT_ERR_NOMEM or LARIAT_ERR_INVALID_STATE (another thread). Thread:
+ * loop thread.
+ */
+LARIAT_EXTERN int lariat_subscribe(lariat_conn *conn, const void *topic,
+                                   size_t len);
+
+/**
+ * @function
+ *
+ * Ends the subscription of |conn| to |topic|. Returns 0 if it succeeds,
+ * or LARIAT_ERR_NOT_FOUND when |conn| did not subscribe, or
+ * LARIAT_ERR_INVALID_ARGUMENT, LARIAT_ERR_INVALID_STATE. Thread: loop
+ * thread.
+ */
+LARIAT_EXTERN int lariat_unsubscribe(lariat_conn *conn, const void *topic,
+                                     size_t len);
+
+/**
+ * @function
+ *
+ * Any thread. Publishes |frame| (text or binary; payload copied, flags
+ * honoured) to every subscriber of |topic|. On the loop thread, inside a
+ * callback or not, the frame is queued for every subscriber before this
+ * returns (and written when the running callback returns); from another
+ * thread it goes through the same queue as lariat_post(). Returns the
+ * number of subscribers it was queued for on the loop thread, 0 from
+ * another thread, or one of the following negative error codes:
+ *  - LARIAT_ERR_INVALID_ARGUMENT: NULL |server| or |frame|, NULL |topic|
+ *    with |len| > 0, or a frame that is not text or binary;
+ *  - LARIAT_ERR_NOMEM;
+ *  - LARIAT_ERR_STOPPED: the server stops.
+ */
+LARIAT_EXTERN int lariat_publish(lariat_server *server, const void *topic,
+                                 size_t len, const lariat_frame *frame);
+
+/**
+ * @function
+ *
+ * Publishes |frame| to every subscriber of |topic| but |conn| itself (a
+ * chat line to the others in the room). Returns the number of
+ * subscribers it was queued for, or the error codes of lariat_publish()
+ * and LARIAT_ERR_INVALID_STATE. Thread: loop thread.
+ */
+LARIAT_EXTERN int lariat_conn_publish(lariat_conn *conn, const void *topic,
+                                      size_t len, const lariat_frame *frame);
+
+/**
+ * @function
+ *
+ * Returns the number of connections subscribed to |topic| (0 for none,
+ * and for a NULL |server|). Thread: loop thread.
+ */
+LARIAT_EXTERN size_t lariat_server_subscribers(const lariat_server *server,
+                                               const void *topic, size_t len);
+
+/**
+ * @function
+ *
+ * Returns how many published messages were dropped for |conn| because its
+ * queued output was at its cap under LARIAT_BACKPRESSURE_REFUSE (0 for
+ * NULL). Thread: loop thread.
+ */
+LARIAT_EXTERN uint64_t lariat_conn_dropped(const lariat_conn *conn);
+
 #ifdef __cplusplus
 }
 #endif
