@@ -184,7 +184,11 @@ bool accept_offer(const Offer &offer, const DeflateConfig &config,
       offered_server_bits < config.server_max_window_bits
           ? offered_server_bits
           : config.server_max_window_bits;
-  // We may only limit the client's window when it said it can be limited.
+  // We may only limit the client's window when it said it can be limited
+  // (RFC 7692 7.1.2.2); a limit the handler set is a requirement (Cowboy),
+  // so an offer that cannot take it is declined.
+  if (!client_bits_offered && config.client_max_window_bits < 15)
+    return false;
   agreed.client_window_bits = 15;
   if (client_bits_offered) {
     agreed.client_window_bits =

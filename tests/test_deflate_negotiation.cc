@@ -232,11 +232,18 @@ std::vector<Case> cases() {
              config(15, 10), want(15, 10), {"client_max_window_bits=10"}),
       accept(__LINE__, {"permessage-deflate; client_max_window_bits"},
              config(15, 8), want(15, 8), {"client_max_window_bits=8"}),
-      // Never ask the client for a window it did not offer to limit.
-      accept(__LINE__, {"permessage-deflate"}, config(15, 10), want(), {},
-             {kCmwb}),
-      accept(__LINE__, {"permessage-deflate; server_no_context_takeover"},
-             config(15, 9), want(15, 15, 1, 0), {kSnct}, {kCmwb}),
+      // A client window limit below 15 is a requirement (Cowboy's
+      // ws_deflate_opts_client_max_window_bits_only_in_server): an offer
+      // that cannot be limited is declined, never accepted at 15 bits.
+      decline(__LINE__, {"permessage-deflate"}, config(15, 10)),
+      decline(__LINE__, {"permessage-deflate; server_no_context_takeover"},
+              config(15, 9)),
+      decline(__LINE__, {"permessage-deflate; server_max_window_bits=10"},
+              config(15, 8)),
+      // ...but a later offer that can be limited is taken.
+      accept(__LINE__,
+             {"permessage-deflate, permessage-deflate; client_max_window_bits"},
+             config(15, 10), want(15, 10), {"client_max_window_bits=10"}),
 
       // Invalid window values decline the offer.
       decline(__LINE__, {"permessage-deflate; server_max_window_bits=7"}),
