@@ -190,9 +190,15 @@ void lariat_conn::deliver_info(const Letter &letter) {
     return;
   }
   begin_event();
-  int result = call_handler([&] {
-    return route_->handler.websocket_info(this, letter.msg, user_state);
-  });
+  int result;
+  try {
+    result = call_handler([&] {
+      return route_->handler.websocket_info(this, letter.msg, user_state);
+    });
+  } catch (...) {
+    letter.discard();  // the message is the handler's whatever happens
+    throw;
+  }
   letter.discard();
   after_callback(result);
   end_event();
@@ -612,26 +618,41 @@ int lariat_conn::reply(const lariat_frame *frame) {
   int rc = lariat::detail::validate_outgoing(frame);
   if (rc != 0) return rc;
   if (state != State::kOpen) return LARIAT_ERR_CLOSING;
-  if (frame->opcode != LARIAT_OP_CLOSE &&
-      buffered_amount() + frame->len + 14 > max_queued_) {
-    if (backpressure_policy_ == LARIAT_BACKPRESSURE_REFUSE) {
-      above_low_water_ = true;  // drain tells the handler when to resume
-      return LARIAT_ERR_BACKPRESSURE;
-    }
-    // The peer cannot keep up: close behind what is queued, then stop.
-    begin_event();
-    fail_connection(LARIAT_REASON_ERROR_BACKPRESSURE,
-                    backpressure_policy_ == LARIAT_BACKPRESSURE_CLOSE ? 1008
-                                                                      : 1013);
-    end_event();
+  bool over_cap = frame->opcode != LARIAT_OP_CLOSE &&
+                  buffered_amount() + frame->len + 14 > max_queued_;
+  if (over_cap && backpressure_policy_ == LARIAT_BACKPRESSURE_REFUSE) {
+    above_low_water_ = true;  // drain tells the handler when to resume
     return LARIAT_ERR_BACKPRESSURE;
   }
   begin_event();
+  try {
+    rc = reply_in_event(frame, over_cap);
+  } catch (...) {
+    // Out of memory, nothing queued: the caller gets LARIAT_ERR_NOMEM
+    // (lariat_reply's guard), and the event count stays right so the
+    // connection still flushes and ends.
+    --event_depth_;
+    throw;
+  }
+  end_event();
+  return rc;
+}
+
+int lariat_conn::reply_in_event(const lariat_frame *frame, bool over_cap) {
+  int rc = 0;
+  if (over_cap) {
+    // The peer cannot keep up: close behind what is queued, then stop.
+    fail_connection(LARIAT_REASON_ERROR_BACKPRESSURE,
+                    backpressure_policy_ == LARIAT_BACKPRESSURE_CLOSE ? 1008
+                                                                      : 1013);
+    return LARIAT_ERR_BACKPRESSURE;
+  }
   hibernating = false;
   if (frame->opcode == LARIAT_OP_CLOSE) {
+    rc = server->frame_writer.write_close(&out_, frame->close_code,
+                                          frame->data, frame->len);
+    if (rc != 0) return rc;
     set_reason(LARIAT_REASON_SHUTDOWN);
-    server->frame_writer.write_close(&out_, frame->close_code, frame->data,
-                                     frame->len);
     state = State::kClosing;
     phase_started_ = server->now();
     reschedule();
@@ -640,30 +661,26 @@ int lariat_conn::reply(const lariat_frame *frame) {
              frame->len >= deflate->threshold()) {
     std::string &packed = server->deflate_scratch;
     if (deflate->compress(frame->data, frame->len, &packed) !=
-        lariat::detail::DeflateCodec::Status::kOk) {
-      end_event();
+        lariat::detail::DeflateCodec::Status::kOk)
       return LARIAT_ERR_NOMEM;
-    }
-    server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
-                               true, 4, reinterpret_cast<const uint8_t *>(
-                                            packed.data()),
-                               packed.size());
+    rc = server->frame_writer.write(
+        &out_, static_cast<uint8_t>(frame->opcode), true, 4,
+        reinterpret_cast<const uint8_t *>(packed.data()), packed.size());
   } else if (frame->len >= kFlushThreshold) {
     // Large: after what is queued, straight from the handler's buffer.
     flush();
-    server->frame_writer.write_to(transport_.get(),
-                                  static_cast<uint8_t>(frame->opcode), 0,
-                                  frame->data, frame->len);
+    rc = server->frame_writer.write_to(transport_.get(),
+                                       static_cast<uint8_t>(frame->opcode), 0,
+                                       frame->data, frame->len);
     if (transport_->buffered() > low_water_) above_low_water_ = true;
   } else {
-    server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
-                               true, 0, frame->data, frame->len);
+    rc = server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
+                                    true, 0, frame->data, frame->len);
   }
   // Batching pays for small frames; large output goes to the kernel early
   // so it does not pile up in one callback.
   if (out_.size() >= kFlushThreshold) flush();
-  end_event();
-  return 0;
+  return rc;
 }
 
 int lariat_conn::set_active(bool active) {

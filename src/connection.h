@@ -117,6 +117,9 @@ struct lariat_conn {
   void begin_drain();
   void close_transport();
   // Output and lifetime.
+  // reply() between begin_event() and end_event(); |over_cap|: the frame
+  // does not fit under max_queued.
+  int reply_in_event(const lariat_frame *frame, bool over_cap);
   void flush();
   void hibernate_if_idle();
   // Every entry point runs between begin_event() and end_event(): output
