@@ -581,7 +581,8 @@ void lariat_conn::abandon() noexcept {
   }
   if (state != State::kClosed) {
     state = State::kClosed;
-    transport_->close();
+    transport_->close();  // may finalize (delete this) before it returns
+    return;
   }
   if (finalize_pending_) finalize();
 }
