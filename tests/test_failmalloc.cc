@@ -12,7 +12,14 @@ extern "C" {
 #include <cmocka.h>
 }
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
 #include <zlib.h>
+
+#include <cerrno>
 
 #include <cstdio>
 #include <cstdlib>
@@ -34,9 +41,10 @@ bool g_armed = false;   // count (and maybe fail) allocations
 long g_count = 0;       // allocations seen while armed
 long g_fail_at = 0;     // 0: none fails; else the g_fail_at-th fails
 bool g_failed = false;  // the chosen allocation was reached
+bool g_fail_all = false;  // every armed allocation fails
 
 void *counted_alloc(size_t n) noexcept {
-  if (g_armed && ++g_count == g_fail_at) {
+  if (g_armed && (++g_count == g_fail_at || g_fail_all)) {
     g_failed = true;
     return nullptr;
   }
@@ -418,6 +426,82 @@ void test_failed_compress_does_not_poison_the_next(void **) {
   assert_true(failed_midway);
 }
 
+
+// ------------------------------------------------------------- loopback
+
+int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // Completes in the kernel's backlog, before the server accepts.
+  assert_int_equal(connect(fd, reinterpret_cast<sockaddr *>(&addr),
+                           sizeof addr),
+                   0);
+  return fd;
+}
+
+// The server closed |fd| (EOF or reset); false while it is still open.
+bool ended_by_server(int fd) {
+  char byte;
+  ssize_t r = recv(fd, &byte, 1, MSG_DONTWAIT);
+  return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+// With no memory for a connection, on_connection (src/server.cc) turns
+// the client away, and the listener keeps accepting: libuv stops watching
+// a listener whose pending socket is never accepted. Two clients wait at
+// once, so the second also finds the spare handle busy. A listener gone
+// deaf shows as a loop that never ends them (the ctest timeout).
+void test_listener_survives_failed_accepts(void **) {
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  lariat_server *server = nullptr;
+  assert_int_equal(lariat_server_new(&server, &loop, nullptr), 0);
+  assert_int_equal(lariat_server_route(server, "/chat", &kHandler, nullptr),
+                   0);
+  assert_int_equal(lariat_server_listen(server, "127.0.0.1", 0), 0);
+  int port = lariat_server_port(server);
+  Counts counts;
+  g_counts = &counts;
+  g_init = Init::kAccept;
+
+  int a = connect_to(port), b = connect_to(port);
+  g_fail_all = true;
+  g_armed = true;
+  while (!ended_by_server(a) || !ended_by_server(b))
+    uv_run(&loop, UV_RUN_ONCE);
+  g_armed = false;
+  g_fail_all = false;
+  close(a);
+  close(b);
+  assert_int_equal(counts.inits, 0);
+
+  // Memory is back: the next client is served.
+  int c = connect_to(port);
+  std::string req = request();
+  assert_int_equal(send(c, req.data(), req.size(), 0),
+                   static_cast<ssize_t>(req.size()));
+  std::string got;
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    uv_run(&loop, UV_RUN_ONCE);
+    char buf[512];
+    ssize_t r;
+    while ((r = recv(c, buf, sizeof buf, MSG_DONTWAIT)) > 0) got.append(buf, r);
+    assert_true(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+  }
+  assert_int_equal(got.compare(0, 12, "HTTP/1.1 101"), 0);
+  close(c);
+  while (counts.terminates == 0) uv_run(&loop, UV_RUN_ONCE);
+  assert_int_equal(counts.inits, 1);
+  assert_int_equal(counts.terminates, 1);
+
+  lariat_server_del(server);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 }  // namespace
 
 int main(void) {
@@ -425,6 +509,7 @@ int main(void) {
       cmocka_unit_test(test_scenarios_behave),
       cmocka_unit_test(test_every_allocation_fails_once),
       cmocka_unit_test(test_failed_compress_does_not_poison_the_next),
+      cmocka_unit_test(test_listener_survives_failed_accepts),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
