@@ -311,9 +311,15 @@ void lariat_conn::deliver_info(const Letter &letter) {
     return;
   }
   begin_event();
-  int result = call_handler([&] {
-    return route_->handler.websocket_info(this, letter.msg, user_state);
-  });
+  int result;
+  try {
+    result = call_handler([&] {
+      return route_->handler.websocket_info(this, letter.msg, user_state);
+    });
+  } catch (...) {
+    letter.discard();  // the message is the handler's whatever happens
+    throw;
+  }
   letter.discard();
   after_callback(result);
   end_event();
@@ -766,7 +772,8 @@ void lariat_conn::abandon() noexcept {
   if (state != State::kClosed) {
     move_to(State::kClosed);
     remember_peer();
-    transport_->close();
+    transport_->close();  // may finalize (delete this) before it returns
+    return;
   }
   if (finalize_pending_) finalize();
 }
@@ -806,18 +813,10 @@ int lariat_conn::reply(const lariat_frame *frame) {
   // 14: the largest server frame header.
   if (frame->opcode != LARIAT_OP_CLOSE && frame->len + 14 > opts_.max_queued)
     return LARIAT_ERR_EXCEEDS_CAP;  // not backpressure: it never fits
-  if (frame->opcode != LARIAT_OP_CLOSE &&
-      buffered_amount() + frame->len + 14 > opts_.max_queued) {
-    if (opts_.backpressure_policy == LARIAT_BACKPRESSURE_REFUSE) {
-      above_low_water_ = true;  // drain tells the handler when to resume
-      return LARIAT_ERR_BACKPRESSURE;
-    }
-    // The peer cannot keep up: close behind what is queued, then stop.
-    begin_event();
-    fail_connection(LARIAT_REASON_ERROR_BACKPRESSURE,
-                    opts_.backpressure_policy == LARIAT_BACKPRESSURE_CLOSE ? 1008
-                                                                      : 1013);
-    end_event();
+  bool over_cap = frame->opcode != LARIAT_OP_CLOSE &&
+                  buffered_amount() + frame->len + 14 > opts_.max_queued;
+  if (over_cap && opts_.backpressure_policy == LARIAT_BACKPRESSURE_REFUSE) {
+    above_low_water_ = true;  // drain tells the handler when to resume
     return LARIAT_ERR_BACKPRESSURE;
   }
   // Another connection's callback is running: this frame leaves with the
@@ -830,11 +829,43 @@ int lariat_conn::reply(const lariat_frame *frame) {
   }
   if (hibernating) hibernate_requested_ = true;
   begin_event();
+  try {
+    rc = reply_in_event(frame, over_cap);
+  } catch (...) {
+    // Out of memory, nothing queued: the caller gets LARIAT_ERR_NOMEM
+    // (lariat_reply's guard), and the event count stays right so the
+    // connection still flushes and ends.
+    --event_depth_;
+    --server->events_running;
+    throw;
+  }
+  if (batched) {
+    // The bytes wait for flush_batched(): undo begin_event() without its
+    // flush.
+    --event_depth_;
+    --server->events_running;
+  } else {
+    end_event();
+  }
+  return rc;
+}
+
+int lariat_conn::reply_in_event(const lariat_frame *frame, bool over_cap) {
+  int rc = 0;
+  if (over_cap) {
+    // The peer cannot keep up: close behind what is queued, then stop.
+    fail_connection(LARIAT_REASON_ERROR_BACKPRESSURE,
+                    opts_.backpressure_policy == LARIAT_BACKPRESSURE_CLOSE
+                        ? 1008
+                        : 1013);
+    return LARIAT_ERR_BACKPRESSURE;
+  }
   hibernating = false;
   if (frame->opcode == LARIAT_OP_CLOSE) {
+    rc = server->frame_writer.write_close(&out_, frame->close_code,
+                                          frame->data, frame->len);
+    if (rc != 0) return rc;
     set_reason(LARIAT_REASON_SHUTDOWN);
-    server->frame_writer.write_close(&out_, frame->close_code, frame->data,
-                                     frame->len);
     move_to(State::kClosing);
     phase_started_ = server->now();
     reschedule();
@@ -843,37 +874,26 @@ int lariat_conn::reply(const lariat_frame *frame) {
              frame->len >= deflate->threshold()) {
     std::string &packed = server->deflate_scratch;
     if (deflate->compress(frame->data, frame->len, &packed) !=
-        lariat::detail::DeflateCodec::Status::kOk) {
-      end_event();
+        lariat::detail::DeflateCodec::Status::kOk)
       return LARIAT_ERR_NOMEM;
-    }
-    server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
-                               true, 4, reinterpret_cast<const uint8_t *>(
-                                            packed.data()),
-                               packed.size());
+    rc = server->frame_writer.write(
+        &out_, static_cast<uint8_t>(frame->opcode), true, 4,
+        reinterpret_cast<const uint8_t *>(packed.data()), packed.size());
   } else if (frame->len >= kFlushThreshold) {
     // Large: after what is queued, straight from the handler's buffer.
     flush();
-    server->frame_writer.write_to(transport_.get(),
-                                  static_cast<uint8_t>(frame->opcode), 0,
-                                  frame->data, frame->len);
+    rc = server->frame_writer.write_to(transport_.get(),
+                                       static_cast<uint8_t>(frame->opcode), 0,
+                                       frame->data, frame->len);
     if (transport_->buffered() > opts_.low_water) above_low_water_ = true;
   } else {
-    server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
-                               true, 0, frame->data, frame->len);
+    rc = server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
+                                    true, 0, frame->data, frame->len);
   }
   // Batching pays for small frames; large output goes to the kernel early
   // so it does not pile up in one callback.
   if (out_.size() >= kFlushThreshold) flush();
-  if (batched) {
-    // Leave the bytes for flush_batched(); undo begin_event() without
-    // its flush.
-    --event_depth_;
-    --server->events_running;
-  } else {
-    end_event();
-  }
-  return 0;
+  return rc;
 }
 
 int lariat_conn::set_active(bool active) {
@@ -939,6 +959,7 @@ int lariat_conn::peer(char *buf, size_t size, int *port) const {
 
 void lariat_conn::remember_peer() noexcept {
   if (!upgraded_ || !route_ || !route_->handler.terminate) return;
+  if (details_ && !details_->peer.empty()) return;
   char addr[64];
   int port = 0;
   if (transport_->peer(addr, sizeof addr, &port) != 0) return;
@@ -992,6 +1013,7 @@ void lariat_conn::start_close(int kind, uint16_t close_code) {
 void lariat_conn::begin_drain() {
   if (state == State::kClosed || state == State::kDraining) return;
   move_to(State::kDraining);
+  remember_peer();  // once both ends are shut, getpeername() has no peer
   phase_started_ = server->now();
   flush();
   transport_->shutdown();

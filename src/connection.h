@@ -163,6 +163,9 @@ struct lariat_conn {
   // Keeps the peer's address for terminate before the socket goes.
   void remember_peer() noexcept;
   // Output and lifetime.
+  // reply() between begin_event() and end_event(); |over_cap|: the frame
+  // does not fit under max_queued.
+  int reply_in_event(const lariat_frame *frame, bool over_cap);
   void flush();
   void hibernate_if_idle();
   // Every entry point runs between begin_event() and end_event(): output

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <climits>
 #include <cstring>
 #include <new>
 
@@ -184,7 +185,11 @@ bool accept_offer(const Offer &offer, const DeflateConfig &config,
       offered_server_bits < config.server_max_window_bits
           ? offered_server_bits
           : config.server_max_window_bits;
-  // We may only limit the client's window when it said it can be limited.
+  // We may only limit the client's window when it said it can be limited
+  // (RFC 7692 7.1.2.2); a limit the handler set is a requirement (Cowboy),
+  // so an offer that cannot take it is declined.
+  if (!client_bits_offered && config.client_max_window_bits < 15)
+    return false;
   agreed.client_window_bits = 15;
   if (client_bits_offered) {
     agreed.client_window_bits =
@@ -239,13 +244,48 @@ const uint8_t kTail[4] = {0x00, 0x00, 0xff, 0xff};
 // the window size minus 262 (MIN_LOOKAHEAD), i.e. 250.
 int zlib_window_bits(int bits) { return bits < 9 ? 9 : bits; }
 
+// LARIAT_DEFLATE_STRATEGY values, in the header's order.
+const int kStrategies[] = {Z_DEFAULT_STRATEGY, Z_FILTERED, Z_HUFFMAN_ONLY,
+                           Z_RLE, Z_FIXED};
+
+// zlib allocates through operator new like the rest of the library, so one
+// hook (the failing-allocation test's) sees every allocation.
+voidpf zlib_alloc(voidpf, uInt items, uInt size) {
+  return ::operator new(static_cast<size_t>(items) * size, std::nothrow);
+}
+void zlib_free(voidpf, voidpf p) { ::operator delete(p); }
+
+z_stream *new_stream() {
+  auto *z = new (std::nothrow) z_stream();
+  if (z) {
+    z->zalloc = zlib_alloc;
+    z->zfree = zlib_free;
+  }
+  return z;
+}
+
 }  // namespace
+
+void zlib_feed(z_stream *z, const uint8_t **p, size_t *left,
+               size_t max_piece) {
+  if (z->avail_in != 0 || *left == 0) return;
+  size_t piece = *left < max_piece ? *left : max_piece;
+  if (piece > UINT_MAX) piece = UINT_MAX;
+  z->next_in = const_cast<Bytef *>(*p);
+  z->avail_in = static_cast<uInt>(piece);
+  *p += piece;
+  *left -= piece;
+}
 
 DeflateCodec::DeflateCodec(const DeflateConfig &config,
                            const DeflateParams &params)
     : level_(config.level),
       mem_level_(config.mem_level),
+      strategy_(kStrategies[config.strategy >= 0 && config.strategy <= 4
+                                ? config.strategy
+                                : 0]),
       threshold_(config.threshold),
+      max_piece_(UINT_MAX),
       params_(params) {}
 
 DeflateCodec::~DeflateCodec() {
@@ -261,11 +301,11 @@ DeflateCodec::~DeflateCodec() {
 
 bool DeflateCodec::ensure_deflater() {
   if (deflater_) return true;
-  auto *z = new (std::nothrow) z_stream();
+  z_stream *z = new_stream();
   if (!z) return false;
   if (deflateInit2(z, level_, Z_DEFLATED,
                    -zlib_window_bits(params_.server_window_bits), mem_level_,
-                   Z_DEFAULT_STRATEGY) != Z_OK) {
+                   strategy_) != Z_OK) {
     delete z;
     return false;
   }
@@ -275,7 +315,7 @@ bool DeflateCodec::ensure_deflater() {
 
 bool DeflateCodec::ensure_inflater() {
   if (inflater_) return true;
-  auto *z = new (std::nothrow) z_stream();
+  z_stream *z = new_stream();
   if (!z) return false;
   if (inflateInit2(z, -zlib_window_bits(params_.client_window_bits)) != Z_OK) {
     delete z;
@@ -289,29 +329,50 @@ bool DeflateCodec::ensure_inflater() {
 DeflateCodec::Status DeflateCodec::compress(const uint8_t *p, size_t n,
                                             std::string *out) {
   if (!ensure_deflater()) return Status::kNoMemory;
-  z_stream *z = deflater_;
   out->clear();
-  z->next_in = const_cast<Bytef *>(p);
-  z->avail_in = static_cast<uInt>(n);
-  size_t produced = 0;
-  int rc;
-  do {
-    size_t room = n / 2 + 64;
-    out->resize(produced + room);
-    z->next_out = reinterpret_cast<Bytef *>(&(*out)[produced]);
-    z->avail_out = static_cast<uInt>(room);
-    rc = deflate(z, Z_SYNC_FLUSH);
-    produced += room - z->avail_out;
-    if (rc != Z_OK && rc != Z_BUF_ERROR) return Status::kNoMemory;
-    // Done once the flush fitted: input consumed and output room left.
-  } while (z->avail_in > 0 || z->avail_out == 0);
-  out->resize(produced);
+  Status status;
+  try {
+    status = deflate_pieces(p, n, out);
+  } catch (const std::bad_alloc &) {
+    status = Status::kNoMemory;
+  }
+  if (status != Status::kOk) {
+    // zlib holds part of a message the peer will never see; the next
+    // message must not refer back to it.
+    deflateReset(deflater_);
+    out->clear();
+    return status;
+  }
+  size_t produced = out->size();
   if (produced >= 4 && std::memcmp(out->data() + produced - 4, kTail, 4) == 0)
     out->resize(produced - 4);
   // An empty message compresses to a single 00 byte (RFC 7692 7.2.3.6),
   // whatever zlib emitted for an empty flush.
   if (out->empty()) out->push_back('\0');
-  if (params_.server_no_context_takeover) deflateReset(z);
+  if (params_.server_no_context_takeover) deflateReset(deflater_);
+  return Status::kOk;
+}
+
+DeflateCodec::Status DeflateCodec::deflate_pieces(const uint8_t *p, size_t n,
+                                                  std::string *out) {
+  z_stream *z = deflater_;
+  z->avail_in = 0;
+  size_t left = n, produced = 0;
+  do {
+    zlib_feed(z, &p, &left, max_piece_);
+    // At least 64 bytes: a sync flush into less than 7 repeats its marker.
+    size_t room = n / 2 + 64;
+    if (room > UINT_MAX) room = UINT_MAX;
+    out->resize(produced + room);
+    z->next_out = reinterpret_cast<Bytef *>(&(*out)[produced]);
+    z->avail_out = static_cast<uInt>(room);
+    // One sync flush, once zlib has the whole message.
+    int rc = deflate(z, left == 0 ? Z_SYNC_FLUSH : Z_NO_FLUSH);
+    produced += room - z->avail_out;
+    out->resize(produced);
+    if (rc != Z_OK && rc != Z_BUF_ERROR) return Status::kNoMemory;
+    // Done once the flush fitted: input consumed and output room left.
+  } while (left > 0 || z->avail_in > 0 || z->avail_out == 0);
   return Status::kOk;
 }
 
@@ -326,16 +387,19 @@ DeflateCodec::Status DeflateCodec::decompress(const uint8_t *p, size_t n,
       p = kTail;
       n = sizeof(kTail);
     }
-    z->next_in = const_cast<Bytef *>(p);
-    z->avail_in = static_cast<uInt>(n);
+    const uint8_t *next = p;
+    size_t left = n;
+    z->avail_in = 0;
     // Runs until the input is used up and zlib had output room to spare:
     // a full output buffer may mean output is still pending inside zlib.
     while (!inflate_ended_) {
+      zlib_feed(z, &next, &left, max_piece_);
       size_t used = out->size();
       if (used > limit) return Status::kTooBig;
       // Never grow past limit + 1: one byte over proves the message too big.
-      size_t room = n * 4 + 1024;
+      size_t room = n < 16384 ? n * 4 + 1024 : 65536;
       if (room > 65536) room = 65536;
+      if (room > max_piece_) room = max_piece_;
       if (limit - used < room) room = static_cast<size_t>(limit - used) + 1;
       out->resize(used + room);
       z->next_out = reinterpret_cast<Bytef *>(&(*out)[used]);
@@ -354,7 +418,9 @@ DeflateCodec::Status DeflateCodec::decompress(const uint8_t *p, size_t n,
         out->resize(limit);  // the caller never holds more than the limit
         return Status::kTooBig;
       }
-      if (z->avail_out != 0 && (z->avail_in == 0 || rc == Z_BUF_ERROR)) break;
+      if (z->avail_out != 0 &&
+          ((z->avail_in == 0 && left == 0) || rc == Z_BUF_ERROR))
+        break;
     }
   }
   if (last) {

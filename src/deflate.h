@@ -23,6 +23,7 @@ struct DeflateConfig {
   bool server_no_context_takeover = false;
   bool client_no_context_takeover = false;
   size_t threshold = 0;
+  int strategy = 0;  // see LARIAT_DEFLATE_STRATEGY: 0..4
 };
 
 // What was agreed with the client.
@@ -43,6 +44,12 @@ bool negotiate_deflate(const std::vector<std::string_view> &header_values,
                        const DeflateConfig &config, DeflateParams *params,
                        std::string *response);
 
+// zlib counts bytes in uInt: a longer input goes to it in pieces of at most
+// |max_piece|. Once zlib has used up its input, moves the next piece of
+// the |*left| bytes at |*p| into it.
+void zlib_feed(z_stream_s *z, const uint8_t **p, size_t *left,
+               size_t max_piece);
+
 // The zlib streams of one connection, created on first use.
 class DeflateCodec {
  public:
@@ -54,7 +61,8 @@ class DeflateCodec {
   DeflateCodec &operator=(const DeflateCodec &) = delete;
 
   // Compresses one whole message into |out| (replacing its contents),
-  // without the trailing 00 00 ff ff (RFC 7692 7.2.1).
+  // without the trailing 00 00 ff ff (RFC 7692 7.2.1). On failure the
+  // compressor starts afresh: the next message never refers to this one.
   Status compress(const uint8_t *p, size_t n, std::string *out);
 
   // Inflates the next piece of a compressed message, appending to |out|.
@@ -77,16 +85,21 @@ class DeflateCodec {
   }
   bool holds_state() const { return deflater_ || inflater_; }
   size_t threshold() const { return threshold_; }
+  // Tests: the largest piece handed to zlib at once (UINT_MAX otherwise),
+  // so the chunking runs without 4 GiB buffers.
+  void set_max_piece(size_t bytes) { max_piece_ = bytes; }
 
  private:
   bool ensure_deflater();
   bool ensure_inflater();
+  Status deflate_pieces(const uint8_t *p, size_t n, std::string *out);
 
   z_stream_s *deflater_ = nullptr;
   z_stream_s *inflater_ = nullptr;
   bool inflate_ended_ = false;  // the client closed its stream (BFINAL)
-  int level_, mem_level_;
+  int level_, mem_level_, strategy_;
   size_t threshold_;
+  size_t max_piece_;
   DeflateParams params_;
 };
 

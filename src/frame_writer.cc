@@ -15,24 +15,45 @@ int FrameWriter::init() {
              : LARIAT_ERR_NOMEM;
 }
 
+// Always takes every byte, even when passing them on failed: wslay keeps a
+// half-sent frame in its context and would finish it in the next call, for
+// whichever connection makes it.
 ssize_t FrameWriter::on_send(const uint8_t *data, size_t len, int flags,
                              void *user_data) {
   auto *self = static_cast<FrameWriter *>(user_data);
-  if (!self->direct_) {
-    self->out_->append(reinterpret_cast<const char *>(data), len);
-  } else if (flags & WSLAY_MSG_MORE) {
-    // wslay hands over the header first; hold it for the payload.
-    std::memcpy(self->header_, data, len);
-    self->header_len_ = len;
-  } else {
-    self->direct_->write2(self->header_, self->header_len_, data, len);
-    self->header_len_ = 0;
+  try {
+    if (!self->direct_) {
+      self->out_->append(reinterpret_cast<const char *>(data), len);
+    } else if (flags & WSLAY_MSG_MORE) {
+      // wslay hands over the header first; hold it for the payload.
+      std::memcpy(self->header_, data, len);
+      self->header_len_ = len;
+    } else {
+      self->direct_->write2(self->header_, self->header_len_, data, len);
+      self->header_len_ = 0;
+    }
+  } catch (...) {
+    if (!self->error_) self->error_ = std::current_exception();
   }
   return static_cast<ssize_t>(len);
 }
 
-void FrameWriter::write_to(Transport *transport, uint8_t opcode, uint8_t rsv,
-                           const uint8_t *data, size_t len) {
+int FrameWriter::send(wslay_frame_iocb *iocb) {
+  ssize_t sent = wslay_frame_send(ctx_, iocb);
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+  // Refused before anything was written (a control frame over 125 bytes,
+  // a bad opcode): the context is still at a frame start.
+  return sent == static_cast<ssize_t>(iocb->data_length)
+             ? 0
+             : LARIAT_ERR_INVALID_ARGUMENT;
+}
+
+int FrameWriter::write_to(Transport *transport, uint8_t opcode, uint8_t rsv,
+                          const uint8_t *data, size_t len) {
   wslay_frame_iocb iocb = {};
   iocb.fin = 1;
   iocb.rsv = rsv;
@@ -41,12 +62,20 @@ void FrameWriter::write_to(Transport *transport, uint8_t opcode, uint8_t rsv,
   iocb.data = data;
   iocb.data_length = len;
   direct_ = transport;
-  wslay_frame_send(ctx_, &iocb);
+  header_len_ = 0;
+  int rc;
+  try {
+    rc = send(&iocb);
+  } catch (...) {
+    direct_ = nullptr;
+    throw;
+  }
   direct_ = nullptr;
+  return rc;
 }
 
-void FrameWriter::write(std::string *out, uint8_t opcode, bool fin,
-                        uint8_t rsv, const uint8_t *data, size_t len) {
+int FrameWriter::write(std::string *out, uint8_t opcode, bool fin,
+                       uint8_t rsv, const uint8_t *data, size_t len) {
   wslay_frame_iocb iocb = {};
   iocb.fin = fin ? 1 : 0;
   iocb.rsv = rsv;
@@ -55,16 +84,17 @@ void FrameWriter::write(std::string *out, uint8_t opcode, bool fin,
   iocb.payload_length = len;
   iocb.data = data;
   iocb.data_length = len;
-  out_ = out;
+  // Room for the header (at most 10 bytes unmasked) and the payload first:
+  // the appends in on_send then cannot fail, and a frame is whole or absent.
   out->reserve(out->size() + len + 10);
-  // The callback takes everything, so one call writes the whole frame;
-  // arguments were validated by the caller, so it cannot fail.
-  wslay_frame_send(ctx_, &iocb);
+  out_ = out;
+  int rc = send(&iocb);
   out_ = nullptr;
+  return rc;
 }
 
-void FrameWriter::write_close(std::string *out, uint16_t code,
-                              const uint8_t *reason, size_t len) {
+int FrameWriter::write_close(std::string *out, uint16_t code,
+                             const uint8_t *reason, size_t len) {
   uint8_t payload[125];
   size_t n = 0;
   if (code != 0) {
@@ -74,7 +104,7 @@ void FrameWriter::write_close(std::string *out, uint16_t code,
     if (len > sizeof(payload) - 2) len = sizeof(payload) - 2;
     for (size_t i = 0; i < len; ++i) payload[n++] = reason[i];
   }
-  write(out, LARIAT_OP_CLOSE, true, 0, payload, n);
+  return write(out, LARIAT_OP_CLOSE, true, 0, payload, n);
 }
 
 int validate_outgoing(const lariat_frame *frame) {

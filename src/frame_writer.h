@@ -9,6 +9,7 @@
 #include <wslay/wslay.h>
 
 #include <cstdint>
+#include <exception>
 #include <string>
 
 #include "transport.h"
@@ -24,21 +25,28 @@ class FrameWriter {
 
   // 0, or LARIAT_ERR_NOMEM.
   int init();
+  // Each write returns 0, or LARIAT_ERR_INVALID_ARGUMENT when wslay
+  // refuses the frame (nothing is written then). Out of memory throws
+  // std::bad_alloc, with nothing appended to |out|.
   // Appends one whole frame to |out|.
-  void write(std::string *out, uint8_t opcode, bool fin, uint8_t rsv,
-             const uint8_t *data, size_t len);
+  int write(std::string *out, uint8_t opcode, bool fin, uint8_t rsv,
+            const uint8_t *data, size_t len);
   // Sends one whole frame straight to |transport|: the header, then the
   // payload from the caller's buffer, without copying it.
-  void write_to(Transport *transport, uint8_t opcode, uint8_t rsv,
-                const uint8_t *data, size_t len);
+  int write_to(Transport *transport, uint8_t opcode, uint8_t rsv,
+               const uint8_t *data, size_t len);
   // Appends a close frame; |code| 0 means no code (and no reason).
-  void write_close(std::string *out, uint16_t code, const uint8_t *reason,
-                   size_t len);
+  int write_close(std::string *out, uint16_t code, const uint8_t *reason,
+                  size_t len);
 
  private:
   static ssize_t on_send(const uint8_t *data, size_t len, int flags,
                          void *user_data);
+  int send(wslay_frame_iocb *iocb);
   wslay_frame_context_ptr ctx_ = nullptr;
+  // An exception from inside on_send, rethrown once wslay has returned:
+  // it must not unwind through wslay's C frames.
+  std::exception_ptr error_;
   std::string *out_ = nullptr;
   // write_to(): where the payload goes, and the header waiting for it.
   Transport *direct_ = nullptr;

@@ -1,6 +1,7 @@
 // Keeps C++ exceptions (in practice std::bad_alloc from containers) from
 // crossing into C callers or libuv: every C entry point that allocates runs
-// its body through guard_errors().
+// its body through guard_errors(), every libuv callback through
+// guard_callback().
 #ifndef LARIAT_GUARD_H
 #define LARIAT_GUARD_H
 
@@ -18,6 +19,18 @@ int guard_errors(Body &&body) noexcept {
     return LARIAT_ERR_NOMEM;
   } catch (...) {
     return LARIAT_ERR_FATAL;
+  }
+}
+
+// Runs the body of a libuv callback: nothing may unwind into libuv. An
+// exception (in practice std::bad_alloc) drops |conn| as a socket error
+// (lariat_conn::abandon()); other connections and the server go on.
+template <typename Conn, typename Body>
+void guard_callback(Conn *conn, Body &&body) noexcept {
+  try {
+    body();
+  } catch (...) {
+    if (conn) conn->abandon();
   }
 }
 

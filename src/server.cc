@@ -49,10 +49,14 @@ void lariat_server::schedule(uint64_t deadline, lariat_conn_id id) {
   timer_armed_at = deadline;
   uv_timer_start(
       &timer,
-      [](uv_timer_t *t) { static_cast<lariat_server *>(t->data)->on_timer(); },
+      [](uv_timer_t *t) noexcept {
+        static_cast<lariat_server *>(t->data)->on_timer();
+      },
       deadline > now_ms ? deadline - now_ms : 0, 0);
 }
 
+// Pushes below follow pops, so the heap never grows here (and never
+// throws): only a connection's own work can, and that drops it alone.
 void lariat_server::on_timer() {
   enter_loop_thread();
   timer_armed_at = UINT64_MAX;
@@ -65,15 +69,11 @@ void lariat_server::on_timer() {
     lariat_conn *conn = it->second;
     conn->scheduled = UINT64_MAX;  // its earliest entry just popped
     uint64_t real = conn->deadline();
-    try {
-      if (real <= now_ms) {
-        conn->on_deadline();
-      } else if (real != UINT64_MAX) {
-        timers.push(real, id);
-        conn->scheduled = real;
-      }
-    } catch (...) {
-      conn->abandon();  // nothing may unwind into libuv
+    if (real <= now_ms) {
+      lariat::detail::guard_callback(conn, [&] { conn->on_deadline(); });
+    } else if (real != UINT64_MAX) {
+      timers.push(real, id);
+      conn->scheduled = real;
     }
   }
   if (!timers.empty()) {
@@ -157,14 +157,13 @@ void lariat_server::deliver(const Letter &letter) {
       letter.discard();
       return;
     }
-    try {
+    lariat_conn *conn = it->second;
+    lariat::detail::guard_callback(conn, [&] {
       if (letter.kind == Letter::kResume)
-        it->second->resume(static_cast<lariat_upgrade *>(letter.msg));
+        conn->resume(static_cast<lariat_upgrade *>(letter.msg));
       else
-        it->second->deliver_info(letter);
-    } catch (...) {
-      it->second->abandon();
-    }
+        conn->deliver_info(letter);
+    });
   }
 }
 
@@ -197,11 +196,8 @@ void lariat_server::flush_batched() {
   for (lariat_conn_id id : ids) {
     auto it = conns.find(id);
     if (it == conns.end()) continue;
-    try {
-      it->second->flush_batched();
-    } catch (...) {
-      it->second->abandon();
-    }
+    lariat_conn *conn = it->second;
+    lariat::detail::guard_callback(conn, [&] { conn->flush_batched(); });
   }
 }
 
@@ -216,30 +212,66 @@ void handle_closed(lariat_server *server) {
   }
 }
 
-void on_handle_closed(uv_handle_t *h) {
+void on_handle_closed(uv_handle_t *h) noexcept {
   handle_closed(static_cast<lariat_server *>(h->data));
 }
 
-void on_listener_closed(uv_handle_t *h) {
+void on_listener_closed(uv_handle_t *h) noexcept {
   auto *server = static_cast<lariat_server *>(h->data);
   delete reinterpret_cast<uv_tcp_t *>(h);
   handle_closed(server);
 }
 
-void on_connection(uv_stream_t *listener, int status) {
+void on_connection(uv_stream_t *listener, int status) noexcept;
+
+void on_spare_closed(uv_handle_t *h) noexcept {
+  auto *server = static_cast<lariat_server *>(h->data);
+  --server->open_handles;
+  server->spare_busy = false;
+  if (!server->spare_retry) return;
+  // A listener waited for the spare: each gets another try (one with
+  // nothing pending just finds nothing to accept).
+  server->spare_retry = false;
+  for (size_t i = 0; i < server->listeners.size(); ++i)
+    on_connection(reinterpret_cast<uv_stream_t *>(server->listeners[i]), 0);
+}
+
+// No memory for a connection: the client is accepted and closed at once,
+// so the listener goes on listening.
+void turn_away(lariat_server *server, uv_stream_t *listener) {
+  if (server->spare_busy) {
+    server->spare_retry = true;  // accepted when the spare is free again
+    return;
+  }
+  if (uv_tcp_init(server->loop, &server->spare) != 0) return;
+  server->spare.data = server;
+  server->spare_busy = true;
+  ++server->open_handles;
+  uv_accept(listener, reinterpret_cast<uv_stream_t *>(&server->spare));
+  uv_close(reinterpret_cast<uv_handle_t *>(&server->spare), on_spare_closed);
+}
+
+// Every pending socket is accepted or turned away, whatever runs out.
+void on_connection(uv_stream_t *listener, int status) noexcept {
   auto *server = static_cast<lariat_server *>(listener->data);
   server->enter_loop_thread();
   if (status < 0 || server->stopping) return;
   auto *transport = new (std::nothrow) TcpTransport(server);
-  if (!transport) return;
+  if (!transport) {
+    turn_away(server, listener);
+    return;
+  }
   if (transport->accept(listener) != 0) return;  // it cleans up after itself
+  // From here the socket is ours: on failure, closing it turns it away.
   lariat_conn *conn =
       server->accept(std::unique_ptr<lariat::detail::Transport>(transport));
   if (!conn) return;
-  if (transport->start() != 0)
+  if (transport->start() != 0) {
     conn->abandon();
-  else if (server->conns.size() > server->options.max_connections)
-    conn->refuse_busy();
+    return;
+  }
+  if (server->conns.size() > server->options.max_connections)
+    lariat::detail::guard_callback(conn, [&] { conn->refuse_busy(); });
 }
 
 }  // namespace
@@ -263,7 +295,7 @@ namespace {
 // first, letters posted before a stop request are delivered before the
 // stop, and the ones posted after it reach connections that are closing,
 // which free them.
-void on_wake(uv_async_t *a) {
+void on_wake(uv_async_t *a) noexcept {
   auto *server = static_cast<lariat_server *>(a->data);
   server->enter_loop_thread();
   if (!server->stop_requested.load() || server->stopping) {
@@ -322,28 +354,33 @@ LARIAT_EXTERN int lariat_server_new(lariat_server **out, uv_loop_t *loop,
       delete server;
       return LARIAT_ERR_NOMEM;
     }
-    uv_timer_init(loop, &server->timer);
-    server->timer.data = server;
-    rc = server->mailbox.init(
-        loop,
-        on_wake,
-        server);
-    if (rc != 0) {
-      uv_close(reinterpret_cast<uv_handle_t *>(&server->timer), nullptr);
-      uv_run(loop, UV_RUN_NOWAIT);
-      if (server->owned_loop) uv_loop_close(loop);
-      delete server;
-      return rc;
-    }
+    // The handles whose creation can fail come first. If the second fails,
+    // the first is closed without running a loop that may be the caller's:
+    // its close callback frees the server whenever that loop runs.
     rc = uv_async_init(loop, &server->stop_async, on_wake);
     if (rc != 0) {
-      server->mailbox.close(nullptr);
-      uv_close(reinterpret_cast<uv_handle_t *>(&server->timer), nullptr);
-      uv_run(loop, UV_RUN_NOWAIT);
       if (server->owned_loop) uv_loop_close(loop);
       delete server;
       return rc;
     }
+    server->stop_async.data = server;
+    rc = server->mailbox.init(loop, on_wake, server);
+    if (rc != 0) {
+      bool owned = server->owned_loop != nullptr;
+      uv_close(reinterpret_cast<uv_handle_t *>(&server->stop_async),
+               [](uv_handle_t *h) noexcept {
+                 auto *dead = static_cast<lariat_server *>(h->data);
+                 if (!dead->owned_loop) delete dead;
+               });
+      if (owned) {
+        uv_run(loop, UV_RUN_NOWAIT);  // our own loop: the close completes
+        uv_loop_close(loop);
+        delete server;
+      }
+      return rc;
+    }
+    uv_timer_init(loop, &server->timer);  // cannot fail
+    server->timer.data = server;
     server->stop_async.data = server;
     server->stop_async_open = true;
     // Only a stop request may wake it; it must not keep the loop alive.
@@ -372,13 +409,14 @@ LARIAT_EXTERN int lariat_server_stop(lariat_server *server) {
     for (uv_tcp_t *listener : server->listeners)
       uv_close(reinterpret_cast<uv_handle_t *>(listener), on_listener_closed);
     server->listeners.clear();
-    // stop() may end a connection and erase it from the map: iterate a copy.
-    std::vector<lariat_conn_id> ids;
-    ids.reserve(server->conns.size());
-    for (auto &entry : server->conns) ids.push_back(entry.first);
-    for (lariat_conn_id id : ids) {
-      auto it = server->conns.find(id);
-      if (it != server->conns.end()) it->second->stop();
+    // Without allocating (a copy of the ids could fail and leave the rest
+    // running): stop() may end its own connection and erase it from the
+    // map, never another (TCP closes complete in later callbacks), so
+    // the next entry is taken first. One that runs out of memory is
+    // dropped; the others still stop.
+    for (auto it = server->conns.begin(); it != server->conns.end();) {
+      lariat_conn *conn = (it++)->second;
+      lariat::detail::guard_callback(conn, [&] { conn->stop(); });
     }
     server->finish_stop_if_idle();
     return 0;
@@ -401,7 +439,10 @@ LARIAT_EXTERN void lariat_server_del(lariat_server *server) {
   }
   if (server->owned_loop) {
     uv_run(server->loop, UV_RUN_NOWAIT);
-    uv_loop_close(server->loop);
+    // Handles the user put on our loop (lariat_server_loop()) and did not
+    // close keep it busy; libuv still uses its memory, so it is leaked on
+    // purpose rather than freed under them.
+    if (uv_loop_close(server->loop) == UV_EBUSY) server->owned_loop.release();
   }
   delete server;
 }

@@ -3,6 +3,7 @@
 #include <new>
 
 #include "connection.h"
+#include "guard.h"
 #include "server.h"
 
 namespace lariat::detail {
@@ -29,27 +30,27 @@ int TcpTransport::start() {
   return uv_read_start(stream(), on_alloc, on_read);
 }
 
-void TcpTransport::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
+void TcpTransport::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) noexcept {
   auto *self = static_cast<TcpTransport *>(h->data);
   lariat_server *server = self->server_;
   buf->base = reinterpret_cast<char *>(server->read_buffer.get());
   buf->len = server->read_buffer_size;
 }
 
-void TcpTransport::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+void TcpTransport::on_read(uv_stream_t *s, ssize_t nread,
+                           const uv_buf_t *buf) noexcept {
   auto *self = static_cast<TcpTransport *>(s->data);
   if (self->closing_ || !self->conn_) return;
-  try {
+  lariat_conn *conn = self->conn_;
+  guard_callback(conn, [&] {
     if (nread > 0)
-      self->conn_->on_read(reinterpret_cast<uint8_t *>(buf->base),
-                           static_cast<size_t>(nread));
+      conn->on_read(reinterpret_cast<uint8_t *>(buf->base),
+                    static_cast<size_t>(nread));
     else if (nread == UV_EOF)
-      self->conn_->on_eof();
+      conn->on_eof();
     else if (nread < 0)
-      self->conn_->on_transport_error(static_cast<int>(nread));
-  } catch (...) {
-    self->conn_->abandon();  // nothing may unwind into libuv
-  }
+      conn->on_transport_error(static_cast<int>(nread));
+  });
 }
 
 int TcpTransport::set_reading(bool on) {
@@ -64,9 +65,7 @@ size_t TcpTransport::buffered() const {
 void TcpTransport::write(const uint8_t *p, size_t n) {
   if (closing_ || n == 0) return;
   if (!queue_ || (!queue_->writing && queue_->pending.empty())) {
-    uv_buf_t buf = uv_buf_init(
-        const_cast<char *>(reinterpret_cast<const char *>(p)),
-        static_cast<unsigned>(n));
+    uv_buf_t buf = to_uv_buf(p, n);
     int r = uv_try_write(stream(), &buf, 1);
     if (r > 0) {
       p += r;
@@ -75,27 +74,29 @@ void TcpTransport::write(const uint8_t *p, size_t n) {
     }
     // Other errors surface from the uv_write below, through on_written.
   }
-  if (!queue_) {
-    queue_.reset(new (std::nothrow) WriteQueue);
+  try {
     if (!queue_) {
-      conn_->on_transport_error(UV_ENOMEM);
-      return;
+      queue_.reset(new WriteQueue);
+      queue_->req.data = this;
     }
-    queue_->req.data = this;
+    queue_->pending.append(reinterpret_cast<const char *>(p), n);
+  } catch (const std::bad_alloc &) {
+    fail_nomem();
+    return;
   }
-  queue_->pending.append(reinterpret_cast<const char *>(p), n);
   start_write();
+}
+
+void TcpTransport::fail_nomem() {
+  if (queue_ && !queue_->writing) queue_.reset();
+  conn_->on_transport_error(UV_ENOMEM);
 }
 
 void TcpTransport::write2(const uint8_t *a, size_t an, const uint8_t *b,
                           size_t bn) {
   if (closing_) return;
   if (!queue_) {
-    uv_buf_t bufs[2] = {
-        uv_buf_init(const_cast<char *>(reinterpret_cast<const char *>(a)),
-                    static_cast<unsigned>(an)),
-        uv_buf_init(const_cast<char *>(reinterpret_cast<const char *>(b)),
-                    static_cast<unsigned>(bn))};
+    uv_buf_t bufs[2] = {to_uv_buf(a, an), to_uv_buf(b, bn)};
     int r = uv_try_write(stream(), bufs, 2);
     size_t sent = r > 0 ? static_cast<size_t>(r) : 0;
     if (sent >= an) {
@@ -121,8 +122,7 @@ void TcpTransport::start_write() {
   if (queue_->writing) return;
   queue_->inflight.swap(queue_->pending);
   queue_->pending.clear();
-  uv_buf_t buf = uv_buf_init(queue_->inflight.data(),
-                             static_cast<unsigned>(queue_->inflight.size()));
+  uv_buf_t buf = to_uv_buf(queue_->inflight.data(), queue_->inflight.size());
   int rc = uv_write(&queue_->req, stream(), &buf, 1, on_written);
   if (rc != 0) {
     queue_->inflight.clear();
@@ -132,21 +132,20 @@ void TcpTransport::start_write() {
   queue_->writing = true;
 }
 
-void TcpTransport::on_written(uv_write_t *req, int status) {
+void TcpTransport::on_written(uv_write_t *req, int status) noexcept {
   auto *self = static_cast<TcpTransport *>(req->data);
   self->queue_->writing = false;
   std::string().swap(self->queue_->inflight);
   if (self->closing_) return;
-  try {
+  lariat_conn *conn = self->conn_;
+  guard_callback(conn, [&] {
     if (status < 0) {
-      self->conn_->on_transport_error(status);
+      conn->on_transport_error(status);
     } else {
       self->start_write();
-      self->conn_->on_output_progress();
+      conn->on_output_progress();
     }
-  } catch (...) {
-    self->conn_->abandon();
-  }
+  });
 }
 
 void TcpTransport::shutdown() {
@@ -163,7 +162,9 @@ void TcpTransport::send_fin() {
   if (uv_shutdown(req, stream(), on_shutdown) != 0) delete req;
 }
 
-void TcpTransport::on_shutdown(uv_shutdown_t *req, int) { delete req; }
+void TcpTransport::on_shutdown(uv_shutdown_t *req, int) noexcept {
+  delete req;
+}
 
 void TcpTransport::close() {
   if (closing_) return;
@@ -171,7 +172,7 @@ void TcpTransport::close() {
   uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), on_closed);
 }
 
-void TcpTransport::on_closed(uv_handle_t *h) {
+void TcpTransport::on_closed(uv_handle_t *h) noexcept {
   auto *self = static_cast<TcpTransport *>(h->data);
   lariat_server *server = self->server_;
   --server->open_handles;

@@ -17,6 +17,15 @@ struct lariat_server;
 
 namespace lariat::detail {
 
+// uv_buf_init() takes an unsigned length; uv_buf_t's own is size_t on
+// Unix, so a buffer of 4 GiB or more is described whole this way.
+inline uv_buf_t to_uv_buf(const void *p, size_t n) {
+  uv_buf_t buf;
+  buf.base = const_cast<char *>(static_cast<const char *>(p));
+  buf.len = n;
+  return buf;
+}
+
 class TcpTransport final : public Transport {
  public:
   explicit TcpTransport(lariat_server *server) : server_(server) {}
@@ -46,12 +55,14 @@ class TcpTransport final : public Transport {
     bool writing = false;
   };
 
-  static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-  static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-  static void on_written(uv_write_t *req, int status);
-  static void on_shutdown(uv_shutdown_t *req, int status);
-  static void on_closed(uv_handle_t *h);
+  static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) noexcept;
+  static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept;
+  static void on_written(uv_write_t *req, int status) noexcept;
+  static void on_shutdown(uv_shutdown_t *req, int status) noexcept;
+  static void on_closed(uv_handle_t *h) noexcept;
   void start_write();
+  // Out of memory with bytes possibly half sent: the stream is lost.
+  void fail_nomem();
   void send_fin();
   uv_stream_t *stream() { return reinterpret_cast<uv_stream_t *>(&tcp_); }
 

@@ -163,6 +163,10 @@ LARIAT_EXTERN int lariat_upgrade_set_deflate(lariat_upgrade *up, int option,
       if (value < 0) break;
       d.threshold = static_cast<size_t>(value);
       return 0;
+    case LARIAT_DEFLATE_STRATEGY:
+      if (!in(0, 4)) break;
+      d.strategy = static_cast<int>(value);
+      return 0;
     default:
       break;
   }

@@ -16,6 +16,7 @@ extern "C" {
 
 #include "connection.h"
 #include "server.h"
+#include "tcp_transport.h"
 
 namespace {
 
@@ -130,8 +131,8 @@ struct Harness {
   bool shut = false, closed = false;
   lariat_conn *conn = nullptr;
 
-  Harness() {
-    assert_int_equal(lariat_server_new(&server, nullptr, nullptr), 0);
+  explicit Harness(const lariat_options *opts = nullptr) {
+    assert_int_equal(lariat_server_new(&server, nullptr, opts), 0);
     assert_int_equal(lariat_server_route(server, "/chat", &kHandler, &record),
                      0);
     conn = server->accept(
@@ -280,6 +281,60 @@ void test_idle_deadline(void **) {
   assert_int_equal(h.record.terminates[0], LARIAT_REASON_TIMEOUT);
 }
 
+
+// A masked binary frame header announcing |len| bytes (64-bit length).
+std::string header64(uint64_t len) {
+  std::string f = bytes({0x82, 0x80 | 127});
+  for (int shift = 56; shift >= 0; shift -= 8)
+    f.push_back(static_cast<char>((len >> shift) & 0xff));
+  return f + bytes({0x11, 0x22, 0x33, 0x44});
+}
+
+// Frame sizes of 4 GiB and more keep all their bits (issue 9 item 4): a
+// 5 GiB frame passes a 6 GiB limit and fails one a byte short of it or
+// one just over 4 GiB, where a 32-bit length would see 1 GiB. Only the
+// header and a little payload are fed.
+void test_frame_over_4gib_against_the_limit(void **) {
+  const uint64_t kFiveGiB = 5ull << 30;
+  const uint64_t limits[] = {6ull << 30, kFiveGiB, kFiveGiB - 1,
+                             (4ull << 30) + 1};
+  for (uint64_t limit : limits) {
+    lariat_options *opts = nullptr;
+    assert_int_equal(lariat_options_new(&opts), 0);
+    assert_int_equal(lariat_options_set_max_frame_size(opts, limit), 0);
+    Harness h(opts);
+    lariat_options_del(opts);
+    h.feed(kRequest + header64(kFiveGiB) + std::string(4096, 'p'), {1u << 20});
+    if (limit >= kFiveGiB) {
+      assert_true(h.out == kResponse);  // still reading the payload
+      assert_false(h.shut);
+    } else {
+      // 1009, its reason naming the limit with all its bits.
+      std::string reason =
+          "message over the " + std::to_string(limit) + "-byte limit";
+      assert_true(h.out == std::string(kResponse) +
+                               bytes({0x88, static_cast<int>(2 + reason.size()),
+                                      0x03, 0xf1}) +
+                               reason);
+      assert_true(h.shut);
+    }
+    assert_int_equal(h.record.messages.size(), 0);
+    h.eof();
+    assert_int_equal(h.record.terminates[0], limit >= kFiveGiB
+                                                 ? LARIAT_REASON_ERROR_CLOSED
+                                                 : LARIAT_REASON_ERROR_TOO_BIG);
+  }
+}
+
+// What TcpTransport hands libuv describes a 5 GiB buffer whole
+// (uv_buf_init() takes an unsigned length); nothing is read from it.
+void test_uv_buf_over_4gib(void **) {
+  static const uint8_t base[1] = {0};
+  uv_buf_t buf = lariat::detail::to_uv_buf(base, 5ull << 30);
+  assert_true(buf.base == reinterpret_cast<const char *>(base));
+  assert_true(buf.len == (5ull << 30));
+}
+
 }  // namespace
 
 int main() {
@@ -291,6 +346,8 @@ int main() {
       cmocka_unit_test(test_random_chunking_matches_whole),
       cmocka_unit_test(test_hibernate_frees_and_resumes),
       cmocka_unit_test(test_idle_deadline),
+      cmocka_unit_test(test_frame_over_4gib_against_the_limit),
+      cmocka_unit_test(test_uv_buf_over_4gib),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
