@@ -233,10 +233,12 @@ LARIAT_EXTERN int lariat_upgrade_reply(lariat_upgrade *up, int status,
         return LARIAT_ERR_INVALID_ARGUMENT;
       pairs.emplace_back(name, value);
     }
-    up->has_reply = true;
-    up->status = status;
+    // Everything that can fail first: a reply out of memory is no reply.
+    std::string copy(static_cast<const char *>(body), body_len);
     up->headers = std::move(pairs);
-    up->body.assign(static_cast<const char *>(body), body_len);
+    up->body = std::move(copy);
+    up->status = status;
+    up->has_reply = true;
     return 0;
   });
 }
