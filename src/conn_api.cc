@@ -51,7 +51,7 @@ LARIAT_EXTERN void lariat_conn_set_data(lariat_conn *conn, void *state) {
 }
 
 LARIAT_EXTERN lariat_server *lariat_conn_server(const lariat_conn *conn) {
-  return conn ? conn->server : nullptr;
+  return conn ? conn->server->primary : nullptr;
 }
 
 LARIAT_EXTERN int lariat_conn_version(const lariat_conn *conn) {

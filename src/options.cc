@@ -56,6 +56,13 @@ LARIAT_EXTERN int lariat_options_set_max_connections(lariat_options *opts,
   return 0;
 }
 
+LARIAT_EXTERN int lariat_options_set_threads(lariat_options *opts,
+                                             unsigned threads) {
+  if (!opts || threads > 255) return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->threads = threads;
+  return 0;
+}
+
 LARIAT_EXTERN int lariat_options_set_ignore_sigpipe(lariat_options *opts,
                                                     int on) {
   if (!opts) return LARIAT_ERR_INVALID_ARGUMENT;

@@ -13,6 +13,7 @@ struct lariat_options {
   uint64_t close_timeout_ms = 5000;
   size_t max_connections = 100000;
   bool ignore_sigpipe = true;
+  unsigned threads = 1;  // event loops; 0 means one per core
 };
 
 #endif

@@ -19,6 +19,40 @@ std::string_view topic_view(const void *topic, size_t len) {
              : std::string_view();
 }
 
+// Posts a copy of the publish to |loop|'s mailbox (one message per loop,
+// whatever its number of subscribers).
+int post_publish(lariat_server *loop, std::string_view topic,
+                 const lariat_frame &frame) {
+  auto *copy = new lariat::detail::PendingPublish{
+      std::string(topic), static_cast<uint8_t>(frame.opcode), frame.flags,
+      std::string(reinterpret_cast<const char *>(frame.data), frame.len)};
+  Letter letter = {0, copy,
+                   [](void *p) {
+                     delete static_cast<lariat::detail::PendingPublish *>(p);
+                   },
+                   Letter::kPublish};
+  int rc = loop->mailbox.post(letter);  // frees |copy| on failure
+  return rc < 0 ? rc : 0;
+}
+
+// Every loop of |server| gets the publish: |here| (the caller's loop, if
+// any) at once, the others through their mailbox.
+int publish_everywhere(lariat_server *server, lariat_server *here,
+                       std::string_view topic, const lariat_frame &frame,
+                       const lariat_conn *except) {
+  int queued = 0;
+  for (lariat_server *loop : server->primary->loops) {
+    if (loop == here) {
+      if (loop->stopping) return LARIAT_ERR_STOPPED;
+      queued += loop->publish_local(topic, frame, except);
+    } else {
+      int rc = post_publish(loop, topic, frame);
+      if (rc < 0) return rc;
+    }
+  }
+  return queued;
+}
+
 bool publishable(const lariat_frame *frame) {
   return frame && (frame->opcode == LARIAT_OP_TEXT ||
                    frame->opcode == LARIAT_OP_BINARY) &&
@@ -57,21 +91,8 @@ LARIAT_EXTERN int lariat_publish(lariat_server *server, const void *topic,
   if (!server || !topic_ok(topic, len) || !publishable(frame))
     return LARIAT_ERR_INVALID_ARGUMENT;
   return lariat::detail::guard_errors([&]() -> int {
-    if (server->on_loop_thread()) {
-      if (server->stopping) return LARIAT_ERR_STOPPED;
-      return server->publish_local(topic_view(topic, len), *frame, nullptr);
-    }
-    auto *copy = new lariat::detail::PendingPublish{
-        std::string(topic_view(topic, len)), static_cast<uint8_t>(frame->opcode),
-        frame->flags,
-        std::string(reinterpret_cast<const char *>(frame->data), frame->len)};
-    Letter letter = {0, copy,
-                     [](void *p) {
-                       delete static_cast<lariat::detail::PendingPublish *>(p);
-                     },
-                     Letter::kPublish};
-    int rc = server->mailbox.post(letter);  // frees |copy| on failure
-    return rc < 0 ? rc : 0;
+    return publish_everywhere(server, server->primary->current_loop(),
+                              topic_view(topic, len), *frame, nullptr);
   });
 }
 
@@ -81,14 +102,17 @@ LARIAT_EXTERN int lariat_conn_publish(lariat_conn *conn, const void *topic,
     return LARIAT_ERR_INVALID_ARGUMENT;
   if (!conn->server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
   return lariat::detail::guard_errors([&]() -> int {
-    return conn->server->publish_local(topic_view(topic, len), *frame, conn);
+    return publish_everywhere(conn->server, conn->server,
+                              topic_view(topic, len), *frame, conn);
   });
 }
 
 LARIAT_EXTERN size_t lariat_server_subscribers(const lariat_server *server,
                                                const void *topic, size_t len) {
-  if (!server || !topic_ok(topic, len) || !server->on_loop_thread()) return 0;
-  const lariat::detail::Topic *t = server->topics.find(topic_view(topic, len));
+  if (!server || !topic_ok(topic, len)) return 0;
+  const lariat_server *here = server->primary->current_loop();
+  if (!here) return 0;
+  const lariat::detail::Topic *t = here->topics.find(topic_view(topic, len));
   return t ? t->subscribers.size() : 0;
 }
 

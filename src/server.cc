@@ -1,5 +1,9 @@
 #include "server.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <new>
@@ -85,7 +89,9 @@ void lariat_server::on_timer() {
 
 lariat_conn *lariat_server::accept(
     std::unique_ptr<lariat::detail::Transport> transport) {
-  lariat_conn_id id = next_conn_id.fetch_add(1, std::memory_order_relaxed);
+  // The low byte names the loop, so lariat_post() finds it without a lock.
+  lariat_conn_id id =
+      next_conn_id.fetch_add(1, std::memory_order_relaxed) << 8 | index;
   lariat::detail::Transport *raw = transport.release();
   auto *conn = new (std::nothrow)
       lariat_conn(this, id, std::unique_ptr<lariat::detail::Transport>(raw));
@@ -95,6 +101,7 @@ lariat_conn *lariat_server::accept(
   }
   try {
     conns.emplace(id, conn);
+    primary->connection_total.fetch_add(1, std::memory_order_relaxed);
     conn->scheduled = conn->deadline();
     schedule(conn->scheduled, id);
   } catch (...) {
@@ -105,7 +112,8 @@ lariat_conn *lariat_server::accept(
 }
 
 void lariat_server::forget(lariat_conn *conn) {
-  conns.erase(conn->id);
+  if (conns.erase(conn->id))
+    primary->connection_total.fetch_sub(1, std::memory_order_relaxed);
   finish_stop_if_idle();
 }
 
@@ -203,12 +211,17 @@ void lariat_server::flush_batched() {
 
 namespace {
 
-// The last of lariat's handles closed: the server is done.
+// The last of a loop's handles closed: that loop is done; once every loop
+// is, the server is.
 void handle_closed(lariat_server *server) {
-  if (--server->open_handles == 0 && server->stopping && server->on_stopped) {
-    auto cb = server->on_stopped;
-    server->on_stopped = nullptr;
-    cb(server, server->on_stopped_data);
+  if (--server->open_handles != 0 || !server->stopping || server->loop_done)
+    return;
+  server->loop_done = true;
+  lariat_server *primary = server->primary;
+  if (primary->loops_running.fetch_sub(1) == 1 && primary->on_stopped) {
+    auto cb = primary->on_stopped;
+    primary->on_stopped = nullptr;
+    cb(primary, primary->on_stopped_data);
   }
 }
 
@@ -270,7 +283,8 @@ void on_connection(uv_stream_t *listener, int status) noexcept {
     conn->abandon();
     return;
   }
-  if (server->conns.size() > server->options.max_connections)
+  if (server->primary->connection_total.load(std::memory_order_relaxed) >
+      server->options.max_connections)
     lariat::detail::guard_callback(conn, [&] { conn->refuse_busy(); });
 }
 
@@ -325,14 +339,18 @@ int parse_host(const char *host, int port, sockaddr_storage *addr) {
 
 extern "C" {
 
-LARIAT_EXTERN int lariat_server_new(lariat_server **out, uv_loop_t *loop,
-                                    const lariat_options *opts) {
+}  // extern "C"
+
+namespace {
+
+// One loop of a server: on |loop|, or on one of its own when NULL.
+int new_loop(lariat_server **out, uv_loop_t *loop,
+             const lariat_options &options) {
   return lariat::detail::guard_errors([&]() -> int {
-    if (!out) return LARIAT_ERR_INVALID_ARGUMENT;
     *out = nullptr;
     auto *server = new (std::nothrow) lariat_server();
     if (!server) return LARIAT_ERR_NOMEM;
-    if (opts) server->options = *opts;
+    server->options = options;
     int rc = 0;
     if (!loop) {
       server->owned_loop.reset(new (std::nothrow) uv_loop_t);
@@ -388,21 +406,75 @@ LARIAT_EXTERN int lariat_server_new(lariat_server **out, uv_loop_t *loop,
     server->enter_loop_thread();
     server->topics.subs_of = [](lariat_conn *c) { return c->subscriptions(true); };
     server->open_handles = 2;  // timer, mailbox
-    if (server->options.ignore_sigpipe) {
-      struct sigaction current;
-      if (sigaction(SIGPIPE, nullptr, &current) == 0 &&
-          current.sa_handler == SIG_DFL)
-        signal(SIGPIPE, SIG_IGN);
-    }
     *out = server;
     return 0;
   });
 }
 
-LARIAT_EXTERN int lariat_server_stop(lariat_server *server) {
-  return lariat::detail::guard_errors([&]() -> int {
-    if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
-    if (!server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
+void stop_loop(lariat_server *server);
+void del_loop(lariat_server *server);
+
+}  // namespace
+
+extern "C" {
+
+LARIAT_EXTERN int lariat_server_new(lariat_server **out, uv_loop_t *loop,
+                                    const lariat_options *opts) {
+  if (!out) return LARIAT_ERR_INVALID_ARGUMENT;
+  *out = nullptr;
+  lariat_options options;
+  if (opts) options = *opts;
+  unsigned threads = options.threads ? options.threads
+                                     : uv_available_parallelism();
+  if (threads > 255) threads = 255;  // the low byte of connection ids
+  if (threads > 1 && loop) return LARIAT_ERR_INVALID_ARGUMENT;
+  lariat_server *primary = nullptr;
+  int rc = new_loop(&primary, loop, options);
+  if (rc != 0) return rc;
+  rc = lariat::detail::guard_errors([&]() -> int {
+    primary->loops.reserve(threads);
+    primary->threads.reserve(threads);
+    primary->loops.push_back(primary);
+    for (unsigned i = 1; i < threads; ++i) {
+      lariat_server *sibling = nullptr;
+      int r = new_loop(&sibling, nullptr, options);
+      if (r != 0) return r;
+      sibling->primary = primary;
+      sibling->index = i;
+      primary->loops.push_back(sibling);
+    }
+    return 0;
+  });
+  primary->loops_running.store(static_cast<unsigned>(primary->loops.size()));
+  if (rc != 0) {
+    lariat_server_del(primary);
+    return rc;
+  }
+  if (options.ignore_sigpipe) {
+    struct sigaction current;
+    if (sigaction(SIGPIPE, nullptr, &current) == 0 &&
+        current.sa_handler == SIG_DFL)
+      signal(SIGPIPE, SIG_IGN);
+  }
+  *out = primary;
+  return 0;
+}
+
+}  // extern "C"
+
+namespace {
+
+int stop_async_loop(lariat_server *server) {
+  if (server->stop_requested.load()) return LARIAT_ERR_STOPPED;
+  // The cutoff before the flag: a wake-up that sees the flag sees it too.
+  server->stop_cutoff.store(server->mailbox.posted());
+  if (server->stop_requested.exchange(true)) return LARIAT_ERR_STOPPED;
+  uv_async_send(&server->stop_async);
+  return 0;
+}
+
+void stop_loop(lariat_server *server) {
+  lariat::detail::guard_errors([&]() -> int {
     if (server->stopping) return 0;
     server->stop_requested.store(true);
     server->stopping = true;
@@ -423,10 +495,11 @@ LARIAT_EXTERN int lariat_server_stop(lariat_server *server) {
   });
 }
 
-LARIAT_EXTERN void lariat_server_del(lariat_server *server) {
-  if (!server) return;
+// Runs the (stopped) loop on this thread until its handles are closed,
+// then frees it.
+void del_loop(lariat_server *server) {
   server->enter_loop_thread();  // the loop is not running (documented)
-  lariat_server_stop(server);
+  stop_loop(server);
   while (server->open_handles > 0) uv_run(server->loop, UV_RUN_ONCE);
   if (server->stop_async_open) {
     server->stop_async_open = false;
@@ -447,13 +520,47 @@ LARIAT_EXTERN void lariat_server_del(lariat_server *server) {
   delete server;
 }
 
+void run_loop_thread(void *arg) {
+  auto *server = static_cast<lariat_server *>(arg);
+  server->enter_loop_thread();
+  uv_run(server->loop, UV_RUN_DEFAULT);
+}
+
+}  // namespace
+
+extern "C" {
+
+LARIAT_EXTERN int lariat_server_stop(lariat_server *server) {
+  if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
+  lariat_server *here = server->primary->current_loop();
+  if (!here) return LARIAT_ERR_INVALID_STATE;
+  // This loop stops now; the others through their own stop request.
+  for (lariat_server *l : server->primary->loops) {
+    if (l == here || !l->primary->threads.size())
+      stop_loop(l);  // before run() every loop is this thread's
+    else
+      stop_async_loop(l);
+  }
+  return 0;
+}
+
+LARIAT_EXTERN void lariat_server_del(lariat_server *server) {
+  if (!server) return;
+  lariat_server *primary = server->primary;
+  // Siblings first: the primary owns the list.
+  for (size_t i = primary->loops.size(); i-- > 1;) del_loop(primary->loops[i]);
+  del_loop(primary);
+}
+
 LARIAT_EXTERN int lariat_server_route(lariat_server *server, const char *path,
                                       const lariat_handler *handler,
                                       void *handler_data) {
   return lariat::detail::guard_errors([&]() -> int {
     if (!server || !path || !handler || handler->size == 0)
       return LARIAT_ERR_INVALID_ARGUMENT;
-    if (!server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
+    if (!server->on_loop_thread() ||
+        (server->multi() && !server->threads.empty()))
+      return LARIAT_ERR_INVALID_STATE;  // several loops: before run() only
     std::string_view p(path);
     bool prefix = p.size() >= 2 && p.substr(p.size() - 2) == "/*";
     std::string_view stem = prefix ? p.substr(0, p.size() - 1) : p;
@@ -468,59 +575,127 @@ LARIAT_EXTERN int lariat_server_route(lariat_server *server, const char *path,
                                                        : sizeof(lariat_handler));
     route.handler.size = sizeof(lariat_handler);
     route.handler_data = handler_data;
-    if (!prefix) {
-      server->routes.emplace(path, route);
-      return 0;
+    // Every loop has its own copy: nothing is shared while they run.
+    for (lariat_server *l : server->primary->loops) {
+      if (!prefix) {
+        l->routes.emplace(path, route);
+        continue;
+      }
+      auto &list = l->prefix_routes;
+      auto at = list.begin();
+      while (at != list.end() && at->first.size() >= stem.size()) ++at;
+      list.emplace(at, std::string(stem), route);
     }
-    auto &list = server->prefix_routes;
-    auto at = list.begin();
-    while (at != list.end() && at->first.size() >= stem.size()) ++at;
-    list.emplace(at, std::string(stem), route);
     return 0;
   });
 }
+
+}  // extern "C"
+
+namespace {
+
+// One listener on |server|'s loop. With |reuseport|, SO_REUSEPORT is set
+// before bind so that every loop of the server listens on the port and
+// the kernel spreads connections over them.
+int listen_loop(lariat_server *server, const sockaddr *addr, bool reuseport) {
+  auto *listener = new (std::nothrow) uv_tcp_t;
+  if (!listener) return LARIAT_ERR_NOMEM;
+  int rc = uv_tcp_init_ex(server->loop, listener, addr->sa_family);
+  if (rc != 0) {
+    delete listener;
+    return rc;
+  }
+  listener->data = server;
+  ++server->open_handles;
+  if (reuseport) {
+    uv_os_fd_t fd;
+    int one = 1;
+    rc = uv_fileno(reinterpret_cast<uv_handle_t *>(listener), &fd);
+    if (rc == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one))
+      rc = uv_translate_sys_error(errno);
+  }
+  if (rc == 0) rc = uv_tcp_bind(listener, addr, 0);
+  if (rc == 0)
+    rc = uv_listen(reinterpret_cast<uv_stream_t *>(listener), 511, on_connection);
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t *>(listener), on_listener_closed);
+    return rc;
+  }
+  server->listeners.push_back(listener);
+  return 0;
+}
+
+int bound_port(uv_tcp_t *listener) {
+  sockaddr_storage addr;
+  int len = sizeof(addr);
+  int rc = uv_tcp_getsockname(listener, reinterpret_cast<sockaddr *>(&addr), &len);
+  if (rc != 0) return rc;
+  if (addr.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<sockaddr_in6 *>(&addr)->sin6_port);
+  return ntohs(reinterpret_cast<sockaddr_in *>(&addr)->sin_port);
+}
+
+void set_port(sockaddr_storage *addr, int port) {
+  if (addr->ss_family == AF_INET6)
+    reinterpret_cast<sockaddr_in6 *>(addr)->sin6_port = htons(static_cast<uint16_t>(port));
+  else
+    reinterpret_cast<sockaddr_in *>(addr)->sin_port = htons(static_cast<uint16_t>(port));
+}
+
+// Whether another socket holds the port: SO_REUSEPORT would let a second
+// process (of the same user) share it silently, so a plain bind is tried
+// first and must succeed.
+int port_free(const sockaddr_storage &addr) {
+  uv_os_sock_t fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as libuv
+  socklen_t len = addr.ss_family == AF_INET6 ? sizeof(sockaddr_in6)
+                                             : sizeof(sockaddr_in);
+  int rc = bind(fd, reinterpret_cast<const sockaddr *>(&addr), len) == 0
+               ? 0
+               : uv_translate_sys_error(errno);
+  ::close(fd);
+  return rc;
+}
+
+}  // namespace
+
+extern "C" {
 
 LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
                                        int port) {
   return lariat::detail::guard_errors([&]() -> int {
     if (!server || !host || port < 0 || port > 65535)
       return LARIAT_ERR_INVALID_ARGUMENT;
-    if (!server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
+    if (!server->on_loop_thread() ||
+        (server->multi() && !server->threads.empty()))
+      return LARIAT_ERR_INVALID_STATE;  // several loops: before run() only
     if (server->stopping) return LARIAT_ERR_STOPPED;
     sockaddr_storage addr;
     if (parse_host(host, port, &addr) != 0) return LARIAT_ERR_INVALID_ARGUMENT;
-    int rc;
-    auto *listener = new (std::nothrow) uv_tcp_t;
-    if (!listener) return LARIAT_ERR_NOMEM;
-    rc = uv_tcp_init(server->loop, listener);
-    if (rc != 0) {
-      delete listener;
-      return rc;
+    if (!server->multi())
+      return listen_loop(server, reinterpret_cast<sockaddr *>(&addr), false);
+    if (port != 0) {
+      int rc = port_free(addr);
+      if (rc != 0) return rc;
     }
-    listener->data = server;
-    ++server->open_handles;
-    rc = uv_tcp_bind(listener, reinterpret_cast<sockaddr *>(&addr), 0);
-    if (rc == 0)
-      rc = uv_listen(reinterpret_cast<uv_stream_t *>(listener), 511, on_connection);
-    if (rc != 0) {
-      uv_close(reinterpret_cast<uv_handle_t *>(listener), on_listener_closed);
-      return rc;
+    for (lariat_server *l : server->loops) {
+      int rc = listen_loop(l, reinterpret_cast<sockaddr *>(&addr), true);
+      if (rc != 0) return rc;  // listeners made so far close with the server
+      if (port == 0) {
+        port = bound_port(l->listeners.back());
+        if (port < 0) return port;
+        set_port(&addr, port);
+      }
     }
-    server->listeners.push_back(listener);
     return 0;
   });
 }
 
 LARIAT_EXTERN int lariat_server_port(const lariat_server *server) {
   if (!server || server->listeners.empty()) return LARIAT_ERR_INVALID_STATE;
-  sockaddr_storage addr;
-  int len = sizeof(addr);
-  int rc = uv_tcp_getsockname(server->listeners.front(),
-                              reinterpret_cast<sockaddr *>(&addr), &len);
-  if (rc != 0) return rc;
-  if (addr.ss_family == AF_INET6)
-    return ntohs(reinterpret_cast<sockaddr_in6 *>(&addr)->sin6_port);
-  return ntohs(reinterpret_cast<sockaddr_in *>(&addr)->sin_port);
+  return bound_port(server->listeners.front());
 }
 
 LARIAT_EXTERN uv_loop_t *lariat_server_loop(const lariat_server *server) {
@@ -529,8 +704,21 @@ LARIAT_EXTERN uv_loop_t *lariat_server_loop(const lariat_server *server) {
 
 LARIAT_EXTERN int lariat_server_run(lariat_server *server) {
   if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
-  server->enter_loop_thread();
-  uv_run(server->loop, UV_RUN_DEFAULT);
+  lariat_server *primary = server->primary;
+  if (!primary->threads.empty()) return LARIAT_ERR_INVALID_STATE;
+  // Every other loop on a thread of its own; the primary on this one.
+  for (size_t i = 1; i < primary->loops.size(); ++i) {
+    uv_thread_t t;
+    if (uv_thread_create(&t, run_loop_thread, primary->loops[i]) != 0) {
+      // Not enough threads: that loop runs here after the others stop.
+      stop_async_loop(primary->loops[i]);
+      continue;
+    }
+    primary->threads.push_back(t);
+  }
+  primary->enter_loop_thread();
+  uv_run(primary->loop, UV_RUN_DEFAULT);
+  for (uv_thread_t &t : primary->threads) uv_thread_join(&t);
   return 0;
 }
 
@@ -545,18 +733,16 @@ LARIAT_EXTERN int lariat_server_on_stopped(lariat_server *server,
 }
 
 LARIAT_EXTERN size_t lariat_server_connection_count(const lariat_server *server) {
-  return server ? server->conns.size() : 0;
+  return server ? server->primary->connection_total.load() : 0;
 }
 
-// Async-signal-safe: an atomic store and uv_async_send(), nothing else.
+// Async-signal-safe: atomics and uv_async_send(), nothing else.
 LARIAT_EXTERN int lariat_server_stop_async(lariat_server *server) {
   if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
-  if (server->stop_requested.load()) return LARIAT_ERR_STOPPED;
-  // The cutoff before the flag: a wake-up that sees the flag sees it too.
-  server->stop_cutoff.store(server->mailbox.posted());
-  if (server->stop_requested.exchange(true)) return LARIAT_ERR_STOPPED;
-  uv_async_send(&server->stop_async);
-  return 0;
+  int rc = LARIAT_ERR_STOPPED;
+  for (lariat_server *l : server->primary->loops)
+    if (stop_async_loop(l) == 0) rc = 0;
+  return rc;
 }
 
 LARIAT_EXTERN int lariat_post(lariat_server *server, lariat_conn_id id,
@@ -567,7 +753,11 @@ LARIAT_EXTERN int lariat_post(lariat_server *server, lariat_conn_id id,
       letter.discard();
       return LARIAT_ERR_INVALID_ARGUMENT;
     }
-    return server->mailbox.post(letter);
+    // An id no loop of this server makes goes to the first: it is freed
+    // there like any letter whose connection is gone.
+    lariat_server *target = server->loop_of(id);
+    if (!target) target = server->primary;
+    return target->mailbox.post(letter);
   });
 }
 

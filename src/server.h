@@ -30,7 +30,33 @@ struct Route {
 
 }  // namespace lariat::detail
 
+// One event loop and everything that lives on it. A server with N threads
+// is N of these: the first is the handle users hold (|primary| points to
+// it from every loop), the others are created with it and run on threads
+// of their own. Each loop has its own listener on the port (SO_REUSEPORT),
+// connections, timers, mailbox and topics; they share nothing but the
+// immutable configuration and the atomics of the primary.
 struct lariat_server {
+  lariat_server *primary = this;
+  unsigned index = 0;  // in primary->loops; the low byte of connection ids
+  // Primary only: every loop (itself first), the threads running the
+  // others, and what is counted across loops.
+  std::vector<lariat_server *> loops;
+  std::vector<uv_thread_t> threads;
+  std::atomic<size_t> connection_total{0};
+  std::atomic<unsigned> loops_running{0};
+  bool multi() const { return primary->loops.size() > 1; }
+  // The loop that runs connection |id|, or nullptr.
+  lariat_server *loop_of(lariat_conn_id id) const {
+    size_t i = id & 0xff;
+    return i < primary->loops.size() ? primary->loops[i] : nullptr;
+  }
+  // The loop whose thread this is, or nullptr.
+  lariat_server *current_loop() const {
+    for (lariat_server *l : primary->loops)
+      if (l->on_loop_thread()) return l;
+    return nullptr;
+  }
   uv_loop_t *loop = nullptr;
   std::unique_ptr<uv_loop_t> owned_loop;
   lariat_options options;
@@ -97,6 +123,7 @@ struct lariat_server {
   bool spare_retry = false;  // a listener waited for it meanwhile
   bool stopping = false;
   bool handles_closed = false;
+  bool loop_done = false;  // counted out of primary->loops_running
 
   // Milliseconds of the loop's clock; tests and fuzzers that drive
   // connections without running the loop set |manual_clock| instead.

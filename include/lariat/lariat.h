@@ -791,6 +791,27 @@ LARIAT_EXTERN int lariat_options_set_close_timeout(lariat_options *opts,
  * any upgrade. 0 is invalid. */
 LARIAT_EXTERN int lariat_options_set_max_connections(lariat_options *opts,
                                                      size_t count);
+/**
+ * @function
+ *
+ * Event loops (and threads) of the server: 1 (the default) runs everything
+ * on the loop of lariat_server_new(); N > 1 gives the server N loops, the
+ * first run by lariat_server_run() on the calling thread and the others on
+ * threads of their own; 0 means one loop per core
+ * (uv_available_parallelism()). Each loop listens on the port with
+ * SO_REUSEPORT, so the kernel spreads new connections over the loops
+ * (lariat_server_listen() first checks that no other socket holds the
+ * port: a second process still gets UV_EADDRINUSE). A connection lives on
+ * one loop; all its callbacks run on that loop's thread, so callbacks of
+ * different connections run at the same time on different threads:
+ * anything a handler shares between connections (its handler_data, say)
+ * needs a lock or atomics, while per-connection state does not. Routes and
+ * listeners are set before lariat_server_run(). Several loops cannot be
+ * combined with a caller's loop. Returns 0, or
+ * LARIAT_ERR_INVALID_ARGUMENT for more than 255.
+ */
+LARIAT_EXTERN int lariat_options_set_threads(lariat_options *opts,
+                                             unsigned threads);
 /** @function Whether lariat_server_new() may set SIGPIPE to SIG_IGN when
  * its disposition is SIG_DFL (default 1). */
 LARIAT_EXTERN int lariat_options_set_ignore_sigpipe(lariat_options *opts,
