@@ -1,0 +1,330 @@
+/* A server with several event loops, over 127.0.0.1: how connections
+ * spread over the loops, posts routed by id from many threads in order,
+ * topics across loops, the connection limit across loops, stop from a
+ * foreign thread, and a second process kept off the port. Run under
+ * ThreadSanitizer by the LARIAT_TSAN build. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <lariat/lariat.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "wsclient.h"
+
+#define POSTERS 8
+
+/* Shared by every loop's thread: atomics only. */
+static atomic_long g_delivered, g_violations, g_terminates, g_stopped;
+static const char kRoom[] = "room";
+
+typedef struct conn_state {
+  int last_seq[POSTERS];  /* per posting thread; only this loop touches it */
+} conn_state;
+
+typedef struct post_msg {
+  int thread, seq;
+} post_msg;
+
+static int t_init(lariat_req *req, lariat_upgrade *up, void *data) {
+  (void)req;
+  (void)data;
+  conn_state *st = calloc(1, sizeof *st);
+  for (int i = 0; i < POSTERS; ++i) st->last_seq[i] = -1;
+  lariat_upgrade_set_state(up, st);
+  return LARIAT_OK;
+}
+
+static void reply_text(lariat_conn *conn, const char *text) {
+  lariat_frame f = {.opcode = LARIAT_OP_TEXT,
+                    .data = (const uint8_t *)text,
+                    .len = strlen(text)};
+  lariat_reply(conn, &f);
+}
+
+static int t_handle(lariat_conn *conn, const lariat_frame *frame, void *state) {
+  (void)state;
+  if (frame->len == 3 && memcmp(frame->data, "!id", 3) == 0) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu",
+             (unsigned long long)lariat_conn_get_id(conn));
+    reply_text(conn, buf);
+  } else if (frame->len == 4 && memcmp(frame->data, "!sub", 4) == 0) {
+    assert_int_equal(lariat_subscribe(conn, kRoom, sizeof kRoom - 1), 0);
+    reply_text(conn, "subscribed");
+  }
+  return LARIAT_OK;
+}
+
+static int t_info(lariat_conn *conn, void *msg, void *state) {
+  (void)conn;
+  conn_state *st = state;
+  post_msg *m = msg;
+  if (m->seq <= st->last_seq[m->thread]) atomic_fetch_add(&g_violations, 1);
+  st->last_seq[m->thread] = m->seq;
+  atomic_fetch_add(&g_delivered, 1);
+  return LARIAT_OK;
+}
+
+static void t_terminate(lariat_conn *conn, const lariat_reason *reason,
+                        void *state) {
+  (void)conn;
+  (void)reason;
+  free(state);
+  atomic_fetch_add(&g_terminates, 1);
+}
+
+static const lariat_handler kHandler = {.size = sizeof(lariat_handler),
+                                        .init = t_init,
+                                        .websocket_handle = t_handle,
+                                        .websocket_info = t_info,
+                                        .terminate = t_terminate};
+
+typedef struct running {
+  lariat_server *server;
+  uv_thread_t thread;
+  int port;
+} running;
+
+static void run_server(void *arg) { lariat_server_run(((running *)arg)->server); }
+
+static void on_stopped(lariat_server *server, void *data) {
+  (void)server;
+  (void)data;
+  atomic_fetch_add(&g_stopped, 1);
+}
+
+static void start(running *r, unsigned threads, size_t max_connections) {
+  lariat_options *opts;
+  assert_int_equal(lariat_options_new(&opts), 0);
+  assert_int_equal(lariat_options_set_threads(opts, threads), 0);
+  if (max_connections)
+    assert_int_equal(lariat_options_set_max_connections(opts, max_connections), 0);
+  assert_int_equal(lariat_server_new(&r->server, NULL, opts), 0);
+  lariat_options_del(opts);
+  assert_int_equal(lariat_server_route(r->server, "/t", &kHandler, NULL), 0);
+  assert_int_equal(lariat_server_listen(r->server, "127.0.0.1", 0), 0);
+  assert_int_equal(lariat_server_on_stopped(r->server, on_stopped, NULL), 0);
+  r->port = lariat_server_port(r->server);
+  assert_true(r->port > 0);
+  assert_int_equal(uv_thread_create(&r->thread, run_server, r), 0);
+}
+
+static void stop(running *r) {
+  assert_int_equal(lariat_server_stop_async(r->server), 0);
+  assert_int_equal(uv_thread_join(&r->thread), 0);
+  lariat_server_del(r->server);
+}
+
+static void reset_counters(void) {
+  atomic_store(&g_delivered, 0);
+  atomic_store(&g_violations, 0);
+  atomic_store(&g_terminates, 0);
+  atomic_store(&g_stopped, 0);
+}
+
+/* Waits (bounded) until *counter reaches n. */
+static int wait_for(atomic_long *counter, long n, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 5) {
+    if (atomic_load(counter) >= n) return 0;
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return atomic_load(counter) >= n ? 0 : -1;
+}
+
+static lariat_conn_id open_with_id(wsc *c, int port) {
+  assert_int_equal(wsc_connect(c, "127.0.0.1", port, 2000), 0);
+  assert_int_equal(wsc_handshake(c, "/t", NULL, NULL, 2000), 101);
+  assert_int_equal(wsc_send_text(c, "!id"), 0);
+  wsc_frame f;
+  assert_int_equal(wsc_recv_message(c, &f, 5000), 1);
+  lariat_conn_id id = strtoull((const char *)f.payload, NULL, 10);
+  wsc_frame_free(&f);
+  return id;
+}
+
+/* ---------------------------------------------------- balance, posts */
+
+#define CONNS 2000
+#define POSTS_PER_THREAD 10000
+
+typedef struct poster {
+  lariat_server *server;
+  const lariat_conn_id *ids;
+  int thread;
+} poster;
+
+static void free_msg(void *m) { free(m); }
+
+static void post_all(void *arg) {
+  poster *p = arg;
+  for (int seq = 0; seq < POSTS_PER_THREAD; ++seq) {
+    post_msg *m = malloc(sizeof *m);
+    m->thread = p->thread;
+    m->seq = seq;
+    /* Each thread walks the connections from its own offset. */
+    lariat_conn_id id = p->ids[(seq + p->thread * 97) % CONNS];
+    if (lariat_post(p->server, id, m, free_msg) != 0) abort();
+  }
+}
+
+static void test_two_loops_balance_and_route_posts_in_order(void **unused) {
+  (void)unused;
+  reset_counters();
+  running r;
+  start(&r, 2, 0);
+  static wsc clients[CONNS];
+  static lariat_conn_id ids[CONNS];
+  int per_loop[2] = {0, 0};
+  for (int i = 0; i < CONNS; ++i) {
+    ids[i] = open_with_id(&clients[i], r.port);
+    assert_true((ids[i] & 0xff) < 2);
+    per_loop[ids[i] & 0xff]++;
+  }
+  print_message("connections per loop: %d / %d (of %d)\n", per_loop[0],
+                per_loop[1], CONNS);
+  /* SO_REUSEPORT hashes each connection's addresses: no loop is starved. */
+  assert_true(per_loop[0] > CONNS / 4 && per_loop[1] > CONNS / 4);
+  assert_int_equal(lariat_server_connection_count(r.server), CONNS);
+
+  poster posters[POSTERS];
+  uv_thread_t threads[POSTERS];
+  for (int t = 0; t < POSTERS; ++t) {
+    posters[t] = (poster){r.server, ids, t};
+    assert_int_equal(uv_thread_create(&threads[t], post_all, &posters[t]), 0);
+  }
+  for (int t = 0; t < POSTERS; ++t) uv_thread_join(&threads[t]);
+  assert_int_equal(wait_for(&g_delivered, (long)POSTERS * POSTS_PER_THREAD, 30000), 0);
+  assert_int_equal(atomic_load(&g_violations), 0);
+
+  /* Stop from this (foreign) thread: every client gets 1001, every
+   * terminate runs, both loops' threads end. */
+  assert_int_equal(lariat_server_stop_async(r.server), 0);
+  for (int i = 0; i < CONNS; ++i) {
+    assert_int_equal(wsc_expect_close(&clients[i], 1001, 5000), 0);
+    wsc_send_close(&clients[i], 1001, NULL, 0);
+  }
+  assert_int_equal(uv_thread_join(&r.thread), 0);
+  assert_int_equal(atomic_load(&g_terminates), CONNS);
+  assert_int_equal(atomic_load(&g_stopped), 1);
+  lariat_server_del(r.server);
+  for (int i = 0; i < CONNS; ++i) wsc_close(&clients[i]);
+}
+
+/* ------------------------------------------------------------ topics */
+
+#define SUBSCRIBERS 1000
+#define PUBLISHES 100
+
+static void test_publish_reaches_subscribers_on_every_loop(void **unused) {
+  (void)unused;
+  reset_counters();
+  running r;
+  start(&r, 2, 0);
+  static wsc clients[SUBSCRIBERS];
+  int per_loop[2] = {0, 0};
+  for (int i = 0; i < SUBSCRIBERS; ++i) {
+    lariat_conn_id id = open_with_id(&clients[i], r.port);
+    per_loop[id & 0xff]++;
+    assert_int_equal(wsc_send_text(&clients[i], "!sub"), 0);
+    wsc_frame f;
+    assert_int_equal(wsc_recv_message(&clients[i], &f, 5000), 1);
+    wsc_frame_free(&f);
+  }
+  assert_true(per_loop[0] > 0 && per_loop[1] > 0);
+  for (int n = 0; n < PUBLISHES; ++n) {
+    char text[16];
+    snprintf(text, sizeof text, "%d", n);
+    lariat_frame f = {.opcode = LARIAT_OP_TEXT,
+                      .data = (const uint8_t *)text,
+                      .len = strlen(text)};
+    assert_int_equal(lariat_publish(r.server, kRoom, sizeof kRoom - 1, &f), 0);
+  }
+  for (int i = 0; i < SUBSCRIBERS; ++i) {
+    for (int n = 0; n < PUBLISHES; ++n) {
+      wsc_frame f;
+      assert_int_equal(wsc_recv_message(&clients[i], &f, 5000), 1);
+      char expected[16];
+      snprintf(expected, sizeof expected, "%d", n);
+      assert_int_equal(f.len, strlen(expected));
+      assert_memory_equal(f.payload, expected, f.len);
+      wsc_frame_free(&f);
+    }
+  }
+  for (int i = 0; i < SUBSCRIBERS; ++i) wsc_close(&clients[i]);
+  assert_int_equal(wait_for(&g_terminates, SUBSCRIBERS, 10000), 0);
+  stop(&r);
+}
+
+/* ------------------------------------------------- limits, the port */
+
+static void test_connection_limit_holds_across_loops(void **unused) {
+  (void)unused;
+  reset_counters();
+  running r;
+  start(&r, 2, 10);
+  static wsc clients[12];
+  int upgraded = 0, refused = 0;
+  for (int i = 0; i < 12; ++i) {
+    assert_int_equal(wsc_connect(&clients[i], "127.0.0.1", r.port, 2000), 0);
+    int status = wsc_handshake(&clients[i], "/t", NULL, NULL, 2000);
+    if (status == 101) upgraded++;
+    if (status == 503) refused++;
+  }
+  assert_int_equal(upgraded, 10);
+  assert_int_equal(refused, 2);
+  for (int i = 0; i < 12; ++i) wsc_close(&clients[i]);
+  assert_int_equal(wait_for(&g_terminates, 10, 10000), 0);
+  stop(&r);
+}
+
+static void test_a_second_server_cannot_share_the_port(void **unused) {
+  (void)unused;
+  reset_counters();
+  running r;
+  start(&r, 2, 0);
+  for (unsigned threads = 1; threads <= 2; ++threads) {
+    lariat_options *opts;
+    lariat_server *other;
+    assert_int_equal(lariat_options_new(&opts), 0);
+    assert_int_equal(lariat_options_set_threads(opts, threads), 0);
+    assert_int_equal(lariat_server_new(&other, NULL, opts), 0);
+    lariat_options_del(opts);
+    assert_int_equal(lariat_server_listen(other, "127.0.0.1", r.port),
+                     UV_EADDRINUSE);
+    lariat_server_del(other);
+  }
+  assert_int_equal(lariat_options_set_threads(NULL, 2),
+                   LARIAT_ERR_INVALID_ARGUMENT);
+  uv_loop_t loop;
+  lariat_options *opts;
+  lariat_server *embedded = NULL;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(lariat_options_new(&opts), 0);
+  assert_int_equal(lariat_options_set_threads(opts, 2), 0);
+  /* Several loops cannot live on one caller's loop. */
+  assert_int_equal(lariat_server_new(&embedded, &loop, opts),
+                   LARIAT_ERR_INVALID_ARGUMENT);
+  lariat_options_del(opts);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  stop(&r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_two_loops_balance_and_route_posts_in_order),
+      cmocka_unit_test(test_publish_reaches_subscribers_on_every_loop),
+      cmocka_unit_test(test_connection_limit_holds_across_loops),
+      cmocka_unit_test(test_a_second_server_cannot_share_the_port),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
