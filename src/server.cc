@@ -536,7 +536,7 @@ LARIAT_EXTERN int lariat_server_stop(lariat_server *server) {
   if (!here) return LARIAT_ERR_INVALID_STATE;
   // This loop stops now; the others through their own stop request.
   for (lariat_server *l : server->primary->loops) {
-    if (l == here || !l->primary->threads.size())
+    if (l == here || !server->primary->started.load())
       stop_loop(l);  // before run() every loop is this thread's
     else
       stop_async_loop(l);
@@ -558,8 +558,7 @@ LARIAT_EXTERN int lariat_server_route(lariat_server *server, const char *path,
   return lariat::detail::guard_errors([&]() -> int {
     if (!server || !path || !handler || handler->size == 0)
       return LARIAT_ERR_INVALID_ARGUMENT;
-    if (!server->on_loop_thread() ||
-        (server->multi() && !server->threads.empty()))
+    if (!server->on_loop_thread() || (server->multi() && server->started.load()))
       return LARIAT_ERR_INVALID_STATE;  // several loops: before run() only
     std::string_view p(path);
     bool prefix = p.size() >= 2 && p.substr(p.size() - 2) == "/*";
@@ -668,8 +667,7 @@ LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
   return lariat::detail::guard_errors([&]() -> int {
     if (!server || !host || port < 0 || port > 65535)
       return LARIAT_ERR_INVALID_ARGUMENT;
-    if (!server->on_loop_thread() ||
-        (server->multi() && !server->threads.empty()))
+    if (!server->on_loop_thread() || (server->multi() && server->started.load()))
       return LARIAT_ERR_INVALID_STATE;  // several loops: before run() only
     if (server->stopping) return LARIAT_ERR_STOPPED;
     sockaddr_storage addr;
@@ -705,7 +703,10 @@ LARIAT_EXTERN uv_loop_t *lariat_server_loop(const lariat_server *server) {
 LARIAT_EXTERN int lariat_server_run(lariat_server *server) {
   if (!server) return LARIAT_ERR_INVALID_ARGUMENT;
   lariat_server *primary = server->primary;
-  if (!primary->threads.empty()) return LARIAT_ERR_INVALID_STATE;
+  // One loop may run again (a caller's uv_run style); several are started
+  // once.
+  if (primary->started.exchange(true) && primary->multi())
+    return LARIAT_ERR_INVALID_STATE;
   // Every other loop on a thread of its own; the primary on this one.
   for (size_t i = 1; i < primary->loops.size(); ++i) {
     uv_thread_t t;

@@ -42,7 +42,8 @@ struct lariat_server {
   // Primary only: every loop (itself first), the threads running the
   // others, and what is counted across loops.
   std::vector<lariat_server *> loops;
-  std::vector<uv_thread_t> threads;
+  std::vector<uv_thread_t> threads;  // touched by lariat_server_run() only
+  std::atomic<bool> started{false};  // lariat_server_run() began
   std::atomic<size_t> connection_total{0};
   std::atomic<unsigned> loops_running{0};
   bool multi() const { return primary->loops.size() > 1; }

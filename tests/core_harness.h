@@ -100,10 +100,11 @@ struct CoreServer {
   int route(const char *path, const lariat_handler *h, void *data) {
     return lariat_server_route(server, path, h, data);
   }
-  Wire *open() {
+  // A connection on loop |loop| of the server (lariat_options_set_threads).
+  Wire *open(size_t loop = 0) {
     wires.push_back(std::make_unique<Wire>());
     Wire *w = wires.back().get();
-    server->accept(std::make_unique<FakeTransport>(w));
+    server->loops[loop]->accept(std::make_unique<FakeTransport>(w));
     return w;
   }
   // Feeds |data| in chunks of |chunk| bytes; stops once the wire closed.

@@ -81,9 +81,11 @@ const lariat_handler kHandler = make_handler();
 struct Room {
   InitConfig config;
   CoreServer core;
-  Room() { assert_int_equal(core.route("/chat", &kHandler, &config), 0); }
-  Wire *join(const std::string &extensions = "") {
-    Wire *w = core.open();
+  explicit Room(const lariat_options *opts = nullptr) : core(opts) {
+    assert_int_equal(core.route("/chat", &kHandler, &config), 0);
+  }
+  Wire *join(const std::string &extensions = "", size_t loop = 0) {
+    Wire *w = core.open(loop);
     CoreServer::feed(w, upgrade_request("/chat", extensions) +
                             mask_frame(0x81, "sub"));
     w->out.clear();
@@ -245,6 +247,32 @@ void test_bad_arguments(void **) {
   CoreServer::eof(w);
 }
 
+// Two loops: one message per loop, one encode per loop, whatever the
+// number of subscribers on each.
+void test_a_publish_costs_one_encode_per_loop(void **) {
+  lariat_options *opts = nullptr;
+  assert_int_equal(lariat_options_new(&opts), 0);
+  assert_int_equal(lariat_options_set_threads(opts, 2), 0);
+  Room room(opts);
+  lariat_options_del(opts);
+  lariat_server *first = room.core.server, *second = first->loops[1];
+  std::vector<Wire *> members;
+  for (int i = 0; i < 6; ++i) members.push_back(room.join("", i % 2));
+  lariat_frame f = {};
+  f.opcode = LARIAT_OP_TEXT;
+  f.data = reinterpret_cast<const uint8_t *>("hi");
+  f.len = 2;
+  // From this thread (the loops are not running): the first loop at once,
+  // the second through its mailbox.
+  assert_int_equal(lariat_publish(first, kRoom.data(), kRoom.size(), &f), 3);
+  assert_int_equal(first->frames_encoded, 1);
+  assert_int_equal(second->frames_encoded, 0);
+  second->deliver_mail();
+  assert_int_equal(second->frames_encoded, 1);
+  for (Wire *w : members) assert_true(w->out == text_frame("hi"));
+  for (Wire *w : members) CoreServer::eof(w);
+}
+
 int g_calls;
 void count_call(lariat_server *, void *data) {
   ++g_calls;
@@ -282,6 +310,7 @@ int main() {
       cmocka_unit_test(test_published_frame_does_not_wake_a_hibernated_subscriber),
       cmocka_unit_test(test_many_subscribe_disconnect_cycles_leave_tables_empty),
       cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_a_publish_costs_one_encode_per_loop),
       cmocka_unit_test(test_defer_runs_on_the_loop_also_at_stop),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);

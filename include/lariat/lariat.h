@@ -893,16 +893,20 @@ LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
  * LARIAT_ERR_INVALID_STATE if there is none. */
 LARIAT_EXTERN int lariat_server_port(const lariat_server *server);
 
-/** @function Returns the loop the server runs on. */
+/** @function Returns the loop the server runs on (the first one, with
+ * several). */
 LARIAT_EXTERN struct uv_loop_s *lariat_server_loop(const lariat_server *server);
 
 /**
  * @function
  *
  * Runs the server's loop (uv_run, UV_RUN_DEFAULT) until the server has
- * stopped and nothing else keeps the loop alive. Returns 0, or
- * LARIAT_ERR_INVALID_ARGUMENT for NULL. Must not be called from inside the
- * loop.
+ * stopped and nothing else keeps the loop alive. With several loops
+ * (lariat_options_set_threads), the first runs on the calling thread and
+ * each other one on a thread of its own; it returns once every loop has
+ * stopped and its thread is joined. Returns 0, or
+ * LARIAT_ERR_INVALID_ARGUMENT for NULL, or LARIAT_ERR_INVALID_STATE when
+ * the loops already run. Must not be called from inside the loop.
  */
 LARIAT_EXTERN int lariat_server_run(lariat_server *server);
 
@@ -914,7 +918,10 @@ LARIAT_EXTERN int lariat_server_run(lariat_server *server);
  * (after the frames already replied) and gets terminate
  * LARIAT_REASON_SHUTDOWN once its peer answers or the close timeout
  * passes. Messages posted afterwards are freed. Safe inside callbacks;
- * calling it twice is harmless. Returns 0. Thread: loop thread.
+ * calling it twice is harmless. With several loops, the others stop
+ * through their own stop request. Returns 0, or LARIAT_ERR_INVALID_STATE
+ * from a thread that runs none of the server's loops. Thread: the thread
+ * of any of its loops (before lariat_server_run(), the creating one).
  */
 LARIAT_EXTERN int lariat_server_stop(lariat_server *server);
 
@@ -948,7 +955,7 @@ LARIAT_EXTERN int lariat_server_on_stopped(lariat_server *server,
                                            void *data);
 
 /** @function Returns the number of open connections (handshaking and
- * WebSocket). */
+ * WebSocket), on every loop. Thread: any thread. */
 LARIAT_EXTERN size_t lariat_server_connection_count(const lariat_server *server);
 
 /**
@@ -974,8 +981,8 @@ LARIAT_EXTERN int lariat_post(lariat_server *server, lariat_conn_id id,
  * @function
  *
  * Any thread (uWebSockets' Loop::defer). Runs |fn|(server, |data|) once on
- * the loop thread, in order with lariat_post() messages from the same
- * thread: for timers and other work that must touch connections. A call
+ * the (first) loop's thread, in order with lariat_post() messages from the
+ * same thread: for timers and other work that must touch connections. A call
  * accepted before the server stops runs even while it stops (at the
  * latest when its last handles close). Returns 0 if it succeeds, or
  * LARIAT_ERR_INVALID_ARGUMENT (NULL server or |fn|), LARIAT_ERR_NOMEM or
@@ -1036,10 +1043,11 @@ LARIAT_EXTERN int lariat_unsubscribe(lariat_conn *conn, const void *topic,
  * Any thread. Publishes |frame| (text or binary; payload copied, flags
  * honoured) to every subscriber of |topic|. On the loop thread, inside a
  * callback or not, the frame is queued for every subscriber before this
- * returns (and written when the running callback returns); from another
- * thread it goes through the same queue as lariat_post(). Returns the
- * number of subscribers it was queued for on the loop thread, 0 from
- * another thread, or one of the following negative error codes:
+ * returns (and written when the running callback returns); other loops,
+ * and every loop from another thread, get it through the same queue as
+ * lariat_post(), one message per loop. Returns the number of subscribers
+ * of the calling loop it was queued for (0 from another thread), or one of
+ * the following negative error codes:
  *  - LARIAT_ERR_INVALID_ARGUMENT: NULL |server| or |frame|, NULL |topic|
  *    with |len| > 0, or a frame that is not text or binary;
  *  - LARIAT_ERR_NOMEM;
@@ -1062,8 +1070,9 @@ LARIAT_EXTERN int lariat_conn_publish(lariat_conn *conn, const void *topic,
 /**
  * @function
  *
- * Returns the number of connections subscribed to |topic| (0 for none,
- * and for a NULL |server|). Thread: loop thread.
+ * Returns the number of connections of the calling loop subscribed to
+ * |topic| (with one loop: all of them; 0 for none, for a NULL |server|
+ * and off the loop threads). Thread: loop thread.
  */
 LARIAT_EXTERN size_t lariat_server_subscribers(const lariat_server *server,
                                                const void *topic, size_t len);
