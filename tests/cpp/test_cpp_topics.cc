@@ -189,6 +189,7 @@ TEST(server_publish_from_threads_in_order) {
       ++next[th];
     }
     CHECK_EQ(ends, kThreads);
+    CHECK_EQ(c->close_handshake(1000), 0);  // so the stop need not wait
   }
   rs.stop();
   // A stopped server refuses, as post() does.
@@ -264,6 +265,7 @@ TEST(defer_runs_on_the_loop_and_destroys_the_callable_once) {
         std::future_status::ready);
 
   // Refused once stopped: never run, and destroyed here, once.
+  CHECK_EQ(c.close_handshake(1000), 0);
   rs.stop();
   bool late_ran = false;
   CHECK(!rs.server().defer([&late_ran, token = tracked()] {
