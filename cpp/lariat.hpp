@@ -58,6 +58,12 @@
  * state pointer of its connections: do not call lariat_conn_set_data() on
  * them.
  *
+ * Topics: connection::subscribe(topic) on the loop thread, then
+ * server::publish_text(topic, ...) from any thread reaches every
+ * subscriber and connection::publish(topic, frame) every one but itself.
+ * server::defer(callable) (any thread) runs the callable on the loop
+ * thread, for work that touches connections.
+ *
  * Info messages: server::post(id, T{...}) (any thread) moves a T to the
  * heap and hands it to lariat_post() with a free function that destroys
  * it exactly once, whether or not it was delivered. websocket_info gets a
@@ -755,6 +761,19 @@ class deferred_upgrade {
   std::optional<State> *slot_ = nullptr;  // the box outlives the deferral
 };
 
+namespace detail {
+/* A view of |f| for the C API, which copies the payload. */
+inline lariat_frame to_c(const frame &f) noexcept {
+  lariat_frame raw{};
+  raw.opcode = static_cast<std::uint32_t>(f.op);
+  raw.flags = f.compress ? 0u : LARIAT_FRAME_NO_COMPRESS;
+  raw.close_code = f.close_code;
+  raw.data = reinterpret_cast<const std::uint8_t *>(f.data.data());
+  raw.len = f.data.size();
+  return raw;
+}
+}  // namespace detail
+
 /* A typed message for websocket_info, posted with server::post(). */
 namespace detail {
 class message_base {
@@ -829,6 +848,54 @@ bool post(lariat_server *server, conn_id id, T &&value) {
   return true;
 }
 
+/* Publishes |f| (text or binary, payload copied) to every subscriber
+ * of |topic| on |server|; any thread (lariat_publish). Returns false when
+ * the server stops. Throws lariat::error for a frame that is not text or
+ * binary, and for LARIAT_ERR_NOMEM. */
+inline bool publish(lariat_server *server, std::string_view topic,
+                    const frame &f) {
+  lariat_frame raw = detail::to_c(f);
+  int rc = lariat_publish(server, topic.data(), topic.size(), &raw);
+  if (rc == LARIAT_ERR_STOPPED) return false;
+  detail::check(rc);
+  return true;
+}
+
+namespace detail {
+template <class F>
+void run_deferred(lariat_server *, void *data) noexcept {
+  std::unique_ptr<F> fn(static_cast<F *>(data));  // destroyed after the call
+  try {
+    (*fn)();
+  } catch (...) {
+    // Nobody to tell on the loop: catch inside |fn| what matters.
+  }
+}
+}  // namespace detail
+
+/* Runs |fn|() once on |server|'s loop thread (uWebSockets' Loop::defer),
+ * in order with the posts of the calling thread; any thread. |fn| is moved
+ * (or copied) to the heap and destroyed exactly once: on the loop thread
+ * after it ran, or here when the call is refused. Returns false when the
+ * server stops (|fn| never runs). Exceptions that leave |fn| are dropped.
+ * Throws lariat::error (LARIAT_ERR_NOMEM) and std::bad_alloc. */
+template <class F>
+bool defer(lariat_server *server, F &&fn) {
+  using Fn = std::decay_t<F>;
+  static_assert(std::is_invocable_v<Fn &>,
+                "defer() takes a callable with no arguments");
+  Fn *heap = new Fn(std::forward<F>(fn));
+  // Accepted, it runs exactly once and run_deferred deletes it; refused,
+  // lariat never calls it and it is ours to delete.
+  int rc = lariat_server_defer(server, &detail::run_deferred<Fn>, heap);
+  if (rc < 0) {
+    delete heap;
+    if (rc == LARIAT_ERR_STOPPED) return false;
+    detail::check(rc);
+  }
+  return true;
+}
+
 /* A connection: a non-owning view, valid on the loop thread from
  * websocket_init until terminate returns (lariat.h's rule for lariat_conn;
  * it may be kept in the State meanwhile). From other threads, and after
@@ -841,12 +908,7 @@ class connection {
    * close frame was already sent). Throws lariat::error for an invalid
    * frame (bad close code, control payload over 125 bytes...). */
   bool reply(const frame &f) const {
-    lariat_frame raw{};
-    raw.opcode = static_cast<std::uint32_t>(f.op);
-    raw.flags = f.compress ? 0u : LARIAT_FRAME_NO_COMPRESS;
-    raw.close_code = f.close_code;
-    raw.data = reinterpret_cast<const std::uint8_t *>(f.data.data());
-    raw.len = f.data.size();
+    lariat_frame raw = detail::to_c(f);
     int rc = lariat_reply(c_, &raw);
     // Expected in normal operation: the peer closes, or reads too slowly.
     if (rc == LARIAT_ERR_CLOSING || rc == LARIAT_ERR_BACKPRESSURE) return false;
@@ -932,6 +994,50 @@ class connection {
     const char *p = lariat_conn_protocol(c_);
     if (!p) return std::nullopt;
     return std::string_view(p);
+  }
+  /* Topics (lariat.h, "Topics"). Subscribes to |topic| (copied);
+   * subscribing again is no error. false: the connection is closing. The
+   * subscriptions end by themselves before terminate. */
+  bool subscribe(std::string_view topic) const {
+    int rc = lariat_subscribe(c_, topic.data(), topic.size());
+    if (rc == LARIAT_ERR_CLOSING) return false;
+    detail::check(rc);
+    return true;
+  }
+  /* false: it was not subscribed to |topic|. */
+  bool unsubscribe(std::string_view topic) const {
+    int rc = lariat_unsubscribe(c_, topic.data(), topic.size());
+    if (rc == LARIAT_ERR_NOT_FOUND) return false;
+    detail::check(rc);
+    return true;
+  }
+  /* Publishes |f| (text or binary, payload copied) to every subscriber of
+   * |topic| but this connection (a chat line to the others in the room);
+   * returns how many it was queued for. Throws lariat::error for a frame
+   * that is not text or binary. */
+  std::size_t publish(std::string_view topic, const frame &f) const {
+    lariat_frame raw = detail::to_c(f);
+    return static_cast<std::size_t>(detail::check(
+        lariat_conn_publish(c_, topic.data(), topic.size(), &raw)));
+  }
+  std::size_t publish_text(std::string_view topic,
+                           std::string_view text) const {
+    return publish(topic, frame::text(text));
+  }
+  std::size_t publish_binary(std::string_view topic,
+                             std::string_view bytes) const {
+    return publish(topic, frame::binary(bytes));
+  }
+  std::size_t publish_binary(std::string_view topic, const void *data,
+                             std::size_t len) const {
+    return publish(topic, frame::binary(std::string_view(
+                              static_cast<const char *>(data), len)));
+  }
+  /* Published messages dropped for this connection because its queued
+   * output was at its cap (upgrade_base::max_queued() with
+   * LARIAT_BACKPRESSURE_REFUSE). */
+  [[nodiscard]] std::uint64_t dropped() const noexcept {
+    return lariat_conn_dropped(c_);
   }
   /* The server, e.g. for lariat::post() to other connections. */
   [[nodiscard]] lariat_server *server_handle() const noexcept {
@@ -1242,7 +1348,8 @@ struct handler_state<H, std::void_t<typename H::state_type>> {
 /* ------------------------------------------------------------------ */
 
 /* A server and the handler objects of its routes. Move-only. Everything
- * but post() and stop_async() belongs to the loop thread (construct it on
+ * but post(), publish*(), defer() and stop_async() belongs to the loop
+ * thread (construct it on
  * the thread that will run the loop, or before that thread starts).
  * Destruction (or close()) stops the server, runs the loop until every
  * terminate has run, frees the C server, then the handler objects; it
@@ -1339,6 +1446,33 @@ class server {
   template <class T>
   bool post(conn_id id, T &&value) const {
     return lariat::post(checked(), id, std::forward<T>(value));
+  }
+  /* Any thread; see lariat::defer(). */
+  template <class F>
+  bool defer(F &&fn) const {
+    return lariat::defer(checked(), std::forward<F>(fn));
+  }
+  /* Any thread: to every subscriber of |topic|; see lariat::publish().
+   * false: the server stops. From another thread the message goes through
+   * the same queue as post(), so it reaches each subscriber in the order
+   * the thread published. */
+  bool publish(std::string_view topic, const frame &f) const {
+    return lariat::publish(checked(), topic, f);
+  }
+  bool publish_text(std::string_view topic, std::string_view text) const {
+    return publish(topic, frame::text(text));
+  }
+  bool publish_binary(std::string_view topic, std::string_view bytes) const {
+    return publish(topic, frame::binary(bytes));
+  }
+  bool publish_binary(std::string_view topic, const void *data,
+                      std::size_t len) const {
+    return publish(topic, frame::binary(std::string_view(
+                              static_cast<const char *>(data), len)));
+  }
+  /* How many connections subscribe to |topic|. Loop thread. */
+  [[nodiscard]] std::size_t subscribers(std::string_view topic) const {
+    return lariat_server_subscribers(checked(), topic.data(), topic.size());
   }
   [[nodiscard]] std::size_t connection_count() const {
     return lariat_server_connection_count(checked());

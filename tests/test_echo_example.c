@@ -1,6 +1,8 @@
 /* The lariat-echo example as a user runs it: a page on GET /, a faithful
  * echo of text and binary messages up to 16 MiB on any path, and a clean
- * stop (close 1001, exit 0) on SIGTERM. argv[1] is the program. */
+ * stop (close 1001, exit 0) on SIGTERM; with --publish TOPIC, every
+ * message reaches every connection, the sender included. argv[1] is the
+ * program. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,23 +40,46 @@ static int free_port(void) {
   return ntohs(a.sin_port);
 }
 
-static void connect_retrying(wsc *c) {
+static void connect_retrying_to(wsc *c, int to_port) {
   for (int i = 0; i < 100; ++i) {
-    if (wsc_connect(c, "127.0.0.1", port, 1000) == 0) return;
+    if (wsc_connect(c, "127.0.0.1", to_port, 1000) == 0) return;
     struct timespec ts = {0, 50 * 1000000L};
     nanosleep(&ts, NULL);
   }
-  fail_msg("lariat-echo did not start listening on %d", port);
+  fail_msg("lariat-echo did not start listening on %d", to_port);
+}
+
+static void connect_retrying(wsc *c) { connect_retrying_to(c, port); }
+
+/* Starts lariat-echo on a free port with |extra| arguments (NULL: none). */
+static int spawn_echo(const char *extra, const char *extra_value, int *port_out,
+                      pid_t *pid_out) {
+  *port_out = free_port();
+  char port_text[16];
+  snprintf(port_text, sizeof(port_text), "%d", *port_out);
+  char *argv[] = {(char *)program, "--host", "127.0.0.1", "--port", port_text,
+                  (char *)extra, (char *)extra_value, NULL};
+  return posix_spawn(pid_out, program, NULL, NULL, argv, environ);
 }
 
 static int setup(void **st) {
   (void)st;
-  port = free_port();
-  char port_text[16];
-  snprintf(port_text, sizeof(port_text), "%d", port);
-  char *argv[] = {(char *)program, "--host", "127.0.0.1", "--port", port_text,
-                  NULL};
-  return posix_spawn(&child, program, NULL, NULL, argv, environ);
+  return spawn_echo(NULL, NULL, &port, &child);
+}
+
+/* SIGTERM: every client gets 1001, and the server exits 0. */
+static void stop_echo(pid_t *pid, wsc *clients, int n) {
+  assert_int_equal(kill(*pid, SIGTERM), 0);
+  for (int i = 0; i < n; ++i) {
+    assert_int_equal(wsc_expect_close(&clients[i], 1001, 5000), 0);
+    assert_int_equal(wsc_send_close(&clients[i], 1001, NULL, 0), 0);
+    wsc_close(&clients[i]);
+  }
+  int status = 0;
+  assert_int_equal(waitpid(*pid, &status, 0), *pid);
+  *pid = 0;
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void test_page_on_root(void **st) {
@@ -101,15 +126,47 @@ static void test_echo_up_to_16_mib(void **st) {
   free(big);
 
   /* SIGTERM: the server says 1001 and exits cleanly. */
-  assert_int_equal(kill(child, SIGTERM), 0);
-  assert_int_equal(wsc_expect_close(&c, 1001, 5000), 0);
-  assert_int_equal(wsc_send_close(&c, 1001, NULL, 0), 0);
-  wsc_close(&c);
-  int status = 0;
-  assert_int_equal(waitpid(child, &status, 0), child);
-  child = 0;
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 0);
+  stop_echo(&child, &c, 1);
+}
+
+static pid_t publish_child;
+
+static void test_publish_reaches_every_connection(void **st) {
+  (void)st;
+  int publish_port = 0;
+  assert_int_equal(
+      spawn_echo("--publish", "room", &publish_port, &publish_child), 0);
+  enum { kClients = 3 };
+  wsc c[kClients];
+  /* Subscribed once the 101 has come: websocket_init runs before the
+   * server reads anything more. */
+  for (int i = 0; i < kClients; ++i) {
+    connect_retrying_to(&c[i], publish_port);
+    assert_int_equal(wsc_handshake(&c[i], "/any", NULL, NULL, 3000), 101);
+  }
+  /* Each client speaks in turn, text then binary: all three hear each
+   * message once, with its opcode, in the order sent. */
+  for (int from = 0; from < kClients; ++from) {
+    char text[32];
+    snprintf(text, sizeof(text), "from %d", from);
+    uint8_t bytes[3] = {0x00, 0xff, (uint8_t)from};
+    assert_int_equal(wsc_send_text(&c[from], text), 0);
+    assert_int_equal(wsc_send_binary(&c[from], bytes, sizeof(bytes)), 0);
+    for (int to = 0; to < kClients; ++to) {
+      wsc_frame f;
+      assert_int_equal(wsc_recv_message(&c[to], &f, 3000), 1);
+      assert_int_equal(f.opcode, WSC_OP_TEXT);
+      assert_int_equal(f.len, strlen(text));
+      assert_memory_equal(f.payload, text, f.len);
+      wsc_frame_free(&f);
+      assert_int_equal(wsc_recv_message(&c[to], &f, 3000), 1);
+      assert_int_equal(f.opcode, WSC_OP_BINARY);
+      assert_int_equal(f.len, sizeof(bytes));
+      assert_memory_equal(f.payload, bytes, sizeof(bytes));
+      wsc_frame_free(&f);
+    }
+  }
+  stop_echo(&publish_child, c, kClients);
 }
 
 static int teardown(void **st) {
@@ -117,6 +174,10 @@ static int teardown(void **st) {
   if (child > 0) {
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
+  }
+  if (publish_child > 0) {
+    kill(publish_child, SIGKILL);
+    waitpid(publish_child, NULL, 0);
   }
   return 0;
 }
@@ -130,6 +191,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_page_on_root),
       cmocka_unit_test(test_echo_up_to_16_mib),
+      cmocka_unit_test(test_publish_reaches_every_connection),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

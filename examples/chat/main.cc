@@ -6,23 +6,28 @@
 // /ws?room=NAME&nick=NICK (room "lobby" and nick "guest-<id>" by default).
 // Every text message a client sends goes to everyone in its room, the
 // sender included, as "nick: text"; lines starting with "* " are notices.
+// Rooms are topics. With --tick MS a worker thread sends every member
+// "* tick N" every MS milliseconds.
 // With --port 0 the kernel picks the port; the first line on stdout says
 // which ("listening on http://HOST:PORT/"). SIGINT or SIGTERM closes every
 // connection with 1001 and exits 0.
 #include <lariat/lariat.hpp>
 #include <uv.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
-#include <unordered_set>
+#include <thread>
 
 namespace {
 
@@ -187,20 +192,19 @@ std::string clean_name(std::optional<std::string> s, std::string fallback) {
 struct member {
   member(std::string r, std::string n)
       : room(std::move(r)), nick(std::move(n)) {}
-  std::string room;
+  std::string room;  // its topic is "room:" + room
   std::string nick;  // empty until websocket_init names a guest
-  lariat::conn_id id = 0;
-  bool joined = false;
 };
 
-// A line for one recipient: the text is shared by the copies posted to
-// every member of the room.
-struct line {
-  std::shared_ptr<const std::string> text;
-};
+// Every member also subscribes to this topic, which --tick feeds.
+constexpr std::string_view kClock = "clock";
 
+// Rooms are topics: lariat keeps the members, and a line published on the
+// loop thread reaches every member, the sender too, all in the same order.
 class chat : public lariat::handler<member> {
  public:
+  explicit chat(lariat::server &server) : server_(server) {}
+
   void init(lariat::request &req, upgrade_type &up) override {
     up.max_frame_size(kMaxMessage);
     up.emplace_state(clean_name(query_param(req.query(), "room"), "lobby"),
@@ -208,59 +212,70 @@ class chat : public lariat::handler<member> {
   }
 
   lariat::result websocket_init(lariat::connection &c, member &m) override {
-    m.id = c.id();
-    if (m.nick.empty()) m.nick = "guest-" + std::to_string(m.id);
-    auto &ids = rooms_[m.room];
-    ids.insert(m.id);
-    m.joined = true;
+    if (m.nick.empty()) m.nick = "guest-" + std::to_string(c.id());
+    c.subscribe(topic(m));
+    c.subscribe(kClock);
     c.send_text("* welcome " + m.nick + ", you are in room " + m.room + " (" +
-                std::to_string(ids.size()) + " here)");
-    broadcast(c.server_handle(), m.room, "* " + m.nick + " joined");
+                std::to_string(server_.subscribers(topic(m))) + " here)");
+    server_.publish_text(topic(m), "* " + m.nick + " joined");
     return lariat::result::ok;
   }
 
-  lariat::result websocket_handle(lariat::connection &c, const lariat::frame &f,
+  lariat::result websocket_handle(lariat::connection &, const lariat::frame &f,
                                   member &m) override {
     // Text only (lariat validated its UTF-8); binary, pings and pongs are
     // not chat.
     if (f.is_text() && !f.data.empty())
-      broadcast(c.server_handle(), m.room, m.nick + ": " + std::string(f.data));
-    return lariat::result::ok;
-  }
-
-  lariat::result websocket_info(lariat::connection &c, lariat::message &msg,
-                                member &) override {
-    if (const line *l = msg.get<line>()) c.send_text(*l->text);
+      server_.publish_text(topic(m), m.nick + ": " + std::string(f.data));
     return lariat::result::ok;
   }
 
   void terminate(lariat::connection *c, const lariat::reason &,
                  member *m) override {
-    if (!c || !m || !m->joined) return;
-    auto it = rooms_.find(m->room);
-    if (it == rooms_.end()) return;
-    it->second.erase(m->id);
-    if (it->second.empty())
-      rooms_.erase(it);
-    else
-      broadcast(c->server_handle(), m->room, "* " + m->nick + " left");
+    // Unsubscribed already; not sent (false) when the server stops. The
+    // C handle, not server_: terminate also runs while server_ closes.
+    if (c && m)
+      lariat::publish(c->server_handle(), topic(*m),
+                      lariat::frame::text("* " + m->nick + " left"));
   }
 
  private:
-  // Posts rather than replies: a connection view is only valid inside its
-  // own callback, while ids stay valid, and every member (the sender too)
-  // then sees the room's lines in the same order.
-  void broadcast(lariat_server *server, const std::string &room,
-                 std::string text) {
-    auto it = rooms_.find(room);
-    if (it == rooms_.end()) return;
-    auto shared = std::make_shared<const std::string>(std::move(text));
-    for (lariat::conn_id id : it->second)
-      (void)lariat::post(server, id, line{shared});  // false: stopping
-  }
+  static std::string topic(const member &m) { return "room:" + m.room; }
+  lariat::server &server_;
+};
 
-  // Loop thread only, like every handler callback.
-  std::unordered_map<std::string, std::unordered_set<lariat::conn_id>> rooms_;
+// --tick MS: a worker thread publishes "* tick N" to every member through
+// the any-thread publish: no connection ids, no locks around a registry.
+class ticker {
+ public:
+  ticker(lariat::server &server, std::chrono::milliseconds every)
+      : thread_([this, &server, every] {
+          std::unique_lock<std::mutex> lock(mutex_);
+          try {
+            for (long n = 1; !wake_.wait_for(lock, every, [this] { return stop_; });
+                 ++n)
+              if (!server.publish_text(kClock, "* tick " + std::to_string(n)))
+                break;  // the server stops
+          } catch (const std::exception &e) {
+            std::fprintf(stderr, "lariat-chat: ticker: %s\n", e.what());
+          }
+        }) {}
+  ~ticker() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  ticker(const ticker &) = delete;
+  ticker &operator=(const ticker &) = delete;
+
+ private:
+  std::mutex mutex_;  // before thread_: the thread uses them at once
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
 };
 
 class page : public lariat::handler<> {
@@ -292,7 +307,8 @@ void on_signal(uv_signal_t *sig, int) {
 }
 
 int usage(const char *argv0) {
-  std::fprintf(stderr, "usage: %s [--host HOST] [--port PORT]\n", argv0);
+  std::fprintf(stderr, "usage: %s [--host HOST] [--port PORT] [--tick MS]\n",
+               argv0);
   return 2;
 }
 
@@ -301,6 +317,7 @@ int usage(const char *argv0) {
 int main(int argc, char **argv) {
   std::string host = "127.0.0.1";
   int port = 8080;
+  long tick_ms = 0;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--host" && i + 1 < argc) {
@@ -310,6 +327,10 @@ int main(int argc, char **argv) {
       long p = std::strtol(argv[++i], &end, 10);
       if (*end != '\0' || p < 0 || p > 65535) return usage(argv[0]);
       port = static_cast<int>(p);
+    } else if (arg == "--tick" && i + 1 < argc) {
+      char *end = nullptr;
+      tick_ms = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || tick_ms < 0) return usage(argv[0]);
     } else {
       return usage(argv[0]);
     }
@@ -318,7 +339,7 @@ int main(int argc, char **argv) {
   try {
     lariat::server server;
     server.route<page>("/");
-    server.route<chat>("/ws");
+    server.route<chat>("/ws", server);
     server.listen(host, port);
 
     uv_loop_t *loop = server.loop();
@@ -332,6 +353,9 @@ int main(int argc, char **argv) {
     std::printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", host.c_str(),
                 v6 ? "]" : "", server.port());
     std::fflush(stdout);
+    // Declared after the server, so it stops (and joins) before it.
+    std::optional<ticker> tick;
+    if (tick_ms > 0) tick.emplace(server, std::chrono::milliseconds(tick_ms));
     server.run();
   } catch (const lariat::error &e) {
     std::fprintf(stderr, "lariat-chat: %s (%s)\n", e.what(), e.name());

@@ -1,7 +1,13 @@
 /* lariat-echo: every WebSocket message on every path is sent back
  * unchanged; a plain GET of / gets a page whose script connects back and
  * echoes. Conformance suites and benchmarks point at this server, so it
- * stays a faithful echo and accepts messages up to 16 MiB. */
+ * stays a faithful echo and accepts messages up to 16 MiB.
+ *
+ * --publish TOPIC makes it a broadcasting echo (uWebSockets' broadcast
+ * examples, the contract of fan-out benchmarks): every connection
+ * subscribes to TOPIC, and every text or binary message from any of them
+ * is published to TOPIC with its opcode, so every connection, the sender
+ * included, receives it. */
 #include <lariat/lariat.h>
 #include <uv.h>
 
@@ -31,12 +37,19 @@ typedef struct deflate_flags {
   int server_no_takeover, client_no_takeover, threshold;
 } deflate_flags;
 
+/* What every connection of the route shares (its handler_data). */
+typedef struct echo_config {
+  deflate_flags deflate;
+  const char *topic; /* --publish; NULL: a plain echo */
+  size_t topic_len;
+} echo_config;
+
 static void set_if(lariat_upgrade *up, int option, int value) {
   if (value >= 0) lariat_upgrade_set_deflate(up, option, value);
 }
 
 static int echo_init(lariat_req *req, lariat_upgrade *up, void *data) {
-  const deflate_flags *d = data;
+  const deflate_flags *d = &((const echo_config *)data)->deflate;
   if (!lariat_req_is_websocket(req)) {
     size_t len;
     const char *path = lariat_req_path(req, &len);
@@ -65,10 +78,25 @@ static int echo_init(lariat_req *req, lariat_upgrade *up, void *data) {
   return LARIAT_OK;
 }
 
+static int echo_open(lariat_conn *conn, void *state) {
+  (void)state;
+  const echo_config *cfg = lariat_conn_handler_data(conn);
+  if (cfg->topic && lariat_subscribe(conn, cfg->topic, cfg->topic_len) != 0) {
+    lariat_conn_set_crash(conn, "lariat-echo", "cannot subscribe");
+    return LARIAT_CRASH;
+  }
+  return LARIAT_OK;
+}
+
 static int echo_handle(lariat_conn *conn, const lariat_frame *frame,
                        void *state) {
   (void)state;
-  if (frame->opcode == LARIAT_OP_TEXT || frame->opcode == LARIAT_OP_BINARY)
+  if (frame->opcode != LARIAT_OP_TEXT && frame->opcode != LARIAT_OP_BINARY)
+    return LARIAT_OK;
+  const echo_config *cfg = lariat_conn_handler_data(conn);
+  if (cfg->topic)  /* to everyone, the sender included */
+    lariat_publish(lariat_conn_server(conn), cfg->topic, cfg->topic_len, frame);
+  else
     lariat_reply(conn, frame);
   return LARIAT_OK;
 }
@@ -86,7 +114,9 @@ static void on_signal(uv_signal_t *sig, int signum) {
 
 static void usage(const char *argv0) {
   fprintf(stderr,
-          "usage: %s [--host ADDR] [--port PORT] [--compress]\n"
+          "usage: %s [--host ADDR] [--port PORT] [--publish TOPIC] "
+          "[--compress]\n"
+          "  --publish TOPIC: every message goes to every connection\n"
           "  deflate options (with --compress): --deflate-level N (0-9)\n"
           "  --deflate-mem-level N (1-9) --server-max-window-bits N (8-15)\n"
           "  --client-max-window-bits N (8-15) --server-no-context-takeover\n"
@@ -97,7 +127,8 @@ static void usage(const char *argv0) {
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = 8080;
-  static deflate_flags deflate = {0, -1, -1, -1, -1, -1, -1, -1};
+  static echo_config config = {{0, -1, -1, -1, -1, -1, -1, -1}, NULL, 0};
+  deflate_flags *const d = &config.deflate;
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     int has_value = i + 1 < argc;
@@ -105,22 +136,25 @@ int main(int argc, char **argv) {
       host = argv[++i];
     } else if (strcmp(a, "--port") == 0 && has_value) {
       port = atoi(argv[++i]);
+    } else if (strcmp(a, "--publish") == 0 && has_value) {
+      config.topic = argv[++i];
+      config.topic_len = strlen(config.topic);
     } else if (strcmp(a, "--compress") == 0) {
-      deflate.enabled = 1;
+      d->enabled = 1;
     } else if (strcmp(a, "--deflate-level") == 0 && has_value) {
-      deflate.level = atoi(argv[++i]);
+      d->level = atoi(argv[++i]);
     } else if (strcmp(a, "--deflate-mem-level") == 0 && has_value) {
-      deflate.mem_level = atoi(argv[++i]);
+      d->mem_level = atoi(argv[++i]);
     } else if (strcmp(a, "--server-max-window-bits") == 0 && has_value) {
-      deflate.server_bits = atoi(argv[++i]);
+      d->server_bits = atoi(argv[++i]);
     } else if (strcmp(a, "--client-max-window-bits") == 0 && has_value) {
-      deflate.client_bits = atoi(argv[++i]);
+      d->client_bits = atoi(argv[++i]);
     } else if (strcmp(a, "--server-no-context-takeover") == 0) {
-      deflate.server_no_takeover = 1;
+      d->server_no_takeover = 1;
     } else if (strcmp(a, "--client-no-context-takeover") == 0) {
-      deflate.client_no_takeover = 1;
+      d->client_no_takeover = 1;
     } else if (strcmp(a, "--compress-threshold") == 0 && has_value) {
-      deflate.threshold = atoi(argv[++i]);
+      d->threshold = atoi(argv[++i]);
     } else {
       usage(argv[0]);
       return 2;
@@ -135,8 +169,9 @@ int main(int argc, char **argv) {
   }
   static const lariat_handler handler = {.size = sizeof(lariat_handler),
                                          .init = echo_init,
+                                         .websocket_init = echo_open,
                                          .websocket_handle = echo_handle};
-  lariat_server_route(server, "*", &handler, &deflate);
+  lariat_server_route(server, "*", &handler, &config);
   rc = lariat_server_listen(server, host, port);
   if (rc != 0) {
     fprintf(stderr, "listen %s:%d: %s\n", host, port, lariat_strerror(rc));
@@ -149,9 +184,11 @@ int main(int argc, char **argv) {
   uv_signal_start(&sigint_watcher, on_signal, SIGINT);
   uv_signal_start(&sigterm_watcher, on_signal, SIGTERM);
   printf("lariat-echo listening on ws://%s:%d/ (open http://%s:%d/ in a "
-         "browser)%s\n",
+         "browser)%s%s%s\n",
          host, lariat_server_port(server), host, lariat_server_port(server),
-         deflate.enabled ? ", permessage-deflate on" : "");
+         d->enabled ? ", permessage-deflate on" : "",
+         config.topic ? ", publishing to " : "",
+         config.topic ? config.topic : "");
   fflush(stdout);
   lariat_server_run(server);
   lariat_server_del(server);

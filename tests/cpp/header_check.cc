@@ -25,6 +25,9 @@ struct every_callback : lariat::handler<state> {
                                   state &s) override {
     ++s.messages;
     c.reply(f);
+    if (c.subscribe("t") && c.unsubscribe("t") && c.dropped() == 0)
+      s.messages += static_cast<int>(c.publish("t", f) +
+                                     c.publish_binary("t", "b", 1));
     return lariat::result::hibernate;
   }
   lariat::result websocket_info(lariat::connection &c, lariat::message &m,
@@ -52,9 +55,15 @@ int main() {
   };
   s.route("/b", std::move(fns));
   bool posted = s.post(1, 42);  // no such connection: accepted, freed
+  // Any thread; nobody subscribes, and the loop never runs the call, which
+  // lariat_server_del() still does.
+  bool published = s.publish_text("t", "x") && s.subscribers("t") == 0;
+  int deferred = 0;
+  bool defer_ok = s.defer([&deferred] { ++deferred; });
   lariat::error e(LARIAT_ERR_NOT_FOUND);
-  bool ok =
-      posted && e.num() == LARIAT_ERR_NOT_FOUND && !lariat::version().empty();
+  s.close();
+  bool ok = posted && published && defer_ok && deferred == 1 &&
+            e.num() == LARIAT_ERR_NOT_FOUND && !lariat::version().empty();
   std::printf("lariat.hpp (C++ %ld) with lariat %s: %s\n",
               static_cast<long>(__cplusplus), lariat_version(0)->version_str,
               ok ? "ok" : "FAILED");

@@ -1,7 +1,7 @@
 // lariat-chat as a black box, over loopback with the C test client: the
 // page, rooms chosen by query, broadcast to every member of a room (the
-// sender included) and to nobody else, names from the query, and a clean
-// exit with close 1001 on SIGTERM. The binary comes from $LARIAT_CHAT.
+// sender included) and to nobody else, names from the query, the --tick
+// worker's publishes, and a clean exit with close 1001 on SIGTERM. The binary comes from $LARIAT_CHAT.
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "support.hpp"
 
@@ -23,7 +24,7 @@ namespace {
 // lariat-chat --port 0, its first stdout line read for the port.
 class chat_process {
  public:
-  chat_process() {
+  explicit chat_process(const std::vector<std::string> &extra = {}) {
     const char *path = std::getenv("LARIAT_CHAT");
     if (!path) t::fail(__FILE__, __LINE__, "LARIAT_CHAT is not set");
     int fds[2];
@@ -32,11 +33,14 @@ class chat_process {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, fds[0]);
-    char *const argv[] = {
+    std::vector<char *> argv = {
         const_cast<char *>(path),        const_cast<char *>("--host"),
         const_cast<char *>("127.0.0.1"), const_cast<char *>("--port"),
-        const_cast<char *>("0"),         nullptr};
-    int rc = posix_spawn(&pid_, path, &actions, nullptr, argv, environ);
+        const_cast<char *>("0")};
+    for (const std::string &arg : extra)
+      argv.push_back(const_cast<char *>(arg.c_str()));
+    argv.push_back(nullptr);
+    int rc = posix_spawn(&pid_, path, &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     close(fds[1]);
     out_ = fds[0];
@@ -166,6 +170,33 @@ TEST(chat_page_rooms_and_broadcast) {
   chat.signal(SIGTERM);
   CHECK_EQ(alice.expect_close(1001), 1001);
   CHECK_EQ(carol.expect_close(1001), 1001);
+  CHECK_EQ(chat.wait_exit(10000), 0);
+}
+
+// --tick: a worker thread's publishes reach every member of every room,
+// consecutively numbered, after the member's own welcome.
+TEST(chat_tick_reaches_every_room) {
+  chat_process chat({"--tick", "20"});
+  t::client alice, dave;
+  CHECK_EQ(alice.open(chat.port(), "/ws?room=r1&nick=alice"), 101);
+  CHECK_EQ(alice.recv(), "* welcome alice, you are in room r1 (1 here)");
+  CHECK_EQ(alice.recv(), "* alice joined");
+  CHECK_EQ(dave.open(chat.port(), "/ws?room=r2&nick=dave"), 101);
+  CHECK_EQ(dave.recv(), "* welcome dave, you are in room r2 (1 here)");
+  CHECK_EQ(dave.recv(), "* dave joined");
+  for (t::client *c : {&alice, &dave}) {
+    long last = 0;
+    for (int i = 0; i < 3; ++i) {
+      std::string line = c->recv();
+      CHECK_EQ(line.compare(0, 7, "* tick "), 0);
+      long n = std::atol(line.c_str() + 7);
+      if (last) CHECK_EQ(n, last + 1);
+      last = n;
+    }
+  }
+  chat.signal(SIGTERM);
+  CHECK_EQ(alice.expect_close(1001), 1001);
+  CHECK_EQ(dave.expect_close(1001), 1001);
   CHECK_EQ(chat.wait_exit(10000), 0);
 }
 

@@ -36,11 +36,15 @@ terminate returns (the rule lariat.h states next to lariat_conn): it may be
 kept in the state between callbacks, but after terminate its methods raise
 Error(NOT_FOUND); .id stays valid on any thread for post().
 
+Topics: conn.subscribe("room:42") on the loop thread; then
+server.publish("room:42", "text or bytes") from any thread reaches every
+subscriber, conn.publish(topic, data) every one but conn.
+
 Threads: callbacks run on lariat's loop thread (a helper thread of run()
 when called on the main thread, the thread of serve_in_thread(), or
 close()), which holds the GIL only while Python code runs. Connection and
-Request methods are for that thread; stop(), post(), Connection.post() and
-Deferred are for any thread.
+Request methods are for that thread; stop(), post(), publish(), defer(),
+Connection.post() and Deferred are for any thread.
 
 Ctrl-C: run() on the main thread stops the server cleanly on SIGINT (every
 client gets close 1001, every terminate runs) and then raises the
@@ -146,6 +150,32 @@ def _bytes(data, what):
         return data
     raise TypeError("%s must be str or bytes, not %s"
                     % (what, type(data).__name__))
+
+
+def _frame(opcode, payload, compress=True, close_code=0):
+    """(lariat_frame *, buffer): keep the buffer while the frame is used;
+    lariat copies the payload."""
+    frame = ffi.new("lariat_frame *")
+    frame.opcode = opcode
+    frame.flags = 0 if compress else lib.LARIAT_FRAME_NO_COMPRESS
+    frame.close_code = close_code
+    buf = ffi.from_buffer("uint8_t[]", payload)
+    frame.data = buf
+    frame.len = len(buf)
+    return frame, buf
+
+
+def _message(data, compress):
+    """A publish's frame: text for str, binary for bytes."""
+    if isinstance(data, str):
+        return _frame(lib.LARIAT_OP_TEXT, data.encode("utf-8"), compress)
+    return _frame(lib.LARIAT_OP_BINARY, _bytes(data, "data"), compress)
+
+
+def _topic(topic):
+    """A topic as (char[], length): str is UTF-8, bytes as they are."""
+    raw = _bytes(topic, "topic")
+    return ffi.from_buffer(raw), len(raw)
 
 
 def _deflate_options(options):
@@ -524,13 +554,7 @@ class Connection:
         return self._ptr
 
     def _reply(self, opcode, payload, compress=True, close_code=0):
-        frame = ffi.new("lariat_frame *")
-        frame.opcode = opcode
-        frame.flags = 0 if compress else lib.LARIAT_FRAME_NO_COMPRESS
-        frame.close_code = close_code
-        buf = ffi.from_buffer("uint8_t[]", payload)  # lariat copies it
-        frame.data = buf
-        frame.len = len(buf)
+        frame, _buf = _frame(opcode, payload, compress, close_code)
         _check(lib.lariat_reply(self._conn(), frame))
 
     def send(self, data, *, compress=True):
@@ -594,6 +618,36 @@ class Connection:
     def post(self, obj):
         """Any thread: websocket_info(conn, obj) later on the loop."""
         self._server.post(self.id, obj)
+
+    def subscribe(self, topic):
+        """Subscribes to |topic| (str: its UTF-8; or bytes); again is no
+        error. Subscriptions end by themselves before terminate."""
+        buf, n = _topic(topic)
+        _check(lib.lariat_subscribe(self._conn(), buf, n))
+
+    def unsubscribe(self, topic):
+        """False when the connection was not subscribed to |topic|."""
+        buf, n = _topic(topic)
+        rc = lib.lariat_unsubscribe(self._conn(), buf, n)
+        if rc == lib.LARIAT_ERR_NOT_FOUND:
+            return False
+        _check(rc)
+        return True
+
+    def publish(self, topic, data, *, compress=True):
+        """Sends |data| (str: a text message, bytes: binary) to every
+        subscriber of |topic| but this connection; returns how many it
+        was queued for."""
+        buf, n = _topic(topic)
+        frame, _payload = _message(data, compress)
+        return _check(lib.lariat_conn_publish(self._conn(), buf, n, frame))
+
+    @property
+    def dropped(self):
+        """Published messages dropped for this connection because its
+        queued output was at its cap (Upgrade.set_max_queued with
+        LARIAT_BACKPRESSURE_REFUSE)."""
+        return lib.lariat_conn_dropped(self._conn())
 
     @property
     def server(self):
@@ -727,6 +781,10 @@ def _entry_error(callback):
             return None
         if callback == "free_fn":
             _on_free_body(args.get("msg"))
+            return None
+        if callback == "fn":
+            if "data" in args:
+                _on_deferred_body(args["data"])
             return None
         if callback == "init":
             return _answer_stopping(args["up_p"]) if interrupted else None
@@ -868,6 +926,27 @@ def _on_free(msg):
     # Runs on the loop thread, or on the posting thread when lariat_post
     # fails; the dict operation is atomic under the GIL.
     _on_free_body(msg)
+
+
+# Callables handed to lariat_server_defer(), by handle address, until
+# they run (lariat runs every call it accepted).
+_deferred = {}
+
+
+def _on_deferred_body(data):
+    handle = _deferred.pop(int(ffi.cast("uintptr_t", data)), None)
+    return None if handle is None else ffi.from_handle(handle)
+
+
+@_extern("fn")
+def _on_deferred(server_p, data):
+    # lariat_server_defer's callback (the header names it |fn|).
+    server, fn = _on_deferred_body(data)
+    try:
+        fn()
+    except BaseException as exc:
+        if not _interrupted(server, exc):
+            _handler_failed("deferred %r" % (fn,), exc)
 
 
 @_extern("cb")
@@ -1107,6 +1186,42 @@ class Server:
                 _posted.pop(key, None)
                 raise
         _check(rc)  # on failure lariat has already called py_free_fn
+
+    def publish(self, topic, data, *, compress=True):
+        """Any thread: sends |data| (str: a text message, bytes: binary)
+        to every subscriber of |topic| (str: its UTF-8; or bytes), in the
+        order each thread published. Returns how many subscribers it was
+        queued for on the loop thread, 0 from another thread (it goes
+        through the same queue as post()); Error(STOPPED) once the server
+        stops. The GIL is released while lariat fans out."""
+        buf, n = _topic(topic)
+        frame, _payload = _message(data, compress)
+        with self._cond:
+            if self._ptr is None:
+                raise Error(lib.LARIAT_ERR_STOPPED)
+            rc = lib.lariat_publish(self._ptr, buf, n, frame)
+        return _check(rc)
+
+    def subscribers(self, topic):
+        """How many connections subscribe to |topic|. Loop thread (a
+        callback, or a function given to defer())."""
+        buf, n = _topic(topic)
+        return lib.lariat_server_subscribers(self._setup_ptr(), buf, n)
+
+    def defer(self, fn):
+        """Any thread: fn() runs once on the loop thread, in order with
+        this thread's post() calls (for work that touches connections).
+        |fn| is kept alive until it has run. Error(STOPPED) once the
+        server stops (fn then never runs). Its exceptions are logged."""
+        handle = ffi.new_handle((self, fn))
+        key = int(ffi.cast("uintptr_t", handle))
+        _deferred[key] = handle
+        with self._cond:
+            rc = lib.LARIAT_ERR_STOPPED if self._ptr is None else \
+                lib.lariat_server_defer(self._ptr, lib.py_fn, handle)
+        if rc < 0:
+            _deferred.pop(key, None)  # lariat never calls it
+            raise Error(rc)
 
     def close(self):
         """Stops, waits for the loop to finish, frees the server. Not
