@@ -251,6 +251,14 @@ class options {
     detail::check(lariat_options_set_max_connections(checked(), count));
     return *this;
   }
+  /* Event loops (threads); 0: one per core. Callbacks of different
+   * connections then run at the same time on different threads: state a
+   * handler shares between connections needs a lock (see
+   * lariat_options_set_threads). */
+  options &threads(unsigned count) {
+    detail::check(lariat_options_set_threads(checked(), count));
+    return *this;
+  }
   options &ignore_sigpipe(bool on) {
     detail::check(lariat_options_set_ignore_sigpipe(checked(), on ? 1 : 0));
     return *this;

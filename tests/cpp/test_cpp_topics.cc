@@ -140,6 +140,20 @@ TEST(slow_subscriber_drops_are_counted_and_the_others_get_all) {
   CHECK_EQ(other.recv(), "0");
 }
 
+// Two event loops: a room's members sit on both, and a line reaches every
+// other member wherever it lives.
+TEST(room_across_two_loops) {
+  t::running_server rs(lariat::server(lariat::options().threads(2)));
+  lariat::server *srv = &rs.server();
+  rs.server().route<room>("*", srv);
+  int port = rs.start();
+  t::client members[6];
+  for (t::client &m : members) CHECK_EQ(m.open(port, "/room/1"), 101);
+  members[0].send("hello");
+  (void)members[0].recv();  // "sent to N": the members of its own loop
+  for (int i = 1; i < 6; ++i) CHECK_EQ(members[i].recv(), "hello");
+}
+
 struct listener : lariat::handler<> {
   result websocket_init(lariat::connection &c, std::monostate &) override {
     c.subscribe("ticks");

@@ -538,18 +538,21 @@ class Connection:
     .id and post() work on any thread; everything else only on the loop
     thread. .state is the per-connection object (Upgrade.state), dropped
     after terminate."""
-    __slots__ = ("_ptr", "_server", "id", "state", "__weakref__")
+    __slots__ = ("_ptr", "_server", "id", "state", "_thread", "__weakref__")
 
     def __init__(self, ptr, server, state):
         self._ptr = ptr
         self._server = server
         self.id = lib.lariat_conn_get_id(ptr)
         self.state = state
+        # Made in websocket_init, on the thread of the connection's loop
+        # (with several loops, not necessarily the server's first).
+        self._thread = threading.get_ident()
 
     def _conn(self):
         if self._ptr is None:
             raise Error(lib.LARIAT_ERR_NOT_FOUND)
-        if threading.get_ident() != self._server._loop_ident:
+        if threading.get_ident() != self._thread:
             raise Error(lib.LARIAT_ERR_INVALID_STATE)
         return self._ptr
 
@@ -971,13 +974,15 @@ class Server:
     see .port) at the first listen(), run() or serve_in_thread(). Options
     (None keeps lariat's default): max_head_size, max_headers,
     handshake_timeout (s), max_frame_size, close_timeout (s),
-    max_connections, ignore_sigpipe.
+    max_connections, ignore_sigpipe, threads (event loops; 0 one per
+    core: handlers of different connections then run on different
+    threads, one at a time under the GIL).
     """
 
     def __init__(self, host="127.0.0.1", port=0, *, max_head_size=None,
                  max_headers=None, handshake_timeout=None,
                  max_frame_size=None, close_timeout=None,
-                 max_connections=None, ignore_sigpipe=None):
+                 max_connections=None, ignore_sigpipe=None, threads=None):
         self._ptr = None
         self._host, self._port = host, port
         self._bound_port = None
@@ -1003,7 +1008,8 @@ class Server:
                     (lib.lariat_options_set_max_frame_size, max_frame_size),
                     (lib.lariat_options_set_max_connections,
                      max_connections),
-                    (lib.lariat_options_set_ignore_sigpipe, ignore_sigpipe)):
+                    (lib.lariat_options_set_ignore_sigpipe, ignore_sigpipe),
+                    (lib.lariat_options_set_threads, threads)):
                 if value is not None:
                     _check(setter(opts, value))
             for setter, value in (

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import websockets
 
 import lariat
@@ -96,3 +97,15 @@ def test_echo_example_program():
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+def test_echo_on_two_loops(serve):
+    # Several event loops: connections spread over them, each echoes.
+    server = serve({"/echo": Echo}, threads=2)
+
+    async def many():
+        for _ in range(8):
+            await echo_roundtrips(url(server, "/echo"))
+    run(many())
+    with pytest.raises(lariat.Error):
+        lariat.Server("127.0.0.1", 0, threads=256)
