@@ -35,8 +35,15 @@ typedef struct post_msg {
 } post_msg;
 
 static int t_init(lariat_req *req, lariat_upgrade *up, void *data) {
-  (void)req;
   (void)data;
+  size_t qlen = 0;
+  const char *query = lariat_req_query(req, &qlen);
+  /* "?refuse": a 1 MiB cap whose overflow drops publishes (counted). */
+  if (qlen == 6 && memcmp(query, "refuse", 6) == 0)
+    lariat_upgrade_set_max_queued(up, 1u << 20, LARIAT_BACKPRESSURE_REFUSE);
+  /* "?unlimited": a cap no test reaches. */
+  if (qlen == 9 && memcmp(query, "unlimited", 9) == 0)
+    lariat_upgrade_set_max_queued(up, 1ull << 40, LARIAT_BACKPRESSURE_CLOSE);
   conn_state *st = calloc(1, sizeof *st);
   for (int i = 0; i < POSTERS; ++i) st->last_seq[i] = -1;
   lariat_upgrade_set_state(up, st);
@@ -56,6 +63,11 @@ static int t_handle(lariat_conn *conn, const lariat_frame *frame, void *state) {
     char buf[32];
     snprintf(buf, sizeof buf, "%llu",
              (unsigned long long)lariat_conn_get_id(conn));
+    reply_text(conn, buf);
+  } else if (frame->len == 8 && memcmp(frame->data, "!dropped", 8) == 0) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu",
+             (unsigned long long)lariat_conn_dropped(conn));
     reply_text(conn, buf);
   } else if (frame->len == 4 && memcmp(frame->data, "!sub", 4) == 0) {
     assert_int_equal(lariat_subscribe(conn, kRoom, sizeof kRoom - 1), 0);
@@ -141,15 +153,26 @@ static int wait_for(atomic_long *counter, long n, int timeout_ms) {
   return atomic_load(counter) >= n ? 0 : -1;
 }
 
-static lariat_conn_id open_with_id(wsc *c, int port) {
+static lariat_conn_id open_path(wsc *c, int port, const char *path) {
   assert_int_equal(wsc_connect(c, "127.0.0.1", port, 2000), 0);
-  assert_int_equal(wsc_handshake(c, "/t", NULL, NULL, 2000), 101);
+  assert_int_equal(wsc_handshake(c, path, NULL, NULL, 2000), 101);
   assert_int_equal(wsc_send_text(c, "!id"), 0);
   wsc_frame f;
   assert_int_equal(wsc_recv_message(c, &f, 5000), 1);
   lariat_conn_id id = strtoull((const char *)f.payload, NULL, 10);
   wsc_frame_free(&f);
   return id;
+}
+
+static lariat_conn_id open_with_id(wsc *c, int port) {
+  return open_path(c, port, "/t");
+}
+
+static void subscribe(wsc *c) {
+  assert_int_equal(wsc_send_text(c, "!sub"), 0);
+  wsc_frame f;
+  assert_int_equal(wsc_recv_message(c, &f, 5000), 1);
+  wsc_frame_free(&f);
 }
 
 /* ---------------------------------------------------- balance, posts */
@@ -265,6 +288,137 @@ static void test_publish_reaches_subscribers_on_every_loop(void **unused) {
   stop(&r);
 }
 
+/* 4 threads x 100,000 publishes to one topic: every subscriber, on
+ * either loop, gets all 400,000, each thread's in its order. */
+#define PUB_THREADS 4
+#define PUBS_PER_THREAD 100000
+
+typedef struct publisher {
+  lariat_server *server;
+  int thread;
+} publisher;
+
+static void publish_all(void *arg) {
+  publisher *p = arg;
+  for (int seq = 0; seq < PUBS_PER_THREAD; ++seq) {
+    char text[24];
+    int n = snprintf(text, sizeof text, "%d:%d", p->thread, seq);
+    lariat_frame f = {.opcode = LARIAT_OP_TEXT,
+                      .data = (const uint8_t *)text,
+                      .len = (size_t)n};
+    if (lariat_publish(p->server, kRoom, sizeof kRoom - 1, &f) != 0) abort();
+  }
+}
+
+static void test_publishers_on_threads_keep_their_order(void **unused) {
+  (void)unused;
+  reset_counters();
+  running r;
+  start(&r, 2, 0);
+  enum { kSubs = 4 };
+  wsc clients[kSubs];
+  for (int i = 0; i < kSubs; ++i) {
+    open_path(&clients[i], r.port, "/t?unlimited");
+    subscribe(&clients[i]);
+  }
+  publisher pubs[PUB_THREADS];
+  uv_thread_t threads[PUB_THREADS];
+  for (int t = 0; t < PUB_THREADS; ++t) {
+    pubs[t] = (publisher){r.server, t};
+    assert_int_equal(uv_thread_create(&threads[t], publish_all, &pubs[t]), 0);
+  }
+  for (int t = 0; t < PUB_THREADS; ++t) uv_thread_join(&threads[t]);
+  for (int i = 0; i < kSubs; ++i) {
+    int next[PUB_THREADS] = {0};
+    for (long n = 0; n < (long)PUB_THREADS * PUBS_PER_THREAD; ++n) {
+      wsc_frame f;
+      assert_int_equal(wsc_recv_message(&clients[i], &f, 10000), 1);
+      int thread = -1, seq = -1;
+      char text[24] = {0};
+      memcpy(text, f.payload, f.len < 23 ? f.len : 23);
+      assert_int_equal(sscanf(text, "%d:%d", &thread, &seq), 2);
+      assert_true(thread >= 0 && thread < PUB_THREADS);
+      assert_int_equal(seq, next[thread]);
+      next[thread]++;
+      wsc_frame_free(&f);
+    }
+    wsc_close(&clients[i]);
+  }
+  stop(&r);
+}
+
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+  if (f) fclose(f);
+  return kib;
+}
+
+/* One subscriber stops reading while 50 MB is published: its deliveries
+ * past its 1 MiB cap are dropped and counted, the other one gets every
+ * message, and the server's memory stays bounded by the caps. */
+static void test_a_stalled_subscriber_drops_and_delays_nobody(void **unused) {
+  (void)unused;
+  reset_counters();
+  running r;
+  start(&r, 2, 0);
+  wsc stalled, reader;
+  open_path(&stalled, r.port, "/t?refuse");
+  subscribe(&stalled);
+  open_path(&reader, r.port, "/t?unlimited");
+  subscribe(&reader);
+  static char payload[1024];
+  memset(payload, 'm', sizeof payload);
+  long before = rss_kib();
+  enum { kMessages = 50 * 1024 };  /* 50 MiB */
+  for (int n = 0; n < kMessages; ++n) {
+    memcpy(payload, &n, sizeof n);
+    lariat_frame f = {.opcode = LARIAT_OP_BINARY,
+                      .data = (const uint8_t *)payload,
+                      .len = sizeof payload};
+    assert_int_equal(lariat_publish(r.server, kRoom, sizeof kRoom - 1, &f), 0);
+    /* Read as we go, so only the stalled one's queue can grow. */
+    if (n % 64 == 63) {
+      for (int k = n - 63; k <= n; ++k) {
+        wsc_frame m;
+        assert_int_equal(wsc_recv_message(&reader, &m, 10000), 1);
+        int got;
+        memcpy(&got, m.payload, sizeof got);
+        assert_int_equal(got, k);
+        wsc_frame_free(&m);
+      }
+    }
+  }
+  long grown = rss_kib() - before;
+  print_message("RSS growth while 50 MiB was published: %ld KiB\n", grown);
+  assert_true(grown < 40 * 1024);
+  /* The stalled one reads again: what it got is a prefix of the stream
+   * up to its cap, the rest was dropped and counted. */
+  long received = 0;
+  for (;;) {
+    wsc_frame m;
+    int rc = wsc_recv_message(&stalled, &m, 500);
+    if (rc != 1) break;
+    wsc_frame_free(&m);
+    received++;
+  }
+  assert_true(received > 0 && received < kMessages);
+  assert_int_equal(wsc_send_text(&stalled, "!dropped"), 0);
+  wsc_frame m;
+  assert_int_equal(wsc_recv_message(&stalled, &m, 5000), 1);
+  long dropped = strtol((const char *)m.payload, NULL, 10);
+  wsc_frame_free(&m);
+  print_message("stalled subscriber: %ld received, %ld dropped\n", received,
+                dropped);
+  assert_int_equal(received + dropped, kMessages);
+  wsc_close(&stalled);
+  wsc_close(&reader);
+  stop(&r);
+}
+
 /* ------------------------------------------------- limits, the port */
 
 static void test_connection_limit_holds_across_loops(void **unused) {
@@ -323,6 +477,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_two_loops_balance_and_route_posts_in_order),
       cmocka_unit_test(test_publish_reaches_subscribers_on_every_loop),
+      cmocka_unit_test(test_publishers_on_threads_keep_their_order),
+      cmocka_unit_test(test_a_stalled_subscriber_drops_and_delays_nobody),
       cmocka_unit_test(test_connection_limit_holds_across_loops),
       cmocka_unit_test(test_a_second_server_cannot_share_the_port),
   };
