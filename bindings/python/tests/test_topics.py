@@ -274,3 +274,45 @@ def test_publish_releases_the_gil():
         call = body.group(1)
         assert re.search(r"Py_BEGIN_ALLOW_THREADS.*\{ result = %s\(.*"
                          r"Py_END_ALLOW_THREADS" % name, call, re.S), name
+
+
+def test_compressed_subscribers_of_both_kinds_decode(serve):
+    # One shared compressed frame per publish for the no-context-takeover
+    # subscribers, one per connection for the others: websockets decodes
+    # both, message after message.
+    class Listener:
+        def websocket_init(self, conn):
+            conn.subscribe("news")
+            conn.send_text("ready")
+
+    server = lariat.Server("127.0.0.1", 0, close_timeout=2)
+    server.route("/shared", Listener,
+                 compress={"server_no_context_takeover": 1})
+    server.route("/own", Listener, compress={"level": 6})
+    lines = ["%d %s" % (n, "all the news that fits " * 20) for n in range(5)]
+
+    async def listen():
+        shared = [await websockets.connect(url(server, "/shared"))
+                  for _ in range(2)]
+        own = [await websockets.connect(url(server, "/own"))
+               for _ in range(2)]
+        try:
+            for ws in shared + own:
+                assert await ws.recv() == "ready"
+                assert [e.name for e in ws.extensions] == \
+                    ["permessage-deflate"]
+            for ws in shared:
+                assert ws.extensions[0].remote_no_context_takeover
+            for ws in own:
+                assert not ws.extensions[0].remote_no_context_takeover
+            for line in lines:
+                server.publish("news", line)
+            for ws in shared + own:
+                assert [await ws.recv() for _ in lines] == lines
+        finally:
+            for ws in shared + own:
+                await ws.close()
+
+    with server:
+        server.serve_in_thread()
+        run(listen())
