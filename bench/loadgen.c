@@ -11,9 +11,10 @@
  *           [--server-pid PID] [--conns N] [--inflight N] [--size BYTES]
  *           [--rate MSGS_PER_S] [--path /p] [--raw] [--json]
  *           [--hibernate-msg TEXT] [--bcast-wrap 'PREFIX%sSUFFIX']
+ *           [--publishers N]
  *
  * Patterns: small1 small16 k16 m1 cpu32 handshakes idle json-deflate
- *           broadcast (see usage()).
+ *           broadcast fanout (see usage()).
  *
  * Exit status: 0 ok, 1 verification failure (mismatch, lost message,
  * unexpected close, stall), 2 usage, 3 could not connect or upgrade.
@@ -195,7 +196,7 @@ static double hist_pct(const hist_t *h, double pct) { /* microseconds */
 /* Configuration                                                       */
 
 enum { P_SMALL1, P_SMALL16, P_K16, P_M1, P_CPU32, P_HANDSHAKES, P_IDLE,
-       P_JSON_DEFLATE, P_BROADCAST };
+       P_JSON_DEFLATE, P_BROADCAST, P_FANOUT };
 enum { K_TEXT, K_BIN, K_JSON, K_HIB };
 
 static const struct pattern_def {
@@ -213,6 +214,7 @@ static const struct pattern_def {
     {"idle", P_IDLE, 10000, 1, K_TEXT, 0, 32, 0},
     {"json-deflate", P_JSON_DEFLATE, 10, 4, K_JSON, 1, 0, 0},
     {"broadcast", P_BROADCAST, 1000, 1, K_TEXT, 0, 64, 0},
+    {"fanout", P_FANOUT, 1000, 1, K_TEXT, 0, 64, 0},
 };
 
 static struct {
@@ -226,6 +228,7 @@ static struct {
   const char *path;
   const char *hib_msg;
   const char *bcast_wrap;
+  int publishers; /* fanout */
   struct sockaddr_storage addr;
   socklen_t addrlen;
 } C;
@@ -374,6 +377,8 @@ typedef struct conn {
   uint64_t t_start; /* handshakes: cycle start */
   int idle_done;    /* idle: exchanged its message */
   uint64_t bseq;    /* broadcast: next expected seq */
+  uint64_t *fseq;   /* fanout: next expected seq from each publisher */
+  unsigned fo_inflight; /* fanout publisher: own copies not yet back */
 } conn_t;
 
 static conn_t *conns;
@@ -409,6 +414,17 @@ static struct {
   uint64_t seq, t, maxlat;
   int remaining, used;
 } bc[BC_RING];
+
+/* fanout: per publisher, a ring of its messages not yet delivered to every
+ * connection. A full ring holds the publisher back, which bounds what the
+ * server queues when the load generator reads slower than it publishes. */
+#define FO_RING 1024
+typedef struct {
+  uint64_t next_seq, sent, stalls;
+  int remaining[FO_RING];
+} fo_pub_t;
+static fo_pub_t *fo;
+static uint64_t fo_undelivered; /* deliveries still owed, all publishers */
 
 static void print_result(const char *status);
 
@@ -731,7 +747,8 @@ static size_t parse_upgrade(conn_t *c) {
 }
 
 static int pattern_echoes(void) {
-  return C.pat->pattern != P_HANDSHAKES && C.pat->pattern != P_BROADCAST;
+  return C.pat->pattern != P_HANDSHAKES && C.pat->pattern != P_BROADCAST &&
+         C.pat->pattern != P_FANOUT;
 }
 
 static void maybe_launch(void);
@@ -759,6 +776,7 @@ static void on_open(conn_t *c) {
     send_next(c); /* the one message (or the hibernate text) */
     return;
   case P_BROADCAST:
+  case P_FANOUT:
     G.pending--;
     maybe_launch();
     return;
@@ -771,6 +789,76 @@ static void on_open(conn_t *c) {
 }
 
 static void bc_send(void);
+
+/* fanout message: "lgfo" pub(8 hex) seq(16 hex) send-time ns(16 hex), then
+ * filler from the pool chosen by (pub, seq); text, since the echo
+ * contract keeps the opcode and any subscriber may check UTF-8. */
+#define FO_HDR 44
+static void fo_make(int pub, uint64_t seq, uint64_t t, uint8_t *out) {
+  char tmp[FO_HDR + 1];
+  snprintf(tmp, sizeof tmp, "lgfo%08x%016" PRIx64 "%016" PRIx64, (unsigned)pub,
+           seq, t);
+  memcpy(out, tmp, FO_HDR);
+  if (C.size > FO_HDR)
+    memcpy(out + FO_HDR, ascii_pool + (seq * 131 + (uint64_t)pub * 7) % pool_extra,
+           C.size - FO_HDR);
+}
+
+static void fo_pump(int pub) {
+  conn_t *c = &conns[pub];
+  fo_pub_t *f = &fo[pub];
+  while (G.phase == PH_RUN && c->fo_inflight < (unsigned)C.inflight) {
+    if (f->remaining[f->next_seq % FO_RING]) {
+      f->stalls++;
+      return;
+    }
+    uint8_t msg[65536];
+    uint64_t seq = f->next_seq++;
+    fo_make(pub, seq, G.now, msg);
+    send_frame(c, 1, 0, msg, C.size, NULL, 0);
+    f->remaining[seq % FO_RING] = nconns;
+    f->sent++;
+    fo_undelivered += (uint64_t)nconns;
+    c->fo_inflight++;
+  }
+}
+
+static uint64_t hex_field(const uint8_t *p, int n, int *ok) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) {
+    int d = p[i] >= '0' && p[i] <= '9' ? p[i] - '0'
+            : p[i] >= 'a' && p[i] <= 'f' ? p[i] - 'a' + 10 : -1;
+    if (d < 0) *ok = 0;
+    v = v << 4 | (uint64_t)(d < 0 ? 0 : d);
+  }
+  return v;
+}
+
+/* Every delivery is checked byte for byte and in per-publisher order. */
+static void on_fanout_msg(conn_t *c, int op, const uint8_t *p, size_t n) {
+  int ok = op == 1 && n == C.size && n >= FO_HDR && !memcmp(p, "lgfo", 4);
+  uint64_t pub = ok ? hex_field(p + 4, 8, &ok) : 0;
+  uint64_t seq = ok ? hex_field(p + 12, 16, &ok) : 0;
+  uint64_t t = ok ? hex_field(p + 28, 16, &ok) : 0;
+  if (!ok || pub >= (uint64_t)C.publishers)
+    fail(1, "conn %d: not a fanout message (%zu bytes, opcode %d)", c->idx, n, op);
+  if (seq != c->fseq[pub])
+    fail(1, "conn %d: publisher %d seq %" PRIu64 ", expected %" PRIu64 " (%s)",
+         c->idx, (int)pub, seq, c->fseq[pub],
+         seq > c->fseq[pub] ? "lost" : "duplicate/reordered");
+  uint8_t want[65536];
+  fo_make((int)pub, seq, t, want);
+  if (memcmp(p, want, n))
+    fail(1, "conn %d: publisher %d seq %" PRIu64 ": payload differs", c->idx,
+         (int)pub, seq);
+  c->fseq[pub]++;
+  record(G.now - t, n);
+  fo_undelivered--;
+  fo_pub_t *f = &fo[pub];
+  int done = --f->remaining[seq % FO_RING] == 0;
+  if ((uint64_t)c->idx == pub) conns[pub].fo_inflight--;
+  if ((uint64_t)c->idx == pub || done) fo_pump((int)pub);
+}
 
 static void verify_echo(conn_t *c, int op, const uint8_t *p, size_t n) {
   if (!c->qcount)
@@ -901,6 +989,7 @@ static void deliver(conn_t *c, int op, int rsv1, const uint8_t *p, size_t n) {
     p = q, n = qn;
   }
   if (C.pat->pattern == P_BROADCAST) on_broadcast_msg(c, op, p, n);
+  else if (C.pat->pattern == P_FANOUT) on_fanout_msg(c, op, p, n);
   else if (pattern_echoes()) verify_echo(c, op, p, n);
   else fail(1, "conn %d: unexpected data message", c->idx);
 }
@@ -1129,6 +1218,7 @@ static void maybe_launch(void) {
 
 static int all_drained(void) {
   if (C.pat->pattern == P_BROADCAST) return G.bc_outstanding == 0;
+  if (C.pat->pattern == P_FANOUT) return fo_undelivered == 0;
   if (C.pat->pattern == P_HANDSHAKES) return G.pending == 0;
   for (int i = 0; i < nconns; i++)
     if (conns[i].qcount) return 0;
@@ -1164,6 +1254,9 @@ static void start_run(void) {
     break;
   case P_BROADCAST:
     for (int i = 0; i < C.inflight; i++) bc_send();
+    break;
+  case P_FANOUT:
+    for (int i = 0; i < C.publishers; i++) fo_pump(i);
     break;
   case P_CPU32:
     break;
@@ -1246,6 +1339,12 @@ static void tick(void) {
     break;
   case PH_DRAIN:
     if (all_drained()) {
+      if (C.pat->pattern == P_FANOUT)
+        for (int i = 0; i < nconns; i++)
+          for (int k = 0; k < C.publishers; k++)
+            if (conns[i].fseq[k] != fo[k].next_seq)
+              fail(1, "conn %d: %" PRIu64 " of %" PRIu64 " messages of publisher %d",
+                   i, conns[i].fseq[k], fo[k].next_seq, k);
       if (C.pat->pattern == P_HANDSHAKES) G.phase = PH_DONE;
       else begin_close();
     } else if (G.now > G.phase_deadline) {
@@ -1257,6 +1356,9 @@ static void tick(void) {
         fail(1, "lost: %" PRIu64 " deliveries of %d messages never arrived",
              missing, conns_missing);
       }
+      if (C.pat->pattern == P_FANOUT)
+        fail(1, "lost: %" PRIu64 " fanout deliveries never arrived (waited 15 s)",
+             fo_undelivered);
       if (C.pat->pattern == P_HANDSHAKES)
         fail(1, "stalled: %d handshake cycles did not finish", G.pending);
       for (int i = 0; i < nconns; i++)
@@ -1347,9 +1449,17 @@ static void print_result(const char *status) {
       } else {
         printf("  window %s s: %.0f %s, %s/s, %s MB/s payload\n", s_win, msgs,
                C.pat->pattern == P_HANDSHAKES ? "handshakes"
-               : C.pat->pattern == P_BROADCAST ? "deliveries" : "messages",
+               : C.pat->pattern == P_BROADCAST || C.pat->pattern == P_FANOUT
+                   ? "deliveries" : "messages",
                s_mps, s_mb);
         printf("  latency p50 %s us, p99 %s us\n", s_p50, s_p99);
+        if (C.pat->pattern == P_FANOUT) {
+          uint64_t sent = 0, stalls = 0;
+          for (int k = 0; k < C.publishers; k++) sent += fo[k].sent, stalls += fo[k].stalls;
+          printf("  %d publishers at depth %d: %" PRIu64 " messages published, "
+                 "every delivery verified%s\n", C.publishers, C.inflight, sent,
+                 stalls ? " (publishers waited on a full ring)" : "");
+        }
         if (C.pat->pattern == P_BROADCAST)
           printf("  fan-out (last receiver) p50 %s us, p99 %s us; %" PRIu64
                  " messages fully delivered\n", s_f50, s_f99, G.bc_fanouts);
@@ -1396,6 +1506,11 @@ static void usage(void) {
 "  broadcast     --conns 1000 members of a room at --path (default\n"
 "                /ws?room=lgbench<pid>); conn 0 sends, the server must\n"
 "                deliver every message to every other member\n"
+"  fanout        --conns 1000 connections to a broadcasting echo (lariat-echo\n"
+"                --publish T); the first --publishers 1 of them send 64 B text\n"
+"                with --inflight 1 of their own copies outstanding; every\n"
+"                connection must get every message, in order per publisher;\n"
+"                latency is publish to each delivery (send time in the payload)\n"
 "options:\n"
 "  --host H            127.0.0.1 (loopback only: 127.0.0.0/8, ::1, localhost)\n"
 "  --port N            8080\n"
@@ -1407,6 +1522,7 @@ static void usage(void) {
 "  --raw               no WebSocket: send the frame bytes, expect them back\n"
 "  --hibernate-msg T   idle: the one message each connection exchanges is T\n"
 "  --bcast-wrap F      broadcast: message text is F with %%s replaced by the token\n"
+"  --publishers N      fanout: how many of the connections publish (default 1)\n"
 "  --json              print one JSON object instead of the report\n");
   exit(2);
 }
@@ -1460,6 +1576,7 @@ int main(int argc, char **argv) {
     else if (ARG("--path")) C.path = v;
     else if (ARG("--hibernate-msg")) C.hib_msg = v;
     else if (ARG("--bcast-wrap")) C.bcast_wrap = v;
+    else if (ARG("--publishers")) C.publishers = atoi(v);
     else if (!strcmp(a, "--raw")) C.raw = 1;
     else if (!strcmp(a, "--json")) C.json = 1;
     else usage();
@@ -1491,7 +1608,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (C.raw && (C.deflate || C.pat->pattern == P_HANDSHAKES ||
-                C.pat->pattern == P_BROADCAST || C.hib_msg)) {
+                C.pat->pattern == P_BROADCAST || C.pat->pattern == P_FANOUT ||
+                C.hib_msg)) {
     fprintf(stderr, "loadgen: --raw cannot do pattern %s%s\n", C.pat->name,
             C.hib_msg ? " with --hibernate-msg" : "");
     return 2;
@@ -1512,6 +1630,18 @@ int main(int argc, char **argv) {
       snprintf(path, sizeof path, "/ws?room=lgbench%d", (int)getpid());
       C.path = path;
     }
+  }
+  if (C.pat->pattern == P_FANOUT) {
+    if (C.publishers <= 0) C.publishers = 1;
+    if (C.publishers > nconns || C.size < FO_HDR || C.size > 65536 ||
+        C.inflight > FO_RING) {
+      fprintf(stderr, "loadgen: fanout needs --publishers <= --conns, "
+              "%d <= --size <= 65536, --inflight <= %d\n", FO_HDR, FO_RING);
+      return 2;
+    }
+  } else if (C.publishers) {
+    fprintf(stderr, "loadgen: --publishers is for the fanout pattern\n");
+    return 2;
   }
   if (!C.path) C.path = "/";
   if (parse_host(C.host) < 0) {
@@ -1540,6 +1670,11 @@ int main(int argc, char **argv) {
   dirty = calloc((size_t)nconns, sizeof *dirty);
   if (!conns || !dirty || epfd < 0) return 3;
   for (int i = 0; i < nconns; i++) conns[i].fd = -1, conns[i].idx = i;
+  if (C.pat->pattern == P_FANOUT) {
+    fo = calloc((size_t)C.publishers, sizeof *fo);
+    for (int i = 0; i < nconns; i++)
+      conns[i].fseq = calloc((size_t)C.publishers, sizeof(uint64_t));
+  }
 
   G.now = G.t_start = now_ns();
   G.phase = PH_SETUP;
@@ -1562,6 +1697,9 @@ int main(int argc, char **argv) {
       conn_t *c = &conns[idx];
       if (c->gen != gen || c->fd < 0) continue; /* stale */
       handle_event(c, evs[i].events);
+      /* fanout: a publisher's next message leaves now, not after the other
+       * 511 events, so its send time (in the payload) is when it was sent */
+      if (C.pat->pattern == P_FANOUT) flush_dirty();
     }
     flush_dirty();
     tick();

@@ -1,8 +1,9 @@
 /* The lariat-echo example as a user runs it: a page on GET /, a faithful
  * echo of text and binary messages up to 16 MiB on any path, and a clean
  * stop (close 1001, exit 0) on SIGTERM; with --publish TOPIC, every
- * message reaches every connection, the sender included. argv[1] is the
- * program. */
+ * message reaches every connection, the sender included, and the same
+ * with --broadcast-by-post; --threads 2 echoes on two loops. argv[1] is
+ * the program. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,11 +132,11 @@ static void test_echo_up_to_16_mib(void **st) {
 
 static pid_t publish_child;
 
-static void test_publish_reaches_every_connection(void **st) {
-  (void)st;
+/* Every message reaches every connection of a broadcasting lariat-echo
+ * started with |flag| |value|. */
+static void check_broadcast(const char *flag, const char *value) {
   int publish_port = 0;
-  assert_int_equal(
-      spawn_echo("--publish", "room", &publish_port, &publish_child), 0);
+  assert_int_equal(spawn_echo(flag, value, &publish_port, &publish_child), 0);
   enum { kClients = 3 };
   wsc c[kClients];
   /* Subscribed once the 101 has come: websocket_init runs before the
@@ -169,6 +170,44 @@ static void test_publish_reaches_every_connection(void **st) {
   stop_echo(&publish_child, c, kClients);
 }
 
+static void test_publish_reaches_every_connection(void **st) {
+  (void)st;
+  check_broadcast("--publish", "room");
+}
+
+/* The pre-topics way bench/run compares against: the same contract. */
+static void test_broadcast_by_post_reaches_every_connection(void **st) {
+  (void)st;
+  check_broadcast("--broadcast-by-post", NULL);
+}
+
+/* --threads 2: connections spread over two loops (which loop is the
+ * kernel's choice, so not asserted) and each still gets its own echoes. */
+static void test_threads_echo(void **st) {
+  (void)st;
+  int threads_port = 0;
+  assert_int_equal(spawn_echo("--threads", "2", &threads_port, &publish_child),
+                   0);
+  enum { kClients = 8 };
+  wsc c[kClients];
+  for (int i = 0; i < kClients; ++i) {
+    connect_retrying_to(&c[i], threads_port);
+    assert_int_equal(wsc_handshake(&c[i], "/", NULL, NULL, 3000), 101);
+  }
+  for (int round = 0; round < 10; ++round)
+    for (int i = 0; i < kClients; ++i) {
+      char text[32];
+      snprintf(text, sizeof(text), "client %d round %d", i, round);
+      assert_int_equal(wsc_send_text(&c[i], text), 0);
+      wsc_frame f;
+      assert_int_equal(wsc_recv_message(&c[i], &f, 3000), 1);
+      assert_int_equal(f.len, strlen(text));
+      assert_memory_equal(f.payload, text, f.len);
+      wsc_frame_free(&f);
+    }
+  stop_echo(&publish_child, c, kClients);
+}
+
 static int teardown(void **st) {
   (void)st;
   if (child > 0) {
@@ -192,6 +231,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_page_on_root),
       cmocka_unit_test(test_echo_up_to_16_mib),
       cmocka_unit_test(test_publish_reaches_every_connection),
+      cmocka_unit_test(test_broadcast_by_post_reaches_every_connection),
+      cmocka_unit_test(test_threads_echo),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -7,10 +7,20 @@
  * examples, the contract of fan-out benchmarks): every connection
  * subscribes to TOPIC, and every text or binary message from any of them
  * is published to TOPIC with its opcode, so every connection, the sender
- * included, receives it. */
+ * included, receives it.
+ *
+ * --broadcast-by-post does the same the way it was done before topics (and
+ * as lariat-chat once did): every connection's id sits in a registry, and
+ * a message is copied once into a reference-counted buffer and posted to
+ * every registered id, whose websocket_info replies it. It exists so
+ * bench/run compares the two ways like for like.
+ *
+ * --threads N runs the server on N event loops (lariat_options_set_threads). */
 #include <lariat/lariat.h>
 #include <uv.h>
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +52,73 @@ typedef struct echo_config {
   deflate_flags deflate;
   const char *topic; /* --publish; NULL: a plain echo */
   size_t topic_len;
+  int by_post; /* --broadcast-by-post */
 } echo_config;
+
+/* --broadcast-by-post: the ids of the open connections. Locked because
+ * with --threads the loops register and post at the same time; a
+ * disconnect is a linear search (a benchmark server, not a chat). */
+static struct {
+  uv_mutex_t lock;
+  lariat_conn_id *ids;
+  size_t count, cap;
+} registry;
+
+/* One message shared by every post of one broadcast. */
+typedef struct shared_msg {
+  atomic_uint refs;
+  uint32_t opcode;
+  size_t len;
+  unsigned char data[];
+} shared_msg;
+
+static void shared_msg_unref(void *p) {
+  shared_msg *m = p;
+  if (atomic_fetch_sub(&m->refs, 1) == 1) free(m);
+}
+
+static int registry_add(lariat_conn_id id) {
+  uv_mutex_lock(&registry.lock);
+  int ok = 1;
+  if (registry.count == registry.cap) {
+    size_t cap = registry.cap ? registry.cap * 2 : 1024;
+    lariat_conn_id *ids = realloc(registry.ids, cap * sizeof *ids);
+    if (ids) registry.ids = ids, registry.cap = cap;
+    else ok = 0;
+  }
+  if (ok) registry.ids[registry.count++] = id;
+  uv_mutex_unlock(&registry.lock);
+  return ok;
+}
+
+static void registry_remove(lariat_conn_id id) {
+  uv_mutex_lock(&registry.lock);
+  for (size_t i = 0; i < registry.count; ++i)
+    if (registry.ids[i] == id) {
+      registry.ids[i] = registry.ids[--registry.count];
+      break;
+    }
+  uv_mutex_unlock(&registry.lock);
+}
+
+/* One copy, one post per member, the sender included. */
+static void broadcast_by_post(lariat_server *server, const lariat_frame *f) {
+  shared_msg *m = malloc(sizeof *m + f->len);
+  if (!m) return;
+  m->opcode = f->opcode;
+  m->len = f->len;
+  if (f->len) memcpy(m->data, f->data, f->len);
+  /* One reference held across the loop, so a post freed at once (the
+   * member has gone) cannot free the message under us. */
+  atomic_init(&m->refs, 1);
+  uv_mutex_lock(&registry.lock);
+  for (size_t i = 0; i < registry.count; ++i) {
+    atomic_fetch_add(&m->refs, 1);
+    lariat_post(server, registry.ids[i], m, shared_msg_unref);
+  }
+  uv_mutex_unlock(&registry.lock);
+  shared_msg_unref(m);
+}
 
 static void set_if(lariat_upgrade *up, int option, int value) {
   if (value >= 0) lariat_upgrade_set_deflate(up, option, value);
@@ -85,6 +161,10 @@ static int echo_open(lariat_conn *conn, void *state) {
     lariat_conn_set_crash(conn, "lariat-echo", "cannot subscribe");
     return LARIAT_CRASH;
   }
+  if (cfg->by_post && !registry_add(lariat_conn_get_id(conn))) {
+    lariat_conn_set_crash(conn, "lariat-echo", "out of memory");
+    return LARIAT_CRASH;
+  }
   return LARIAT_OK;
 }
 
@@ -96,9 +176,30 @@ static int echo_handle(lariat_conn *conn, const lariat_frame *frame,
   const echo_config *cfg = lariat_conn_handler_data(conn);
   if (cfg->topic)  /* to everyone, the sender included */
     lariat_publish(lariat_conn_server(conn), cfg->topic, cfg->topic_len, frame);
+  else if (cfg->by_post)
+    broadcast_by_post(lariat_conn_server(conn), frame);
   else
     lariat_reply(conn, frame);
   return LARIAT_OK;
+}
+
+static int echo_info(lariat_conn *conn, void *msg, void *state) {
+  (void)state;
+  const shared_msg *m = msg;
+  lariat_frame f = {0};
+  f.opcode = m->opcode;
+  f.data = m->data;
+  f.len = m->len;
+  lariat_reply(conn, &f);
+  return LARIAT_OK;
+}
+
+static void echo_terminate(lariat_conn *conn, const lariat_reason *reason,
+                           void *state) {
+  (void)reason;
+  (void)state;
+  if (conn && ((const echo_config *)lariat_conn_handler_data(conn))->by_post)
+    registry_remove(lariat_conn_get_id(conn));
 }
 
 static uv_signal_t sigint_watcher, sigterm_watcher;
@@ -114,9 +215,12 @@ static void on_signal(uv_signal_t *sig, int signum) {
 
 static void usage(const char *argv0) {
   fprintf(stderr,
-          "usage: %s [--host ADDR] [--port PORT] [--publish TOPIC] "
-          "[--compress]\n"
+          "usage: %s [--host ADDR] [--port PORT] [--threads N]\n"
+          "  [--publish TOPIC | --broadcast-by-post] [--compress]\n"
+          "  --threads N: N event loops (default 1; 0: one per core)\n"
           "  --publish TOPIC: every message goes to every connection\n"
+          "  --broadcast-by-post: the same with one lariat_post per "
+          "connection\n"
           "  deflate options (with --compress): --deflate-level N (0-9)\n"
           "  --deflate-mem-level N (1-9) --server-max-window-bits N (8-15)\n"
           "  --client-max-window-bits N (8-15) --server-no-context-takeover\n"
@@ -127,7 +231,8 @@ static void usage(const char *argv0) {
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = 8080;
-  static echo_config config = {{0, -1, -1, -1, -1, -1, -1, -1}, NULL, 0};
+  static echo_config config = {{0, -1, -1, -1, -1, -1, -1, -1}, NULL, 0, 0};
+  long threads = 1;
   deflate_flags *const d = &config.deflate;
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
@@ -139,6 +244,15 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--publish") == 0 && has_value) {
       config.topic = argv[++i];
       config.topic_len = strlen(config.topic);
+    } else if (strcmp(a, "--broadcast-by-post") == 0) {
+      config.by_post = 1;
+    } else if (strcmp(a, "--threads") == 0 && has_value) {
+      char *end;
+      threads = strtol(argv[++i], &end, 10);
+      if (*end || threads < 0 || threads > 255) {
+        usage(argv[0]);
+        return 2;
+      }
     } else if (strcmp(a, "--compress") == 0) {
       d->enabled = 1;
     } else if (strcmp(a, "--deflate-level") == 0 && has_value) {
@@ -161,8 +275,21 @@ int main(int argc, char **argv) {
     }
   }
 
+  if (config.topic && config.by_post) {
+    usage(argv[0]);
+    return 2;
+  }
+  if (config.by_post && uv_mutex_init(&registry.lock) != 0) return 1;
+
+  lariat_options *opts;
+  if (lariat_options_new(&opts) != 0 ||
+      lariat_options_set_threads(opts, (unsigned)threads) != 0) {
+    fprintf(stderr, "lariat-echo: bad options\n");
+    return 1;
+  }
   lariat_server *server;
-  int rc = lariat_server_new(&server, NULL, NULL);
+  int rc = lariat_server_new(&server, NULL, opts);
+  lariat_options_del(opts);
   if (rc != 0) {
     fprintf(stderr, "lariat_server_new: %s\n", lariat_strerror(rc));
     return 1;
@@ -170,7 +297,9 @@ int main(int argc, char **argv) {
   static const lariat_handler handler = {.size = sizeof(lariat_handler),
                                          .init = echo_init,
                                          .websocket_init = echo_open,
-                                         .websocket_handle = echo_handle};
+                                         .websocket_handle = echo_handle,
+                                         .websocket_info = echo_info,
+                                         .terminate = echo_terminate};
   lariat_server_route(server, "*", &handler, &config);
   rc = lariat_server_listen(server, host, port);
   if (rc != 0) {
@@ -184,13 +313,15 @@ int main(int argc, char **argv) {
   uv_signal_start(&sigint_watcher, on_signal, SIGINT);
   uv_signal_start(&sigterm_watcher, on_signal, SIGTERM);
   printf("lariat-echo listening on ws://%s:%d/ (open http://%s:%d/ in a "
-         "browser)%s%s%s\n",
+         "browser)%s%s%s%s\n",
          host, lariat_server_port(server), host, lariat_server_port(server),
          d->enabled ? ", permessage-deflate on" : "",
          config.topic ? ", publishing to " : "",
-         config.topic ? config.topic : "");
+         config.topic ? config.topic : "",
+         config.by_post ? ", broadcasting by post" : "");
   fflush(stdout);
   lariat_server_run(server);
   lariat_server_del(server);
+  free(registry.ids);
   return 0;
 }
