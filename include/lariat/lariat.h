@@ -982,11 +982,13 @@ LARIAT_EXTERN int lariat_post(lariat_server *server, lariat_conn_id id,
  *
  * Any thread (uWebSockets' Loop::defer). Runs |fn|(server, |data|) once on
  * the (first) loop's thread, in order with lariat_post() messages from the
- * same thread: for timers and other work that must touch connections. A call
- * accepted before the server stops runs even while it stops (at the
- * latest when its last handles close). Returns 0 if it succeeds, or
- * LARIAT_ERR_INVALID_ARGUMENT (NULL server or |fn|), LARIAT_ERR_NOMEM or
- * LARIAT_ERR_STOPPED; on an error |fn| is never called.
+ * same thread: for timers and other work that must touch connections. An
+ * accepted call runs exactly once: also while the server stops (at the
+ * latest when its last handles close, inside lariat_server_del() when the
+ * loop never ran). lariat never reads |data|; it is handed to |fn| as is.
+ * Returns 0 if it succeeds, or LARIAT_ERR_INVALID_ARGUMENT (NULL server or
+ * |fn|), LARIAT_ERR_NOMEM or LARIAT_ERR_STOPPED; on an error |fn| is never
+ * called.
  */
 LARIAT_EXTERN int lariat_server_defer(lariat_server *server,
                                       void (*fn)(lariat_server *server,
