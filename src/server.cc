@@ -117,10 +117,13 @@ void lariat_server::forget(lariat_conn *conn) {
   finish_stop_if_idle();
 }
 
-std::vector<Letter> lariat_server::deliver_mail(uint64_t cutoff) {
+std::vector<Letter> lariat_server::deliver_mail() {
   enter_loop_thread();
   std::vector<Letter> letters, later;
   mailbox.take(&letters);
+  // Read after the take: a letter posted after a stop request (which
+  // stores the cutoff first) is seen with its cutoff.
+  uint64_t cutoff = stop_cutoff.load();
   if (cutoff != UINT64_MAX) {
     try {
       later.reserve(letters.size());  // so that no letter is lost below
@@ -312,12 +315,19 @@ namespace {
 void on_wake(uv_async_t *a) noexcept {
   auto *server = static_cast<lariat_server *>(a->data);
   server->enter_loop_thread();
-  if (!server->stop_requested.load() || server->stopping) {
-    server->deliver_mail();
-    return;
+  std::vector<Letter> later = server->deliver_mail();
+  if ((server->stop_requested.load() || !later.empty()) && !server->stopping) {
+    // A stop was asked for (its cutoff is stored before its flag). Letters
+    // posted before it may have arrived after the take above; they are all
+    // queued now, so one more take delivers them before the stop.
+    std::vector<Letter> more = server->deliver_mail();
+    try {
+      later.insert(later.end(), more.begin(), more.end());
+    } catch (...) {
+      for (const Letter &letter : more) letter.discard();
+    }
+    lariat_server_stop(server);
   }
-  std::vector<Letter> later = server->deliver_mail(server->stop_cutoff.load());
-  lariat_server_stop(server);
   for (const Letter &letter : later) server->deliver(letter);
 }
 

@@ -138,8 +138,9 @@ struct lariat_server {
   // Called by a connection when it is gone, just before it is deleted.
   void forget(lariat_conn *conn);
   void on_timer();
-  // Delivers waiting letters posted before |cutoff|; returns the others.
-  std::vector<lariat::detail::Letter> deliver_mail(uint64_t cutoff = UINT64_MAX);
+  // Delivers the waiting letters posted before a stop request (all of
+  // them when none was made); returns the others, for after the stop.
+  std::vector<lariat::detail::Letter> deliver_mail();
   void deliver(const lariat::detail::Letter &letter);
   void finish_stop_if_idle();
   // Rebuilds the timer heap from the live connections when stale entries
