@@ -394,7 +394,11 @@ static void test_a_stalled_subscriber_drops_and_delays_nobody(void **unused) {
   }
   long grown = rss_kib() - before;
   print_message("RSS growth while 50 MiB was published: %ld KiB\n", grown);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  /* Sanitizers keep freed memory in quarantine, so RSS says nothing about
+   * the server there; the release build holds the bound. */
   assert_true(grown < 40 * 1024);
+#endif
   /* The stalled one reads again: what it got is a prefix of the stream
    * up to its cap, the rest was dropped and counted. */
   long received = 0;
