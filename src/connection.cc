@@ -135,6 +135,12 @@ bool lariat_conn::end_event() {
   return alive;
 }
 
+void lariat_conn::join_batch() {
+  if (in_batch) return;
+  server->batch(id);
+  in_batch = true;
+}
+
 void lariat_conn::flush_batched() {
   in_batch = false;
   begin_event();
@@ -193,10 +199,7 @@ bool lariat_conn::deliver_published(lariat::detail::Publication &pub) {
   } else {
     out_.append(*frame);
   }
-  if (!in_batch) {
-    in_batch = true;
-    server->batch(id);
-  }
+  join_batch();
   return true;
 }
 
@@ -823,10 +826,7 @@ int lariat_conn::reply(const lariat_frame *frame) {
   // rest of that event's output. A hibernating connection goes back to
   // sleep once it is written.
   bool batched = event_depth_ == 0 && server->events_running > 0;
-  if (batched && !in_batch) {
-    in_batch = true;
-    server->batch(id);
-  }
+  if (batched) join_batch();
   if (hibernating) hibernate_requested_ = true;
   begin_event();
   try {

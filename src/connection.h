@@ -68,6 +68,8 @@ struct lariat_conn {
   // Frames replied to this connection while another one's callback ran
   // (lariat_reply batching): write them now.
   void flush_batched();
+  // Lists it for flush_batched() when the loop's outermost event ends.
+  void join_batch();
   // Queues a published frame (the caller keeps the loop's event count
   // raised, so it leaves with the batch). False when the connection is
   // closing or the delivery was dropped for backpressure.

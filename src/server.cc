@@ -141,41 +141,43 @@ std::vector<Letter> lariat_server::deliver_mail() {
 }
 
 void lariat_server::deliver(const Letter &letter) {
-  if (letter.kind == Letter::kPublish) {
-    auto *p = static_cast<lariat::detail::PendingPublish *>(letter.msg);
-    lariat_frame frame = {};
-    frame.opcode = p->opcode;
-    frame.flags = p->flags;
-    frame.data = reinterpret_cast<const uint8_t *>(p->payload.data());
-    frame.len = p->payload.size();
-    try {
-      publish_local(p->topic, frame, nullptr);
-    } catch (...) {
-      // Out of memory midway: the subscribers reached so far have it.
+  switch (letter.kind) {
+    case Letter::kPublish: {
+      auto *p = static_cast<lariat::detail::PendingPublish *>(letter.msg);
+      lariat_frame frame = {};
+      frame.opcode = p->opcode;
+      frame.flags = p->flags;
+      frame.data = reinterpret_cast<const uint8_t *>(p->payload.data());
+      frame.len = p->payload.size();
+      try {
+        publish_local(p->topic, frame, nullptr);
+      } catch (...) {
+        // Out of memory midway: the subscribers reached so far have it.
+      }
+      break;
     }
-    letter.discard();
-    return;
-  }
-  if (letter.kind == Letter::kCall) {
-    auto *call = static_cast<lariat::detail::DeferredCall *>(letter.msg);
-    call->fn(this, call->data);
-    letter.discard();
-    return;
-  }
-  {
-    auto it = conns.find(letter.conn_id);
-    if (it == conns.end()) {
-      letter.discard();
+    case Letter::kCall: {
+      auto *call = static_cast<lariat::detail::DeferredCall *>(letter.msg);
+      call->fn(this, call->data);
+      break;
+    }
+    case Letter::kInfo:
+    case Letter::kResume: {
+      auto it = conns.find(letter.conn_id);
+      if (it == conns.end()) break;
+      lariat_conn *conn = it->second;
+      // Both hand |letter| on (deliver_info frees it, resume takes the
+      // upgrade): nothing is left to free here.
+      lariat::detail::guard_callback(conn, [&] {
+        if (letter.kind == Letter::kResume)
+          conn->resume(static_cast<lariat_upgrade *>(letter.msg));
+        else
+          conn->deliver_info(letter);
+      });
       return;
     }
-    lariat_conn *conn = it->second;
-    lariat::detail::guard_callback(conn, [&] {
-      if (letter.kind == Letter::kResume)
-        conn->resume(static_cast<lariat_upgrade *>(letter.msg));
-      else
-        conn->deliver_info(letter);
-    });
   }
+  letter.discard();
 }
 
 int lariat_server::publish_local(std::string_view name,
@@ -214,13 +216,13 @@ void lariat_server::flush_batched() {
 
 namespace {
 
+}  // namespace
+
 // The last of a loop's handles closed: that loop is done; once every loop
 // is, the server is.
-void handle_closed(lariat_server *server) {
-  if (--server->open_handles != 0 || !server->stopping || server->loop_done)
-    return;
-  server->loop_done = true;
-  lariat_server *primary = server->primary;
+void lariat_server::handle_closed() {
+  if (--open_handles != 0 || !stopping || loop_done) return;
+  loop_done = true;
   if (primary->loops_running.fetch_sub(1) == 1 && primary->on_stopped) {
     auto cb = primary->on_stopped;
     primary->on_stopped = nullptr;
@@ -228,21 +230,23 @@ void handle_closed(lariat_server *server) {
   }
 }
 
+namespace {
+
 void on_handle_closed(uv_handle_t *h) noexcept {
-  handle_closed(static_cast<lariat_server *>(h->data));
+  static_cast<lariat_server *>(h->data)->handle_closed();
 }
 
 void on_listener_closed(uv_handle_t *h) noexcept {
   auto *server = static_cast<lariat_server *>(h->data);
   delete reinterpret_cast<uv_tcp_t *>(h);
-  handle_closed(server);
+  server->handle_closed();
 }
 
 void on_connection(uv_stream_t *listener, int status) noexcept;
 
 void on_spare_closed(uv_handle_t *h) noexcept {
   auto *server = static_cast<lariat_server *>(h->data);
-  --server->open_handles;
+  server->handle_closed();
   server->spare_busy = false;
   if (!server->spare_retry) return;
   // A listener waited for the spare: each gets another try (one with

@@ -143,6 +143,9 @@ struct lariat_server {
   std::vector<lariat::detail::Letter> deliver_mail();
   void deliver(const lariat::detail::Letter &letter);
   void finish_stop_if_idle();
+  // Every handle of this loop counts its close here (the last one ends
+  // the loop, and the last loop the server).
+  void handle_closed();
   // Rebuilds the timer heap from the live connections when stale entries
   // outnumber them (idle timeouts reset often would grow it otherwise).
   void compact_timers();

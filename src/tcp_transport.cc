@@ -175,7 +175,7 @@ void TcpTransport::close() {
 void TcpTransport::on_closed(uv_handle_t *h) noexcept {
   auto *self = static_cast<TcpTransport *>(h->data);
   lariat_server *server = self->server_;
-  --server->open_handles;
+  server->handle_closed();
   if (self->conn_)
     self->conn_->on_transport_closed();  // deletes the conn, and this
   else

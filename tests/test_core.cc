@@ -14,8 +14,10 @@ extern "C" {
 #include <string>
 #include <vector>
 
-#include "connection.h"
-#include "server.h"
+#include "core_harness.h"
+
+using core_test::bytes;
+using core_test::mask_frame;
 #include "tcp_transport.h"
 
 namespace {
@@ -25,33 +27,6 @@ struct Record {
   std::vector<int> terminates;
 };
 
-class FakeTransport final : public lariat::detail::Transport {
- public:
-  explicit FakeTransport(std::string *out, bool *shut, bool *closed)
-      : out_(out), shut_(shut), closed_(closed) {}
-  void write(const uint8_t *p, size_t n) override {
-    out_->append(reinterpret_cast<const char *>(p), n);
-  }
-  void shutdown() override { *shut_ = true; }
-  void close() override {
-    *closed_ = true;
-    conn->on_transport_closed();  // synchronously: the core must cope
-  }
-  size_t buffered() const override { return 0; }
-  int set_reading(bool) override { return 0; }
-  void attach(lariat_conn *c) override { conn = c; }
-  int peer(char *buf, size_t size, int *port) const override {
-    std::snprintf(buf, size, "scripted");
-    if (port) *port = 0;
-    return 0;
-  }
-  lariat_conn *conn = nullptr;
-
- private:
-  std::string *out_;
-  bool *shut_;
-  bool *closed_;
-};
 
 int on_handle(lariat_conn *conn, const lariat_frame *frame, void *state) {
   auto *rec = static_cast<Record *>(state);
@@ -97,46 +72,24 @@ const char kResponse[] =
     "Connection: Upgrade\r\n"
     "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 
-std::string bytes(std::initializer_list<int> list) {
-  std::string s;
-  for (int b : list) s.push_back(static_cast<char>(b));
-  return s;
-}
-
 // RFC 6455 5.7 vectors, client side (masked with 37 fa 21 3d).
 const std::string kMaskedHello =
     bytes({0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58});
 
-std::string mask_frame(int first_byte, const std::string &payload) {
-  const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
-  std::string f;
-  f.push_back(static_cast<char>(first_byte));
-  if (payload.size() < 126) {
-    f.push_back(static_cast<char>(0x80 | payload.size()));
-  } else {
-    f.push_back(static_cast<char>(0x80 | 126));
-    f.push_back(static_cast<char>(payload.size() >> 8));
-    f.push_back(static_cast<char>(payload.size() & 0xff));
-  }
-  f.append(reinterpret_cast<const char *>(key), 4);
-  for (size_t i = 0; i < payload.size(); ++i)
-    f.push_back(static_cast<char>(payload[i] ^ key[i % 4]));
-  return f;
-}
-
 struct Harness {
   lariat_server *server = nullptr;
   Record record;
-  std::string out;
-  bool shut = false, closed = false;
+  core_test::Wire wire;
+  std::string &out = wire.out;
+  bool &shut = wire.shut;
+  bool &closed = wire.closed;
   lariat_conn *conn = nullptr;
 
   explicit Harness(const lariat_options *opts = nullptr) {
     assert_int_equal(lariat_server_new(&server, nullptr, opts), 0);
     assert_int_equal(lariat_server_route(server, "/chat", &kHandler, &record),
                      0);
-    conn = server->accept(
-        std::make_unique<FakeTransport>(&out, &shut, &closed));
+    conn = server->accept(std::make_unique<core_test::FakeTransport>(&wire));
   }
   ~Harness() { lariat_server_del(server); }
 

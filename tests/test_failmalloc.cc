@@ -29,6 +29,7 @@ extern "C" {
 #include <vector>
 
 #include "connection.h"
+#include "core_harness.h"
 #include "deflate.h"
 #include "guard.h"
 #include "server.h"
@@ -262,28 +263,9 @@ std::string request(const char *extra = "") {
   return std::string(kRequest) + extra + "\r\n";
 }
 
-std::string bytes(std::initializer_list<int> list) {
-  std::string s;
-  for (int b : list) s.push_back(static_cast<char>(b));
-  return s;
-}
 
-std::string mask_frame(int first_byte, const std::string &payload) {
-  const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
-  std::string f;
-  f.push_back(static_cast<char>(first_byte));
-  if (payload.size() < 126) {
-    f.push_back(static_cast<char>(0x80 | payload.size()));
-  } else {
-    f.push_back(static_cast<char>(0x80 | 126));
-    f.push_back(static_cast<char>(payload.size() >> 8));
-    f.push_back(static_cast<char>(payload.size() & 0xff));
-  }
-  f.append(reinterpret_cast<const char *>(key), 4);
-  for (size_t i = 0; i < payload.size(); ++i)
-    f.push_back(static_cast<char>(payload[i] ^ key[i % 4]));
-  return f;
-}
+using core_test::bytes;
+using core_test::mask_frame;
 
 // A client's compressed message (RFC 7692 7.2.1): raw deflate, sync flush,
 // tail removed.
