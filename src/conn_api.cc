@@ -59,7 +59,7 @@ LARIAT_EXTERN int lariat_conn_version(const lariat_conn *conn) {
 }
 
 LARIAT_EXTERN int lariat_conn_compressed(const lariat_conn *conn) {
-  return conn && conn->deflate;
+  return conn && conn->deflating();
 }
 
 LARIAT_EXTERN const char *lariat_conn_protocol(const lariat_conn *conn) {

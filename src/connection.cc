@@ -43,15 +43,42 @@ bool is_control(uint8_t opcode) { return (opcode & 0x8) != 0; }
 
 }  // namespace
 
-lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id,
-                         std::unique_ptr<lariat::detail::Transport> transport)
-    : server(srv), id(conn_id), transport_(std::move(transport)) {
-  opts_.max_frame_size = srv->options.max_frame_size;
-  transport_->attach(this);
+lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id)
+    : server(srv),
+      id(conn_id),
+      profile_(&srv->handshake_profile),
+      in_batch(false),
+      hibernating(false),
+      reason_set_(false),
+      reached_init_(false),
+      upgraded_(false),
+      in_drain_(false),
+      awaiting_resume_(false),
+      paused_(false),
+      above_low_water_(false),
+      hibernate_requested_(false),
+      finalize_pending_(false) {
+  transport()->attach(this);
   phase_started_ = last_recv_ = server->now();
 }
 
 lariat_conn::~lariat_conn() {
+  if (profile_ != &server->handshake_profile) server->profiles.release(profile_);
+}
+
+void lariat_conn::destroy() noexcept {
+  lariat::detail::Transport *t = transport();
+  this->~lariat_conn();
+  t->~Transport();
+  ::operator delete(static_cast<void *>(this));
+}
+
+void lariat_conn::set_profile(const lariat::detail::Route *route,
+                              std::string_view path,
+                              const lariat::detail::ConnOptions &opts) {
+  lariat::detail::Profile *next = server->profiles.acquire(route, path, opts);
+  if (profile_ != &server->handshake_profile) server->profiles.release(profile_);
+  profile_ = next;
 }
 
 uint64_t lariat_conn::deadline() const {
@@ -61,10 +88,10 @@ uint64_t lariat_conn::deadline() const {
       return phase_started_ + server->options.handshake_timeout_ms;
     case State::kOpen: {
       if (paused_) return kNever;
-      uint64_t d = opts_.idle_timeout ? last_recv_ + opts_.idle_timeout : kNever;
-      if (opts_.ping_interval) {
-        uint64_t k = ping_sent_at_ ? ping_sent_at_ + opts_.pong_timeout
-                                   : last_recv_ + opts_.ping_interval;
+      uint64_t d = opts().idle_timeout ? last_recv_ + opts().idle_timeout : kNever;
+      if (opts().ping_interval) {
+        uint64_t k = ping_sent_at_ ? ping_sent_at_ + opts().pong_timeout
+                                   : last_recv_ + opts().ping_interval;
         if (k < d) d = k;
       }
       return d;
@@ -78,13 +105,17 @@ uint64_t lariat_conn::deadline() const {
   return kNever;
 }
 
-// An entry already in the heap that comes due no later than |d| will find
-// the real deadline then: pushing another would only grow the heap.
+// An entry that comes due no later than |d| finds the real deadline then:
+// moving it now would only cost heap work on every read.
 void lariat_conn::reschedule() {
   uint64_t d = deadline();
-  if (d == kNever || d >= scheduled) return;
-  scheduled = d;
-  server->schedule(d, id);
+  if (d == kNever) {
+    server->timers.remove(this);
+    return;
+  }
+  if (d >= server->timers.deadline_of(this)) return;
+  server->timers.set(this, d);
+  server->arm_timer(d);
 }
 
 bool lariat_conn::move_to(State next) {
@@ -151,15 +182,15 @@ bool lariat_conn::deliver_published(lariat::detail::Publication &pub) {
   if (state != State::kOpen) return false;
   const std::string *frame = nullptr;
   std::string own;
-  if (deflate && !(pub.flags() & LARIAT_FRAME_NO_COMPRESS) &&
-      pub.len() >= deflate->threshold()) {
-    if (deflate->shares_output()) {
-      frame = pub.compressed(*deflate, server->frame_writer,
+  if (deflate() && !(pub.flags() & LARIAT_FRAME_NO_COMPRESS) &&
+      pub.len() >= deflate()->threshold()) {
+    if (deflate()->shares_output()) {
+      frame = pub.compressed(*deflate(), server->frame_writer,
                              &server->deflate_scratch, &server->frames_encoded);
     } else {
       // Its compressor's context is its own: compressed for it alone.
       std::string &packed = server->deflate_scratch;
-      if (deflate->compress(pub.data(), pub.len(), &packed) ==
+      if (deflate()->compress(pub.data(), pub.len(), &packed) ==
           lariat::detail::DeflateCodec::Status::kOk) {
         server->frame_writer.write(
             &own, pub.opcode(), true, 4,
@@ -169,20 +200,20 @@ bool lariat_conn::deliver_published(lariat::detail::Publication &pub) {
       }
     }
     if (!frame) {
-      ++dropped;  // out of memory in zlib: this delivery only
+      ++cold().dropped;  // out of memory in zlib: this delivery only
       return false;
     }
   } else {
     frame = &pub.plain(server->frame_writer, &server->frames_encoded);
   }
-  if (buffered_amount() + frame->size() > opts_.max_queued) {
-    if (opts_.backpressure_policy == LARIAT_BACKPRESSURE_REFUSE) {
-      ++dropped;
+  if (buffered_amount() + frame->size() > opts().max_queued) {
+    if (opts().backpressure_policy == LARIAT_BACKPRESSURE_REFUSE) {
+      ++cold().dropped;
       above_low_water_ = true;  // drain says when it caught up
       return false;
     }
     fail_connection(LARIAT_REASON_ERROR_BACKPRESSURE,
-                    opts_.backpressure_policy == LARIAT_BACKPRESSURE_CLOSE
+                    opts().backpressure_policy == LARIAT_BACKPRESSURE_CLOSE
                         ? 1008
                         : 1013);
     return false;
@@ -193,11 +224,11 @@ bool lariat_conn::deliver_published(lariat::detail::Publication &pub) {
     // Large: straight from the shared bytes; only what the kernel does not
     // take now is copied.
     flush();
-    transport_->write(reinterpret_cast<const uint8_t *>(frame->data()),
+    transport()->write(reinterpret_cast<const uint8_t *>(frame->data()),
                       frame->size());
-    if (transport_->buffered() > opts_.low_water) above_low_water_ = true;
+    if (transport()->buffered() > opts().low_water) above_low_water_ = true;
   } else {
-    out_.append(*frame);
+    out().append(*frame);
   }
   join_batch();
   return true;
@@ -208,15 +239,16 @@ void lariat_conn::on_read(uint8_t *p, size_t n) {
   if (state == State::kDeferred) {
     // Frames pipelined behind the head wait for the decision; past a
     // head's worth, TCP holds the rest.
-    if (!pending_input_) pending_input_.reset(new std::string);
-    pending_input_->append(reinterpret_cast<const char *>(p), n);
-    if (pending_input_->size() >= server->options.max_head_size)
-      transport_->set_reading(false);
+    std::unique_ptr<std::string> &pending = active().pending_input;
+    if (!pending) pending.reset(new std::string);
+    pending->append(reinterpret_cast<const char *>(p), n);
+    if (pending->size() >= server->options.max_head_size)
+      transport()->set_reading(false);
     return;
   }
   begin_event();
   last_recv_ = server->now();
-  if (ping_sent_at_) {
+  if (state == State::kOpen && ping_sent_at_) {
     // Any data is a sign of life. The next ping is now due sooner than the
     // pong deadline the timer waits for: tell the timer.
     ping_sent_at_ = 0;
@@ -242,7 +274,7 @@ void lariat_conn::on_transport_error(int uv_error) {
   begin_event();
   if (state == State::kOpen || state == State::kDeferred) {
     set_reason(LARIAT_REASON_ERROR_SOCKET);
-    reason_socket_error_ = uv_error;
+    reason_socket_error_ = static_cast<int16_t>(uv_error);
   }
   close_transport();
   end_event();
@@ -266,19 +298,19 @@ void lariat_conn::on_deadline() {
       break;
     case State::kOpen: {
       uint64_t now = server->now();
-      bool idle = opts_.idle_timeout && now >= last_recv_ + opts_.idle_timeout;
-      bool no_pong = ping_sent_at_ && now >= ping_sent_at_ + opts_.pong_timeout;
+      bool idle = opts().idle_timeout && now >= last_recv_ + opts().idle_timeout;
+      bool no_pong = ping_sent_at_ && now >= ping_sent_at_ + opts().pong_timeout;
       if (no_pong) {
         // The peer is presumed dead: no close handshake to wait for.
         set_reason(LARIAT_REASON_TIMEOUT);
-        server->frame_writer.write_close(&out_, 1000, nullptr, 0);
+        server->frame_writer.write_close(&out(), 1000, nullptr, 0);
         close_transport();
         break;
       } else if (idle) {
         start_close(LARIAT_REASON_TIMEOUT, 1000);
-      } else if (opts_.ping_interval && !ping_sent_at_ &&
-                 now >= last_recv_ + opts_.ping_interval) {
-        server->frame_writer.write(&out_, LARIAT_OP_PING, true, 0, nullptr, 0);
+      } else if (opts().ping_interval && !ping_sent_at_ &&
+                 now >= last_recv_ + opts().ping_interval) {
+        server->frame_writer.write(&out(), LARIAT_OP_PING, true, 0, nullptr, 0);
         ping_sent_at_ = now;
         reschedule();
       }
@@ -291,6 +323,9 @@ void lariat_conn::on_deadline() {
     case State::kClosed:
       break;
   }
+  // Whatever happened, the timer heap holds the new deadline (the entry
+  // that brought us here is gone).
+  reschedule();
   end_event();
 }
 
@@ -302,14 +337,14 @@ void lariat_conn::stop() {
   } else if (state == State::kOpen) {
     // A paused reader must read again, or the peer's close is never seen
     // and the stop waits for the whole close timeout.
-    if (paused_ && transport_->set_reading(true) == 0) paused_ = false;
+    if (paused_ && transport()->set_reading(true) == 0) paused_ = false;
     start_close(LARIAT_REASON_SHUTDOWN, 1001);
   }
   end_event();
 }
 
 void lariat_conn::deliver_info(const Letter &letter) {
-  if (state != State::kOpen || !route_->handler.websocket_info) {
+  if (state != State::kOpen || !route()->handler.websocket_info) {
     letter.discard();
     return;
   }
@@ -317,7 +352,7 @@ void lariat_conn::deliver_info(const Letter &letter) {
   int result;
   try {
     result = call_handler([&] {
-      return route_->handler.websocket_info(this, letter.msg, user_state);
+      return route()->handler.websocket_info(this, letter.msg, user_state);
     });
   } catch (...) {
     letter.discard();  // the message is the handler's whatever happens
@@ -332,8 +367,9 @@ void lariat_conn::deliver_info(const Letter &letter) {
 
 void lariat_conn::read_head(const uint8_t *p, size_t n) {
   const lariat_options &opts = server->options;
-  if (!head_) head_.reset(new std::string);
-  std::string &head = *head_;
+  Active &a = active();
+  if (!a.head) a.head.reset(new std::string);
+  std::string &head = *a.head;
   size_t old = head.size();
   head.append(reinterpret_cast<const char *>(p), n);
   // Only a new line end can complete a line or the head: re-parse the head
@@ -341,7 +377,7 @@ void lariat_conn::read_head(const uint8_t *p, size_t n) {
   // sent byte by byte costs linear time.
   const void *lf = std::memchr(head.data() + old, '\n', n);
   if (!lf && head.size() < opts.max_head_size) {
-    if (!lariat::detail::head_tail_ok(head, head_line_start_, old))
+    if (!lariat::detail::head_tail_ok(head, a.head_line_start, old))
       answer_plain(400);
     return;
   }
@@ -352,7 +388,7 @@ void lariat_conn::read_head(const uint8_t *p, size_t n) {
     case ParseStatus::kIncomplete: {
       const void *last = memrchr(head.data() + old, '\n', n);
       if (last)
-        head_line_start_ = static_cast<uint32_t>(
+        a.head_line_start = static_cast<uint32_t>(
             static_cast<const char *>(last) - head.data() + 1);
       return;
     }
@@ -370,7 +406,7 @@ void lariat_conn::read_head(const uint8_t *p, size_t n) {
   // lifetime.
   std::string rest = head.substr(r.head_len);
   answer_request(req);
-  head_.reset();
+  if (active_) active_->head.reset();
   if (rest.empty()) return;
   if (state == State::kOpen)
     read_frames(reinterpret_cast<uint8_t *>(rest.data()), rest.size());
@@ -382,7 +418,7 @@ void lariat_conn::answer_plain(
     int status,
     const std::vector<std::pair<std::string, std::string>> &headers,
     std::string_view body) {
-  out_.append(lariat::detail::response_plain(status, headers, body));
+  out().append(lariat::detail::response_plain(status, headers, body));
   begin_drain();
 }
 
@@ -405,20 +441,14 @@ void lariat_conn::answer_request(const Request &request_in) {
   }
   // The upgrade owns the head its request points into (a deferred
   // decision carries both to another thread).
-  up->head = std::move(head_);
+  up->head = std::move(active().head);
   up->server = server;
   up->conn_id = id;
   up->opts.max_frame_size = server->options.max_frame_size;
 
-  std::string_view path = up->request.path;
-  uint32_t path_len = static_cast<uint32_t>(path.size());
-  path_.reset(new char[sizeof path_len + path_len]);
-  std::memcpy(path_.get(), &path_len, sizeof path_len);
-  std::memcpy(path_.get() + sizeof path_len, path.data(), path_len);
-
-  route_ = route;
+  set_profile(route, up->request.path, server->handshake_profile.opts);
   reached_init_ = true;
-  lariat_req handle_req = {&up->request, transport_.get()};
+  lariat_req handle_req = {&up->request, transport()};
   int result = LARIAT_OK;
   if (route->handler.init) {
     lariat_upgrade *raw = up.get();
@@ -479,26 +509,27 @@ void lariat_conn::complete_init(lariat_upgrade &up, int result) {
     return;
   }
 
-  opts_ = up.opts;
+  if (!(up.opts == opts())) set_profile(route(), path(), up.opts);
   if (!up.protocol.empty()) details().protocol = up.protocol;
-  version = req.ws_version;
+  version = static_cast<uint8_t>(req.ws_version);
   std::string extensions;
   lariat::detail::DeflateParams params;
   if (lariat::detail::negotiate_deflate(req.values("sec-websocket-extensions"),
                                         up.deflate, &params, &extensions)) {
-    deflate.reset(new (std::nothrow)
-                      lariat::detail::DeflateCodec(up.deflate, params));
-    if (!deflate) extensions.clear();
+    cold().deflate.reset(new (std::nothrow)
+                             lariat::detail::DeflateCodec(up.deflate, params));
+    if (!deflate()) extensions.clear();
   }
-  out_.append(lariat::detail::response_101(req.key, up.protocol, extensions,
+  out().append(lariat::detail::response_101(req.key, up.protocol, extensions,
                                            up.extra_101));
   upgraded_ = true;
   move_to(State::kOpen);
-  phase_started_ = last_recv_ = server->now();
+  last_recv_ = server->now();
+  ping_sent_at_ = 0;  // phase_started_'s word: the handshake is over
   reschedule();
-  if (route_->handler.websocket_init)
+  if (route()->handler.websocket_init)
     after_callback(call_handler(
-        [&] { return route_->handler.websocket_init(this, user_state); }));
+        [&] { return route()->handler.websocket_init(this, user_state); }));
 }
 
 void lariat_conn::resume(lariat_upgrade *raw) {
@@ -514,8 +545,9 @@ void lariat_conn::resume(lariat_upgrade *raw) {
   }
   begin_event();
   if (state == State::kDeferred) {
-    std::unique_ptr<std::string> input = std::move(pending_input_);
-    transport_->set_reading(true);
+    std::unique_ptr<std::string> input =
+        active_ ? std::move(active_->pending_input) : nullptr;
+    transport()->set_reading(true);
     complete_init(*up, up->resume_result);
     if (input && state == State::kOpen)
       read_frames(reinterpret_cast<uint8_t *>(input->data()), input->size());
@@ -529,10 +561,10 @@ void lariat_conn::resume(lariat_upgrade *raw) {
 
 void lariat_conn::read_frames(uint8_t *p, size_t n) {
   using Result = lariat::detail::FrameReader::Result;
-  if (!rx_) rx_.reset(new Receiver);
+  active();  // allocated with the first frame bytes
   while (state == State::kOpen || state == State::kClosing) {
     lariat::detail::FrameChunk chunk;
-    Result r = rx_->reader.next(&p, &n, &chunk);
+    Result r = active_->reader.next(&p, &n, &chunk);
     if (r == Result::kNeedMore) break;
     if (r == Result::kError) {
       // Control frame over 125 bytes or fragmented, non-minimal length,
@@ -545,14 +577,14 @@ void lariat_conn::read_frames(uint8_t *p, size_t n) {
 }
 
 bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
-  rx_->in_frame = true;
-  rx_->frame_opcode = iocb.opcode;
-  rx_->frame_fin = iocb.fin != 0;
-  rx_->frame_len = iocb.payload_length;
-  rx_->frame_got = 0;
+  active_->in_frame = true;
+  active_->frame_opcode = iocb.opcode;
+  active_->frame_fin = iocb.fin != 0;
+  active_->frame_len = iocb.payload_length;
+  active_->frame_got = 0;
   // RSV1 marks a compressed message: only on its first frame, only once
   // permessage-deflate was negotiated (RFC 7692 6).
-  bool compressed = iocb.rsv == 4 && deflate &&
+  bool compressed = iocb.rsv == 4 && deflate() &&
                     (iocb.opcode == LARIAT_OP_TEXT ||
                      iocb.opcode == LARIAT_OP_BINARY);
   if ((iocb.rsv != 0 && !compressed) || !iocb.masked) {
@@ -563,33 +595,33 @@ bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
     case LARIAT_OP_CLOSE:
     case LARIAT_OP_PING:
     case LARIAT_OP_PONG:
-      rx_->control.clear();
+      active_->control.clear();
       return true;
     case 0:  // continuation
-      if (!rx_->in_message) {
+      if (!active_->in_message) {
         fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
         return false;
       }
       break;
     case LARIAT_OP_TEXT:
     case LARIAT_OP_BINARY:
-      if (rx_->in_message) {
+      if (active_->in_message) {
         fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
         return false;
       }
-      rx_->in_message = true;
-      rx_->message_opcode = iocb.opcode;
-      rx_->message_compressed = compressed;
-      rx_->message_len = 0;
-      release_if_large(&rx_->message);
-      rx_->utf8.reset();
+      active_->in_message = true;
+      active_->message_opcode = iocb.opcode;
+      active_->message_compressed = compressed;
+      active_->message_len = 0;
+      release_if_large(&active_->message);
+      active_->utf8.reset();
       break;
     default:
       fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
       return false;
   }
-  if (rx_->frame_len > opts_.max_frame_size ||
-      rx_->message_len + rx_->frame_len > opts_.max_frame_size) {
+  if (active_->frame_len > opts().max_frame_size ||
+      active_->message_len + active_->frame_len > opts().max_frame_size) {
     fail_too_big();
     return false;
   }
@@ -597,52 +629,52 @@ bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
 }
 
 void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
-  if (!rx_->in_frame && !start_frame(iocb)) return;
-  rx_->frame_got += iocb.len;
-  bool frame_done = rx_->frame_got == rx_->frame_len;
-  if (frame_done) rx_->in_frame = false;
+  if (!active_->in_frame && !start_frame(iocb)) return;
+  active_->frame_got += iocb.len;
+  bool frame_done = active_->frame_got == active_->frame_len;
+  if (frame_done) active_->in_frame = false;
 
-  if (is_control(rx_->frame_opcode)) {
-    rx_->control.append(reinterpret_cast<const char *>(iocb.data),
+  if (is_control(active_->frame_opcode)) {
+    active_->control.append(reinterpret_cast<const char *>(iocb.data),
                     iocb.len);
     if (frame_done) on_control_frame();
     return;
   }
   if (state != State::kOpen) {
     // Closing: data frames are read past, never delivered.
-    if (frame_done && rx_->frame_fin) rx_->in_message = false;
+    if (frame_done && active_->frame_fin) active_->in_message = false;
     return;
   }
-  if (rx_->message_compressed) {
-    on_compressed_chunk(iocb.data, iocb.len, frame_done && rx_->frame_fin);
+  if (active_->message_compressed) {
+    on_compressed_chunk(iocb.data, iocb.len, frame_done && active_->frame_fin);
     return;
   }
-  if (rx_->message_opcode == LARIAT_OP_TEXT && opts_.validate_utf8 &&
-      !rx_->utf8.feed(iocb.data, iocb.len)) {
+  if (active_->message_opcode == LARIAT_OP_TEXT && opts().validate_utf8 &&
+      !active_->utf8.feed(iocb.data, iocb.len)) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
   }
   // The whole message in this one chunk: hand it over without a copy.
-  bool whole_message_here = frame_done && rx_->frame_fin &&
-                            iocb.len == rx_->frame_len && rx_->message_len == 0;
-  rx_->message_len += iocb.len;
+  bool whole_message_here = frame_done && active_->frame_fin &&
+                            iocb.len == active_->frame_len && active_->message_len == 0;
+  active_->message_len += iocb.len;
   if (!whole_message_here)
-    rx_->message.append(reinterpret_cast<const char *>(iocb.data),
+    active_->message.append(reinterpret_cast<const char *>(iocb.data),
                     iocb.len);
-  if (!(frame_done && rx_->frame_fin)) return;
+  if (!(frame_done && active_->frame_fin)) return;
 
-  rx_->in_message = false;
-  if (rx_->message_opcode == LARIAT_OP_TEXT && opts_.validate_utf8 &&
-      !rx_->utf8.complete()) {
+  active_->in_message = false;
+  if (active_->message_opcode == LARIAT_OP_TEXT && opts().validate_utf8 &&
+      !active_->utf8.complete()) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
   }
   if (whole_message_here) {
     deliver_message(iocb.data, iocb.len);
   } else {
-    deliver_message(reinterpret_cast<const uint8_t *>(rx_->message.data()),
-                    rx_->message.size());
-    release_if_large(&rx_->message);
+    deliver_message(reinterpret_cast<const uint8_t *>(active_->message.data()),
+                    active_->message.size());
+    release_if_large(&active_->message);
   }
 }
 
@@ -651,9 +683,9 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
 void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
                                       bool message_done) {
   using Status = lariat::detail::DeflateCodec::Status;
-  size_t before = rx_->message.size();
+  size_t before = active_->message.size();
   Status status =
-      deflate->decompress(p, n, message_done, opts_.max_frame_size, &rx_->message);
+      deflate()->decompress(p, n, message_done, opts().max_frame_size, &active_->message);
   switch (status) {
     case Status::kOk:
       break;
@@ -668,65 +700,64 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
       fail_connection(LARIAT_REASON_ERROR_SOCKET, 1011);
       return;
   }
-  if (rx_->message_opcode == LARIAT_OP_TEXT && opts_.validate_utf8 &&
-      !rx_->utf8.feed(reinterpret_cast<const uint8_t *>(rx_->message.data()) + before,
-                  rx_->message.size() - before)) {
+  if (active_->message_opcode == LARIAT_OP_TEXT && opts().validate_utf8 &&
+      !active_->utf8.feed(reinterpret_cast<const uint8_t *>(active_->message.data()) + before,
+                  active_->message.size() - before)) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
   }
   if (!message_done) return;
-  rx_->in_message = false;
-  if (rx_->message_opcode == LARIAT_OP_TEXT && opts_.validate_utf8 &&
-      !rx_->utf8.complete()) {
+  active_->in_message = false;
+  if (active_->message_opcode == LARIAT_OP_TEXT && opts().validate_utf8 &&
+      !active_->utf8.complete()) {
     fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
     return;
   }
-  deliver_message(reinterpret_cast<const uint8_t *>(rx_->message.data()),
-                  rx_->message.size());
-  release_if_large(&rx_->message);
+  deliver_message(reinterpret_cast<const uint8_t *>(active_->message.data()),
+                  active_->message.size());
+  release_if_large(&active_->message);
 }
 
 void lariat_conn::deliver_message(const uint8_t *p, size_t n) {
   lariat_frame frame = {};
-  frame.opcode = rx_->message_opcode;
+  frame.opcode = active_->message_opcode;
   frame.data = p;
   frame.len = n;
   call_handle(frame);
 }
 
 void lariat_conn::call_handle(const lariat_frame &frame) {
-  if (!route_->handler.websocket_handle) return;
+  if (!route()->handler.websocket_handle) return;
   after_callback(call_handler([&] {
-    return route_->handler.websocket_handle(this, &frame, user_state);
+    return route()->handler.websocket_handle(this, &frame, user_state);
   }));
 }
 
 void lariat_conn::on_control_frame() {
-  const auto *data = reinterpret_cast<const uint8_t *>(rx_->control.data());
-  size_t len = rx_->control.size();
-  switch (rx_->frame_opcode) {
+  const auto *data = reinterpret_cast<const uint8_t *>(active_->control.data());
+  size_t len = active_->control.size();
+  switch (active_->frame_opcode) {
     case LARIAT_OP_CLOSE:
       on_close_frame();
       return;
     case LARIAT_OP_PING:
       if (state != State::kOpen) return;
-      server->frame_writer.write(&out_, LARIAT_OP_PONG, true, 0, data, len);
+      server->frame_writer.write(&out(), LARIAT_OP_PONG, true, 0, data, len);
       break;
     case LARIAT_OP_PONG:
       if (state != State::kOpen) return;
       break;
   }
   lariat_frame frame = {};
-  frame.opcode = rx_->frame_opcode;
+  frame.opcode = active_->frame_opcode;
   frame.data = data;
   frame.len = len;
   call_handle(frame);
 }
 
 void lariat_conn::on_close_frame() {
-  const auto *data = reinterpret_cast<const uint8_t *>(rx_->control.data());
-  size_t len = rx_->control.size();
-  close_received_ = true;
+  const auto *data = reinterpret_cast<const uint8_t *>(active_->control.data());
+  size_t len = active_->control.size();
   if (state == State::kClosing) {
     // The peer answered our close: the handshake is complete.
     begin_drain();
@@ -743,15 +774,15 @@ void lariat_conn::on_close_frame() {
       fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
       return;
     }
-    if (opts_.validate_utf8 && !lariat::detail::utf8_valid(data + 2, len - 2)) {
+    if (opts().validate_utf8 && !lariat::detail::utf8_valid(data + 2, len - 2)) {
       fail_connection(LARIAT_REASON_ERROR_BADENCODING, 1007);
       return;
     }
   }
   set_reason(LARIAT_REASON_REMOTE);
   reason_code_ = code;
-  if (len > 2) details().remote_reason.assign(rx_->control, 2, std::string::npos);
-  server->frame_writer.write_close(&out_, code, nullptr, 0);
+  if (len > 2) details().remote_reason.assign(active_->control, 2, std::string::npos);
+  server->frame_writer.write_close(&out(), code, nullptr, 0);
   begin_drain();
 }
 
@@ -775,7 +806,7 @@ void lariat_conn::abandon() noexcept {
   if (state != State::kClosed) {
     move_to(State::kClosed);
     remember_peer();
-    transport_->close();  // may finalize (delete this) before it returns
+    transport()->close();  // may finalize (delete this) before it returns
     return;
   }
   if (finalize_pending_) finalize();
@@ -792,15 +823,15 @@ void lariat_conn::after_callback(int result) {
       start_close(LARIAT_REASON_SHUTDOWN, 1000);
       return;
     case LARIAT_CRASH:
-      if (!details_if_any() || (details_->crash_class.empty() &&
-                                details_->crash_reason.empty())) {
+      if (!details_if_any() || (cold_->details->crash_class.empty() &&
+                                cold_->details->crash_reason.empty())) {
         details().crash_class = "error";
         details().crash_reason = "LARIAT_CRASH returned";
       }
       start_close(LARIAT_REASON_CRASH, 1011);
       return;
     default:
-      if (!details_if_any() || details_->crash_class.empty()) {
+      if (!details_if_any() || cold_->details->crash_class.empty()) {
         details().crash_class = "lariat";
         details().crash_reason = "callback returned an invalid value";
       }
@@ -814,11 +845,11 @@ int lariat_conn::reply(const lariat_frame *frame) {
   if (rc != 0) return rc;
   if (state != State::kOpen) return LARIAT_ERR_CLOSING;
   // 14: the largest server frame header.
-  if (frame->opcode != LARIAT_OP_CLOSE && frame->len + 14 > opts_.max_queued)
+  if (frame->opcode != LARIAT_OP_CLOSE && frame->len + 14 > opts().max_queued)
     return LARIAT_ERR_EXCEEDS_CAP;  // not backpressure: it never fits
   bool over_cap = frame->opcode != LARIAT_OP_CLOSE &&
-                  buffered_amount() + frame->len + 14 > opts_.max_queued;
-  if (over_cap && opts_.backpressure_policy == LARIAT_BACKPRESSURE_REFUSE) {
+                  buffered_amount() + frame->len + 14 > opts().max_queued;
+  if (over_cap && opts().backpressure_policy == LARIAT_BACKPRESSURE_REFUSE) {
     above_low_water_ = true;  // drain tells the handler when to resume
     return LARIAT_ERR_BACKPRESSURE;
   }
@@ -855,51 +886,51 @@ int lariat_conn::reply_in_event(const lariat_frame *frame, bool over_cap) {
   if (over_cap) {
     // The peer cannot keep up: close behind what is queued, then stop.
     fail_connection(LARIAT_REASON_ERROR_BACKPRESSURE,
-                    opts_.backpressure_policy == LARIAT_BACKPRESSURE_CLOSE
+                    opts().backpressure_policy == LARIAT_BACKPRESSURE_CLOSE
                         ? 1008
                         : 1013);
     return LARIAT_ERR_BACKPRESSURE;
   }
   hibernating = false;
   if (frame->opcode == LARIAT_OP_CLOSE) {
-    rc = server->frame_writer.write_close(&out_, frame->close_code,
+    rc = server->frame_writer.write_close(&out(), frame->close_code,
                                           frame->data, frame->len);
     if (rc != 0) return rc;
     set_reason(LARIAT_REASON_SHUTDOWN);
     move_to(State::kClosing);
     phase_started_ = server->now();
     reschedule();
-  } else if (deflate && frame->opcode <= LARIAT_OP_BINARY &&
+  } else if (deflate() && frame->opcode <= LARIAT_OP_BINARY &&
              !(frame->flags & LARIAT_FRAME_NO_COMPRESS) &&
-             frame->len >= deflate->threshold()) {
+             frame->len >= deflate()->threshold()) {
     std::string &packed = server->deflate_scratch;
-    if (deflate->compress(frame->data, frame->len, &packed) !=
+    if (deflate()->compress(frame->data, frame->len, &packed) !=
         lariat::detail::DeflateCodec::Status::kOk)
       return LARIAT_ERR_NOMEM;
     rc = server->frame_writer.write(
-        &out_, static_cast<uint8_t>(frame->opcode), true, 4,
+        &out(), static_cast<uint8_t>(frame->opcode), true, 4,
         reinterpret_cast<const uint8_t *>(packed.data()), packed.size());
   } else if (frame->len >= kFlushThreshold) {
     // Large: after what is queued, straight from the handler's buffer.
     flush();
-    rc = server->frame_writer.write_to(transport_.get(),
+    rc = server->frame_writer.write_to(transport(),
                                        static_cast<uint8_t>(frame->opcode), 0,
                                        frame->data, frame->len);
-    if (transport_->buffered() > opts_.low_water) above_low_water_ = true;
+    if (transport()->buffered() > opts().low_water) above_low_water_ = true;
   } else {
-    rc = server->frame_writer.write(&out_, static_cast<uint8_t>(frame->opcode),
+    rc = server->frame_writer.write(&out(), static_cast<uint8_t>(frame->opcode),
                                     true, 0, frame->data, frame->len);
   }
   // Batching pays for small frames; large output goes to the kernel early
   // so it does not pile up in one callback.
-  if (out_.size() >= kFlushThreshold) flush();
+  if (out().size() >= kFlushThreshold) flush();
   return rc;
 }
 
 int lariat_conn::set_active(bool active) {
   if (state != State::kOpen) return LARIAT_ERR_CLOSING;
   if (active == !paused_) return 0;
-  int rc = transport_->set_reading(active);
+  int rc = transport()->set_reading(active);
   if (rc != 0) return rc;
   paused_ = !active;
   // The idle countdown starts afresh on resume: a paused peer was not idle.
@@ -909,21 +940,21 @@ int lariat_conn::set_active(bool active) {
 }
 
 size_t lariat_conn::buffered_amount() const {
-  return out_.size() + transport_->buffered();
+  return (active_ ? active_->out.size() : 0) + transport()->buffered();
 }
 
 // Edge-triggered: one drain per fall to the low-water mark, and never from
 // inside drain itself (a drain whose reply is refused again waits for the
 // next progress of the output, not for a recursive call).
 void lariat_conn::on_output_progress() {
-  if (in_drain_ || !above_low_water_ || buffered_amount() > opts_.low_water)
+  if (in_drain_ || !above_low_water_ || buffered_amount() > opts().low_water)
     return;
   above_low_water_ = false;
-  if (state != State::kOpen || !route_->handler.websocket_drain) return;
+  if (state != State::kOpen || !route()->handler.websocket_drain) return;
   in_drain_ = true;
   begin_event();
   after_callback(call_handler(
-      [&] { return route_->handler.websocket_drain(this, user_state); }));
+      [&] { return route()->handler.websocket_drain(this, user_state); }));
   if (end_event()) in_drain_ = false;
 }
 
@@ -935,7 +966,9 @@ void lariat_conn::refuse_busy() {
 
 int lariat_conn::set_idle_timeout(uint64_t ms) {
   if (state != State::kOpen) return LARIAT_ERR_CLOSING;
-  opts_.idle_timeout = ms;
+  lariat::detail::ConnOptions o = opts();
+  o.idle_timeout = ms;
+  set_profile(route(), path(), o);
   reschedule();
   return 0;
 }
@@ -943,12 +976,14 @@ int lariat_conn::set_idle_timeout(uint64_t ms) {
 int lariat_conn::set_max_frame_size(uint64_t bytes) {
   if (bytes == 0) return LARIAT_ERR_INVALID_ARGUMENT;
   if (state != State::kOpen) return LARIAT_ERR_CLOSING;
-  opts_.max_frame_size = bytes;
+  lariat::detail::ConnOptions o = opts();
+  o.max_frame_size = bytes;
+  set_profile(route(), path(), o);
   return 0;
 }
 
 int lariat_conn::peer(char *buf, size_t size, int *port) const {
-  if (state != State::kClosed) return transport_->peer(buf, size, port);
+  if (state != State::kClosed) return transport()->peer(buf, size, port);
   const Details *d = details_if_any();
   if (!d || d->peer.empty()) return UV_ENOTCONN;
   if (d->peer.size() >= size) return UV_ENOBUFS;
@@ -958,11 +993,11 @@ int lariat_conn::peer(char *buf, size_t size, int *port) const {
 }
 
 void lariat_conn::remember_peer() noexcept {
-  if (!upgraded_ || !route_ || !route_->handler.terminate) return;
-  if (details_ && !details_->peer.empty()) return;
+  if (!upgraded_ || !route() || !route()->handler.terminate) return;
+  if (details_if_any() && !details_if_any()->peer.empty()) return;
   char addr[64];
   int port = 0;
-  if (transport_->peer(addr, sizeof addr, &port) != 0) return;
+  if (transport()->peer(addr, sizeof addr, &port) != 0) return;
   try {
     details().peer = addr;
     details().peer_port = port;
@@ -986,7 +1021,7 @@ void lariat_conn::fail_connection(int kind, uint16_t close_code,
   if (state == State::kOpen) {
     set_reason(kind);
     server->frame_writer.write_close(
-        &out_, close_code, reinterpret_cast<const uint8_t *>(reason.data()),
+        &out(), close_code, reinterpret_cast<const uint8_t *>(reason.data()),
         reason.size());
   }
   begin_drain();
@@ -996,7 +1031,7 @@ void lariat_conn::fail_connection(int kind, uint16_t close_code,
 // change.
 void lariat_conn::fail_too_big() {
   std::string reason = "message over the " +
-                       std::to_string(opts_.max_frame_size) + "-byte limit";
+                       std::to_string(opts().max_frame_size) + "-byte limit";
   fail_connection(LARIAT_REASON_ERROR_TOO_BIG, 1009, reason);
 }
 
@@ -1004,7 +1039,7 @@ void lariat_conn::fail_too_big() {
 void lariat_conn::start_close(int kind, uint16_t close_code) {
   if (state != State::kOpen) return;
   set_reason(kind);
-  server->frame_writer.write_close(&out_, close_code, nullptr, 0);
+  server->frame_writer.write_close(&out(), close_code, nullptr, 0);
   move_to(State::kClosing);
   phase_started_ = server->now();
   reschedule();
@@ -1016,7 +1051,7 @@ void lariat_conn::begin_drain() {
   remember_peer();  // once both ends are shut, getpeername() has no peer
   phase_started_ = server->now();
   flush();
-  transport_->shutdown();
+  transport()->shutdown();
   reschedule();
 }
 
@@ -1025,36 +1060,36 @@ void lariat_conn::close_transport() {
   flush();
   move_to(State::kClosed);
   remember_peer();
-  transport_->close();
+  transport()->close();
 }
 
 // ------------------------------------------------------ output, lifetime
 
 void lariat_conn::flush() {
-  if (out_.empty() || state == State::kClosed) return;
+  if (output_empty() || state == State::kClosed) return;
   // Taken out first: a write error reported from inside write() closes
   // the connection, and that close must not flush these bytes again.
   std::string pending;
-  pending.swap(out_);
-  transport_->write(reinterpret_cast<const uint8_t *>(pending.data()),
+  pending.swap(active_->out);
+  transport()->write(reinterpret_cast<const uint8_t *>(pending.data()),
                     pending.size());
-  if (out_.empty()) {  // keep a modest buffer for the next replies
+  if (active_ && active_->out.empty()) {  // keep a modest buffer
     release_if_large(&pending);
-    out_.swap(pending);
+    active_->out.swap(pending);
   }
-  if (transport_->buffered() > opts_.low_water) above_low_water_ = true;
+  if (transport()->buffered() > opts().low_water) above_low_water_ = true;
 }
 
 void lariat_conn::hibernate_if_idle() {
   hibernate_requested_ = false;
   // Only at a message boundary, with no partial header kept.
   if (state != State::kOpen ||
-      (rx_ && (rx_->in_frame || rx_->in_message ||
-               !rx_->reader.at_frame_boundary())))
+      (active_ && (active_->in_frame || active_->in_message ||
+                   !active_->reader.at_frame_boundary() ||
+                   !active_->out.empty())))
     return;
-  rx_.reset();
-  std::string().swap(out_);
-  if (deflate) deflate->release_idle();
+  active_.reset();
+  if (deflate()) deflate()->release_idle();
   hibernating = true;
 }
 
@@ -1064,8 +1099,8 @@ void lariat_conn::finalize() {
   if (awaiting_resume_) return;
   // Subscriptions end before terminate: nothing is published to a
   // connection that is gone.
-  if (subs_) server->topics.unsubscribe_all(subs_.get());
-  if (reached_init_ && route_ && route_->handler.terminate) {
+  if (cold_) server->topics.unsubscribe_all(&cold_->subs);
+  if (reached_init_ && route() && route()->handler.terminate) {
     if (!reason_set_) set_reason(LARIAT_REASON_ERROR_CLOSED);
     lariat_reason reason = {};
     reason.kind = reason_kind_;
@@ -1082,12 +1117,12 @@ void lariat_conn::finalize() {
       reason.crash_reason = d ? d->crash_reason.c_str() : "";
     }
     try {
-      route_->handler.terminate(upgraded_ ? this : nullptr, &reason,
+      route()->handler.terminate(upgraded_ ? this : nullptr, &reason,
                                 user_state);
     } catch (...) {
       // Nothing is left to crash: the connection is ending anyway.
     }
   }
   server->forget(this);
-  delete this;
+  destroy();
 }

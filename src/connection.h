@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,6 +27,7 @@
 #include "deflate.h"
 #include "frame_reader.h"
 #include "handshake.h"
+#include "profile.h"
 #include "publication.h"
 #include "server.h"
 #include "topics.h"
@@ -33,7 +35,7 @@
 #include "utf8.h"
 
 struct lariat_conn {
-  enum class State {
+  enum class State : uint8_t {
     kHandshake,  // reading the request head
     kDeferred,   // init returned LARIAT_DEFER; waiting for the resume
     kOpen,       // WebSocket open
@@ -42,9 +44,27 @@ struct lariat_conn {
     kClosed,     // transport closing; terminate runs when it is closed
   };
 
-  lariat_conn(lariat_server *server, lariat_conn_id id,
-              std::unique_ptr<lariat::detail::Transport> transport);
-  ~lariat_conn();
+  // A connection and its transport (a T built from |args|) in one
+  // allocation; nullptr when out of memory. Not yet registered with the
+  // server (lariat_server::adopt).
+  template <typename T, typename... Args>
+  static lariat_conn *create(lariat_server *server, lariat_conn_id id,
+                             Args &&...args) {
+    static_assert(alignof(T) <= alignof(lariat_conn), "transport alignment");
+    void *block =
+        ::operator new(transport_offset() + sizeof(T), std::nothrow);
+    if (!block) return nullptr;
+    new (static_cast<char *>(block) + transport_offset())
+        T(std::forward<Args>(args)...);
+    return new (block) lariat_conn(server, id);
+  }
+  // Frees the connection and its transport (the end of finalize()).
+  void destroy() noexcept;
+  lariat::detail::Transport *transport() const {
+    return reinterpret_cast<lariat::detail::Transport *>(
+        reinterpret_cast<char *>(const_cast<lariat_conn *>(this)) +
+        transport_offset());
+  }
 
   // Transport events.
   // |p| is writable: payloads are unmasked in place.
@@ -76,12 +96,12 @@ struct lariat_conn {
   bool deliver_published(lariat::detail::Publication &pub);
   // Its topics; created on the first subscribe.
   std::vector<lariat::detail::Subscription> *subscriptions(bool create) {
-    if (!subs_ && create) subs_.reset(new std::vector<lariat::detail::Subscription>);
-    return subs_.get();
+    if (create) return &cold().subs;
+    return cold_ ? &cold_->subs : nullptr;
   }
   bool open() const { return state == State::kOpen; }
-  uint64_t dropped = 0;  // publishes dropped under the REFUSE policy
-  bool in_batch = false;  // listed in server->batched
+  // Publishes dropped under the REFUSE policy.
+  uint64_t dropped() const { return cold_ ? cold_->dropped : 0; }
   // After an exception (out of memory) escaped an event: drop the
   // connection as a socket error (UV_ENOMEM), whatever its state.
   void abandon() noexcept;
@@ -91,27 +111,18 @@ struct lariat_conn {
   int set_idle_timeout(uint64_t ms);
   int set_max_frame_size(uint64_t bytes);
   int peer(char *buf, size_t size, int *port) const;
-  std::string_view path() const {
-    return path_ ? std::string_view(path_.get() + sizeof(uint32_t),
-                                    path_len())
-                 : std::string_view();
+  std::string_view path() const { return profile_->path; }
+  void *handler_data() const {
+    return route() ? route()->handler_data : nullptr;
   }
-  void *handler_data() const { return route_ ? route_->handler_data : nullptr; }
+  bool deflating() const { return deflate() != nullptr; }
   int set_active(bool active);
   size_t buffered_amount() const;
   uint64_t deadline() const;  // UINT64_MAX: none
-  // The earliest deadline this connection has in the server's timer heap
-  // (UINT64_MAX: none); the server clears it when that entry pops.
-  uint64_t scheduled = UINT64_MAX;
 
   lariat_server *server;
   lariat_conn_id id;
-  State state = State::kHandshake;
   void *user_state = nullptr;
-  int version = 0;
-  bool hibernating = false;
-  // Set when permessage-deflate was negotiated.
-  std::unique_ptr<lariat::detail::DeflateCodec> deflate;
   // What few connections need, allocated when first set.
   struct Details {
     std::string protocol;  // negotiated subprotocol
@@ -123,10 +134,13 @@ struct lariat_conn {
     int peer_port = 0;
   };
   Details &details() {
-    if (!details_) details_.reset(new Details);
-    return *details_;
+    Cold &c = cold();
+    if (!c.details) c.details.reset(new Details);
+    return *c.details;
   }
-  const Details *details_if_any() const { return details_.get(); }
+  const Details *details_if_any() const {
+    return cold_ ? cold_->details.get() : nullptr;
+  }
 
  private:
   // Handshake.
@@ -184,43 +198,29 @@ struct lariat_conn {
   void finalize();
   void reschedule();
 
-  std::unique_ptr<lariat::detail::Transport> transport_;
-  const lariat::detail::Route *route_ = nullptr;
-  bool reached_init_ = false;
-  bool upgraded_ = false;
-  bool in_drain_ = false;   // websocket_drain is running
-  // The request's path, kept for lariat_conn_path(): a length, then the
-  // bytes; one allocation.
-  std::unique_ptr<char[]> path_;
-  uint32_t path_len() const {
-    uint32_t n;
-    std::memcpy(&n, path_.get(), sizeof n);
-    return n;
+  lariat_conn(lariat_server *server, lariat_conn_id id);
+  ~lariat_conn();
+
+  const lariat::detail::Route *route() const { return profile_->route; }
+  const lariat::detail::ConnOptions &opts() const { return profile_->opts; }
+  // Moves to the profile of this route, path and options (copy on write
+  // for an option changed at run time). Throws std::bad_alloc.
+  void set_profile(const lariat::detail::Route *route, std::string_view path,
+                   const lariat::detail::ConnOptions &opts);
+  lariat::detail::DeflateCodec *deflate() const {
+    return cold_ ? cold_->deflate.get() : nullptr;
   }
-  // Input that arrived while init's decision was deferred.
-  std::unique_ptr<std::string> pending_input_;
-  uint64_t phase_started_ = 0;  // when the current state began (ms)
-  uint64_t last_recv_ = 0;
-  // What init set (conn_options.h); max_frame_size is the server's until
-  // then.
-  lariat::detail::ConnOptions opts_;
-  // Flow control and keepalive.
-  bool paused_ = false;
-  bool above_low_water_ = false;
-  uint64_t ping_sent_at_ = 0;  // 0: no ping awaiting an answer
 
-  std::unique_ptr<std::string> head_;  // request head; gone once answered
-  uint32_t head_line_start_ = 0;       // where its unfinished line starts
-  // init returned LARIAT_DEFER and the resume has not arrived: the
-  // connection outlives its transport until it does.
-  bool awaiting_resume_ = false;
-  std::unique_ptr<Details> details_;
-  std::unique_ptr<std::vector<lariat::detail::Subscription>> subs_;
-
-  // Receiving: frame and message assembly. Allocated on the first read
-  // and given back by hibernate, so an idle hibernated connection keeps
-  // only what identifies it.
-  struct Receiver {
+  // The working set of a connection that is doing something: the request
+  // head while it arrives, then frame and message assembly and the output
+  // of the current event. Allocated on the first read and given back by
+  // hibernate, so an idle hibernated connection keeps only what identifies
+  // it.
+  struct Active {
+    std::unique_ptr<std::string> head;  // request head; gone once answered
+    uint32_t head_line_start = 0;       // where its unfinished line starts
+    // Input that arrived while init's decision was deferred.
+    std::unique_ptr<std::string> pending_input;
     lariat::detail::FrameReader reader;
     bool in_frame = false;
     uint8_t frame_opcode = 0;
@@ -234,22 +234,82 @@ struct lariat_conn {
     std::string message;
     lariat::detail::Utf8Validator utf8;
     std::string control;
+    // Frames replied during an event leave in one write at its end.
+    std::string out;
   };
-  std::unique_ptr<Receiver> rx_;
+  Active &active() {
+    if (!active_) active_.reset(new Active);
+    return *active_;
+  }
+  std::string &out() { return active().out; }
+  bool output_empty() const { return !active_ || active_->out.empty(); }
 
-  // Output: frames replied during an event leave in one write at its end.
-  std::string out_;
-  int event_depth_ = 0;
-  bool hibernate_requested_ = false;
-  bool close_received_ = false;
-  bool finalize_pending_ = false;
+  // What only some connections have: allocated when first needed.
+  struct Cold {
+    std::unique_ptr<Details> details;
+    // Set when permessage-deflate was negotiated.
+    std::unique_ptr<lariat::detail::DeflateCodec> deflate;
+    std::vector<lariat::detail::Subscription> subs;
+    uint64_t dropped = 0;
+  };
+  Cold &cold() {
+    if (!cold_) cold_.reset(new Cold);
+    return *cold_;
+  }
 
+  // Route, path and options; the loop's handshake profile until routed.
+  lariat::detail::Profile *profile_;
+  std::unique_ptr<Active> active_;
+  std::unique_ptr<Cold> cold_;
+  uint64_t last_recv_ = 0;
+  // One word for two times that are never needed together.
+  union {
+    uint64_t phase_started_ = 0;  // not open: when the current state began
+    uint64_t ping_sent_at_;       // open: 0, or when the awaited ping left
+  };
+
+
+ public:
+  State state = State::kHandshake;
+  uint8_t version = 0;
+  bool in_batch : 1;  // listed in server->batched
+  bool hibernating : 1;
+  // Its entry in the loop's timer heap (TimerHeap::kNoSlot: none).
+  uint32_t timer_slot = lariat::detail::TimerHeap::kNoSlot;
+
+ private:
   // Why the connection ends; the first cause wins. The lariat_reason
   // handed to terminate is built from these at the end.
-  bool reason_set_ = false;
-  int8_t reason_kind_ = 0;
+  int16_t reason_socket_error_ = 0;  // a libuv code: -4095 and above
   uint16_t reason_code_ = 0;
-  int reason_socket_error_ = 0;
+  int8_t reason_kind_ = 0;
+  uint8_t event_depth_ = 0;  // nested events (a reply inside a callback)
+  bool reason_set_ : 1;
+  bool reached_init_ : 1;
+  bool upgraded_ : 1;
+  bool in_drain_ : 1;  // websocket_drain is running
+  // init returned LARIAT_DEFER and the resume has not arrived: the
+  // connection outlives its transport until it does.
+  bool awaiting_resume_ : 1;
+  // Flow control.
+  bool paused_ : 1;
+  bool above_low_water_ : 1;
+  bool hibernate_requested_ : 1;
+  bool finalize_pending_ : 1;
+
+  // Where the transport starts: right after the connection.
+  static constexpr size_t transport_offset() {
+    return (sizeof(lariat_conn) + alignof(lariat_conn) - 1) &
+           ~(alignof(lariat_conn) - 1);
+  }
 };
+
+template <typename T, typename... Args>
+lariat_conn *lariat_server::accept(Args &&...args) {
+  lariat_conn *conn =
+      lariat_conn::create<T>(this, new_conn_id(), std::forward<Args>(args)...);
+  if (conn && !adopt(conn)) return nullptr;
+  return conn;
+}
 
 #endif

@@ -117,7 +117,7 @@ LARIAT_EXTERN size_t lariat_server_subscribers(const lariat_server *server,
 }
 
 LARIAT_EXTERN uint64_t lariat_conn_dropped(const lariat_conn *conn) {
-  return conn ? conn->dropped : 0;
+  return conn ? conn->dropped() : 0;
 }
 
 LARIAT_EXTERN int lariat_server_defer(lariat_server *server,

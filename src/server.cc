@@ -35,19 +35,7 @@ const lariat::detail::Route *lariat_server::find_route(
   return it == routes.end() ? nullptr : &it->second;
 }
 
-void lariat_server::compact_timers() {
-  timers.clear();
-  for (auto &entry : conns) {
-    lariat_conn *conn = entry.second;
-    uint64_t d = conn->deadline();
-    conn->scheduled = d;
-    if (d != UINT64_MAX) timers.push(d, entry.first);
-  }
-}
-
-void lariat_server::schedule(uint64_t deadline, lariat_conn_id id) {
-  timers.push(deadline, id);
-  if (timers.size() > 2 * conns.size() + 64) compact_timers();
+void lariat_server::arm_timer(uint64_t deadline) {
   if (deadline >= timer_armed_at || handles_closed) return;
   uint64_t now_ms = now();
   timer_armed_at = deadline;
@@ -59,59 +47,50 @@ void lariat_server::schedule(uint64_t deadline, lariat_conn_id id) {
       deadline > now_ms ? deadline - now_ms : 0, 0);
 }
 
-// Pushes below follow pops, so the heap never grows here (and never
-// throws): only a connection's own work can, and that drops it alone.
+// Nothing here allocates: entries only move or go.
 void lariat_server::on_timer() {
   enter_loop_thread();
   timer_armed_at = UINT64_MAX;
   uint64_t now_ms = now();
   while (!timers.empty() && timers.top().deadline <= now_ms) {
-    lariat_conn_id id = timers.top().id;
-    timers.pop();
-    auto it = conns.find(id);
-    if (it == conns.end()) continue;
-    lariat_conn *conn = it->second;
-    conn->scheduled = UINT64_MAX;  // its earliest entry just popped
+    lariat_conn *conn = timers.top().conn;
     uint64_t real = conn->deadline();
     if (real <= now_ms) {
+      // Its handler of the deadline sets the next one (or ends it).
+      timers.remove(conn);
       lariat::detail::guard_callback(conn, [&] { conn->on_deadline(); });
-    } else if (real != UINT64_MAX) {
-      timers.push(real, id);
-      conn->scheduled = real;
+    } else if (real == UINT64_MAX) {
+      timers.remove(conn);
+    } else {
+      timers.set(conn, real);  // moved later (an idle timer reset by reads)
     }
   }
-  if (!timers.empty()) {
-    auto top = timers.top();
-    timers.pop();
-    schedule(top.deadline, top.id);
-  }
+  if (!timers.empty()) arm_timer(timers.top().deadline);
 }
 
-lariat_conn *lariat_server::accept(
-    std::unique_ptr<lariat::detail::Transport> transport) {
-  // The low byte names the loop, so lariat_post() finds it without a lock.
-  lariat_conn_id id =
-      next_conn_id.fetch_add(1, std::memory_order_relaxed) << 8 | index;
-  lariat::detail::Transport *raw = transport.release();
-  auto *conn = new (std::nothrow)
-      lariat_conn(this, id, std::unique_ptr<lariat::detail::Transport>(raw));
-  if (!conn) {
-    raw->close();  // with no connection attached, it frees itself
-    return nullptr;
-  }
+// The low byte names the loop, so lariat_post() finds it without a lock.
+lariat_conn_id lariat_server::new_conn_id() {
+  return next_conn_id.fetch_add(1, std::memory_order_relaxed) << 8 | index;
+}
+
+bool lariat_server::adopt(lariat_conn *conn) {
   try {
-    conns.emplace(id, conn);
+    conns.insert(conn);
     primary->connection_total.fetch_add(1, std::memory_order_relaxed);
-    conn->scheduled = conn->deadline();
-    schedule(conn->scheduled, id);
+    uint64_t d = conn->deadline();
+    if (d != UINT64_MAX) {
+      timers.set(conn, d);
+      arm_timer(d);
+    }
   } catch (...) {
     conn->abandon();  // closes the transport; the connection then goes
-    return nullptr;
+    return false;
   }
-  return conn;
+  return true;
 }
 
 void lariat_server::forget(lariat_conn *conn) {
+  timers.remove(conn);
   if (conns.erase(conn->id))
     primary->connection_total.fetch_sub(1, std::memory_order_relaxed);
   finish_stop_if_idle();
@@ -163,9 +142,8 @@ void lariat_server::deliver(const Letter &letter) {
     }
     case Letter::kInfo:
     case Letter::kResume: {
-      auto it = conns.find(letter.conn_id);
-      if (it == conns.end()) break;
-      lariat_conn *conn = it->second;
+      lariat_conn *conn = conns.find(letter.conn_id);
+      if (!conn) break;
       // Both hand |letter| on (deliver_info frees it, resume takes the
       // upgrade): nothing is left to free here.
       lariat::detail::guard_callback(conn, [&] {
@@ -207,9 +185,8 @@ void lariat_server::flush_batched() {
   std::vector<lariat_conn_id> ids;
   ids.swap(batched);
   for (lariat_conn_id id : ids) {
-    auto it = conns.find(id);
-    if (it == conns.end()) continue;
-    lariat_conn *conn = it->second;
+    lariat_conn *conn = conns.find(id);
+    if (!conn) continue;
     lariat::detail::guard_callback(conn, [&] { conn->flush_batched(); });
   }
 }
@@ -276,16 +253,18 @@ void on_connection(uv_stream_t *listener, int status) noexcept {
   auto *server = static_cast<lariat_server *>(listener->data);
   server->enter_loop_thread();
   if (status < 0 || server->stopping) return;
-  auto *transport = new (std::nothrow) TcpTransport(server);
-  if (!transport) {
+  // One allocation for the connection and its socket.
+  lariat_conn *conn =
+      lariat_conn::create<TcpTransport>(server, server->new_conn_id());
+  if (!conn) {
     turn_away(server, listener);
     return;
   }
-  if (transport->accept(listener) != 0) return;  // it cleans up after itself
+  auto *transport = static_cast<TcpTransport *>(conn->transport());
+  if (transport->accept(listener) != 0) return;  // the connection is gone
+                                                 // or going
   // From here the socket is ours: on failure, closing it turns it away.
-  lariat_conn *conn =
-      server->accept(std::unique_ptr<lariat::detail::Transport>(transport));
-  if (!conn) return;
+  if (!server->adopt(conn)) return;
   if (transport->start() != 0) {
     conn->abandon();
     return;
@@ -365,6 +344,7 @@ int new_loop(lariat_server **out, uv_loop_t *loop,
     auto *server = new (std::nothrow) lariat_server();
     if (!server) return LARIAT_ERR_NOMEM;
     server->options = options;
+    server->handshake_profile.opts.max_frame_size = options.max_frame_size;
     int rc = 0;
     if (!loop) {
       server->owned_loop.reset(new (std::nothrow) uv_loop_t);
@@ -497,13 +477,12 @@ void stop_loop(lariat_server *server) {
     server->listeners.clear();
     // Without allocating (a copy of the ids could fail and leave the rest
     // running): stop() may end its own connection and erase it from the
-    // map, never another (TCP closes complete in later callbacks), so
-    // the next entry is taken first. One that runs out of memory is
-    // dropped; the others still stop.
-    for (auto it = server->conns.begin(); it != server->conns.end();) {
-      lariat_conn *conn = (it++)->second;
+    // table, never another (TCP closes complete in later callbacks),
+    // which for_each allows. One that runs out of memory is dropped; the
+    // others still stop.
+    server->conns.for_each([](lariat_conn *conn) {
       lariat::detail::guard_callback(conn, [&] { conn->stop(); });
-    }
+    });
     server->finish_stop_if_idle();
     return 0;
   });

@@ -11,12 +11,13 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "conn_table.h"
 #include "frame_writer.h"
 #include "mailbox.h"
 #include "options.h"
+#include "profile.h"
 #include "timer_heap.h"
 #include "topics.h"
 #include "transport.h"
@@ -65,7 +66,11 @@ struct lariat_server {
   // Routes ending in "/*", by prefix (without the '*'), longest first.
   std::vector<std::pair<std::string, lariat::detail::Route>> prefix_routes;
   std::vector<uv_tcp_t *> listeners;
-  std::unordered_map<lariat_conn_id, lariat_conn *> conns;
+  lariat::detail::ConnTable conns;
+  // What connections share (route, path, options), and the profile of
+  // those not yet routed: the server's options.
+  lariat::detail::ProfileTable profiles;
+  lariat::detail::Profile handshake_profile;
   // The thread that runs the loop: the last one that ran a lariat callback
   // of it, or the creator until the loop first runs. Loop-thread functions
   // compare against it (lariat_strerror of INVALID_STATE names
@@ -131,10 +136,17 @@ struct lariat_server {
   uint64_t manual_clock = 0;
   uint64_t now() const { return manual_clock ? manual_clock : uv_now(loop); }
   const lariat::detail::Route *find_route(std::string_view path) const;
-  // Makes sure the heap wakes the server no later than |deadline| for |id|.
-  void schedule(uint64_t deadline, lariat_conn_id id);
-  // Registers a new connection over |transport|; nullptr when out of memory.
-  lariat_conn *accept(std::unique_ptr<lariat::detail::Transport> transport);
+  // Makes sure the uv timer wakes the loop no later than |deadline|.
+  void arm_timer(uint64_t deadline);
+  // A connection over a new T(args...), registered; nullptr when out of
+  // memory (defined in connection.h).
+  template <typename T, typename... Args>
+  lariat_conn *accept(Args &&...args);
+  // A process-unique id whose low byte names this loop.
+  lariat_conn_id new_conn_id();
+  // Registers a connection made by lariat_conn::create(); false when out
+  // of memory (the connection is then dropped).
+  bool adopt(lariat_conn *conn);
   // Called by a connection when it is gone, just before it is deleted.
   void forget(lariat_conn *conn);
   void on_timer();
@@ -146,9 +158,6 @@ struct lariat_server {
   // Every handle of this loop counts its close here (the last one ends
   // the loop, and the last loop the server).
   void handle_closed();
-  // Rebuilds the timer heap from the live connections when stale entries
-  // outnumber them (idle timeouts reset often would grow it otherwise).
-  void compact_timers();
 };
 
 #endif

@@ -9,16 +9,16 @@
 namespace lariat::detail {
 
 int TcpTransport::accept(uv_stream_t *listener) {
-  int rc = uv_tcp_init(server_->loop, &tcp_);
+  lariat_conn *c = conn();
+  int rc = uv_tcp_init(c->server->loop, &tcp_);
   if (rc != 0) {
-    delete this;
+    c->destroy();  // and this with it
     return rc;
   }
-  tcp_.data = this;
-  ++server_->open_handles;
+  tcp_.data = c;
+  ++c->server->open_handles;
   rc = uv_accept(listener, stream());
   if (rc != 0) {
-    closing_ = true;
     uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), on_closed);
     return rc;
   }
@@ -31,17 +31,15 @@ int TcpTransport::start() {
 }
 
 void TcpTransport::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) noexcept {
-  auto *self = static_cast<TcpTransport *>(h->data);
-  lariat_server *server = self->server_;
+  lariat_server *server = static_cast<lariat_conn *>(h->data)->server;
   buf->base = reinterpret_cast<char *>(server->read_buffer.get());
   buf->len = server->read_buffer_size;
 }
 
 void TcpTransport::on_read(uv_stream_t *s, ssize_t nread,
                            const uv_buf_t *buf) noexcept {
-  auto *self = static_cast<TcpTransport *>(s->data);
-  if (self->closing_ || !self->conn_) return;
-  lariat_conn *conn = self->conn_;
+  if (uv_is_closing(reinterpret_cast<uv_handle_t *>(s))) return;
+  auto *conn = static_cast<lariat_conn *>(s->data);
   guard_callback(conn, [&] {
     if (nread > 0)
       conn->on_read(reinterpret_cast<uint8_t *>(buf->base),
@@ -54,7 +52,7 @@ void TcpTransport::on_read(uv_stream_t *s, ssize_t nread,
 }
 
 int TcpTransport::set_reading(bool on) {
-  if (closing_) return 0;
+  if (closing()) return 0;
   return on ? uv_read_start(stream(), on_alloc, on_read) : uv_read_stop(stream());
 }
 
@@ -63,7 +61,7 @@ size_t TcpTransport::buffered() const {
 }
 
 void TcpTransport::write(const uint8_t *p, size_t n) {
-  if (closing_ || n == 0) return;
+  if (closing() || n == 0) return;
   if (!queue_ || (!queue_->writing && queue_->pending.empty())) {
     uv_buf_t buf = to_uv_buf(p, n);
     int r = uv_try_write(stream(), &buf, 1);
@@ -77,7 +75,7 @@ void TcpTransport::write(const uint8_t *p, size_t n) {
   try {
     if (!queue_) {
       queue_.reset(new WriteQueue);
-      queue_->req.data = this;
+      queue_->req.data = conn();
     }
     queue_->pending.append(reinterpret_cast<const char *>(p), n);
   } catch (const std::bad_alloc &) {
@@ -89,12 +87,12 @@ void TcpTransport::write(const uint8_t *p, size_t n) {
 
 void TcpTransport::fail_nomem() {
   if (queue_ && !queue_->writing) queue_.reset();
-  conn_->on_transport_error(UV_ENOMEM);
+  conn()->on_transport_error(UV_ENOMEM);
 }
 
 void TcpTransport::write2(const uint8_t *a, size_t an, const uint8_t *b,
                           size_t bn) {
-  if (closing_) return;
+  if (closing()) return;
   if (!queue_) {
     uv_buf_t bufs[2] = {to_uv_buf(a, an), to_uv_buf(b, bn)};
     int r = uv_try_write(stream(), bufs, 2);
@@ -111,11 +109,12 @@ void TcpTransport::write2(const uint8_t *a, size_t an, const uint8_t *b,
 }
 
 void TcpTransport::start_write() {
-  if (closing_) return;
+  if (closing()) return;
   if (!queue_ || queue_->pending.empty()) {
     if (!queue_ || !queue_->writing) {
+      bool fin = queue_ && queue_->fin_wanted;
       queue_.reset();  // nothing waits: give the queue back
-      if (shutdown_wanted_) send_fin();
+      if (fin) send_fin();
     }
     return;
   }
@@ -126,18 +125,18 @@ void TcpTransport::start_write() {
   int rc = uv_write(&queue_->req, stream(), &buf, 1, on_written);
   if (rc != 0) {
     queue_->inflight.clear();
-    conn_->on_transport_error(rc);
+    conn()->on_transport_error(rc);
     return;
   }
   queue_->writing = true;
 }
 
 void TcpTransport::on_written(uv_write_t *req, int status) noexcept {
-  auto *self = static_cast<TcpTransport *>(req->data);
+  auto *conn = static_cast<lariat_conn *>(req->data);
+  auto *self = static_cast<TcpTransport *>(conn->transport());
   self->queue_->writing = false;
   std::string().swap(self->queue_->inflight);
-  if (self->closing_) return;
-  lariat_conn *conn = self->conn_;
+  if (self->closing()) return;
   guard_callback(conn, [&] {
     if (status < 0) {
       conn->on_transport_error(status);
@@ -149,14 +148,15 @@ void TcpTransport::on_written(uv_write_t *req, int status) noexcept {
 }
 
 void TcpTransport::shutdown() {
-  if (shutdown_wanted_ || closing_) return;
-  shutdown_wanted_ = true;
-  if (!queue_) send_fin();
+  if (closing()) return;
+  if (queue_)
+    queue_->fin_wanted = true;
+  else
+    send_fin();
 }
 
+// A second FIN is refused by libuv (UV_ENOTCONN): no flag of our own.
 void TcpTransport::send_fin() {
-  if (shutdown_sent_) return;
-  shutdown_sent_ = true;
   auto *req = new (std::nothrow) uv_shutdown_t;
   if (!req) return;  // no FIN: the close that follows ends the connection
   if (uv_shutdown(req, stream(), on_shutdown) != 0) delete req;
@@ -167,19 +167,15 @@ void TcpTransport::on_shutdown(uv_shutdown_t *req, int) noexcept {
 }
 
 void TcpTransport::close() {
-  if (closing_) return;
-  closing_ = true;
+  if (closing()) return;
   uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), on_closed);
 }
 
 void TcpTransport::on_closed(uv_handle_t *h) noexcept {
-  auto *self = static_cast<TcpTransport *>(h->data);
-  lariat_server *server = self->server_;
+  auto *conn = static_cast<lariat_conn *>(h->data);
+  lariat_server *server = conn->server;
   server->handle_closed();
-  if (self->conn_)
-    self->conn_->on_transport_closed();  // deletes the conn, and this
-  else
-    delete self;
+  conn->on_transport_closed();  // frees the connection, and this
   server->finish_stop_if_idle();
 }
 

@@ -1,7 +1,8 @@
 // The libuv transport: a uv_tcp_t with try-write first, then at most one
 // uv_write in flight while later bytes gather behind it. The write request
 // and queues exist only while bytes wait, so an idle connection pays for
-// little more than its uv_tcp_t.
+// its uv_tcp_t and two pointers (it lives in its connection's allocation;
+// the handle's data is the connection).
 #ifndef LARIAT_TCP_TRANSPORT_H
 #define LARIAT_TCP_TRANSPORT_H
 
@@ -28,13 +29,14 @@ inline uv_buf_t to_uv_buf(const void *p, size_t n) {
 
 class TcpTransport final : public Transport {
  public:
-  explicit TcpTransport(lariat_server *server) : server_(server) {}
+  TcpTransport() = default;
   // Initialises the handle and accepts from |listener|; 0 or a libuv code.
-  // On failure the handle is closed and deletes this transport itself.
+  // On failure the connection is gone (no handle) or going (the handle is
+  // closing, and its close ends the connection).
   int accept(uv_stream_t *listener);
   // Starts reading into the server's shared buffer.
   int start();
-  void attach(lariat_conn *conn) override { conn_ = conn; }
+  void attach(lariat_conn *conn) override { tcp_.data = conn; }
 
   void write(const uint8_t *p, size_t n) override;
   void write2(const uint8_t *a, size_t an, const uint8_t *b,
@@ -53,6 +55,7 @@ class TcpTransport final : public Transport {
     std::string inflight;
     std::string pending;
     bool writing = false;
+    bool fin_wanted = false;  // shutdown() waits for these bytes
   };
 
   static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) noexcept;
@@ -65,14 +68,13 @@ class TcpTransport final : public Transport {
   void fail_nomem();
   void send_fin();
   uv_stream_t *stream() { return reinterpret_cast<uv_stream_t *>(&tcp_); }
+  lariat_conn *conn() const { return static_cast<lariat_conn *>(tcp_.data); }
+  bool closing() const {
+    return uv_is_closing(reinterpret_cast<const uv_handle_t *>(&tcp_)) != 0;
+  }
 
-  lariat_server *server_;
-  lariat_conn *conn_ = nullptr;
   uv_tcp_t tcp_;
   std::unique_ptr<WriteQueue> queue_;
-  bool shutdown_wanted_ = false;
-  bool shutdown_sent_ = false;
-  bool closing_ = false;
 };
 
 }  // namespace lariat::detail

@@ -104,7 +104,7 @@ struct CoreServer {
   Wire *open(size_t loop = 0) {
     wires.push_back(std::make_unique<Wire>());
     Wire *w = wires.back().get();
-    server->loops[loop]->accept(std::make_unique<FakeTransport>(w));
+    server->loops[loop]->accept<FakeTransport>(w);
     return w;
   }
   // Feeds |data| in chunks of |chunk| bytes; stops once the wire closed.

@@ -89,7 +89,7 @@ struct Harness {
     assert_int_equal(lariat_server_new(&server, nullptr, opts), 0);
     assert_int_equal(lariat_server_route(server, "/chat", &kHandler, &record),
                      0);
-    conn = server->accept(std::make_unique<core_test::FakeTransport>(&wire));
+    conn = server->accept<core_test::FakeTransport>(&wire);
   }
   ~Harness() { lariat_server_del(server); }
 

@@ -114,10 +114,6 @@ class FakeTransport final : public lariat::detail::Transport {
   void shutdown() override {}
   void close() override {
     *closed_ = true;
-    if (!conn_) {
-      delete this;  // never attached: it frees itself (Transport's rule)
-      return;
-    }
     conn_->on_transport_closed();
   }
   size_t buffered() const override { return 0; }
@@ -215,15 +211,9 @@ Outcome run(const Scenario &sc, long fail_at) {
   lariat_server *server = nullptr;
   if (lariat_server_new(&server, nullptr, nullptr) == 0) {
     if (lariat_server_route(server, "/chat", &kHandler, nullptr) == 0) {
-      FakeTransport *t;
-      {
-        Unarmed u;
-        t = new FakeTransport(&o.out, &closed);
-      }
-      // Failing, accept() closes the transport (which frees itself) or
-      // the connection.
-      lariat_conn *conn =
-          server->accept(std::unique_ptr<lariat::detail::Transport>(t));
+      // Failing, accept() frees the connection and its transport (one
+      // allocation), or closes it.
+      lariat_conn *conn = server->accept<FakeTransport>(&o.out, &closed);
       if (conn) {
         for (const std::string &chunk : sc.input) {
           if (closed) break;

@@ -250,7 +250,8 @@ void test_timer_heap_stays_bounded(void **) {
   Wire *w = f.open();
   for (int i = 0; i < 20000; ++i)
     assert_int_equal(lariat_conn_set_idle_timeout(w->conn, 100000 - i), 0);
-  assert_true(f.core.server->timers.size() <= 2 * f.core.server->conns.size() + 65);
+  // One entry per connection at most, however often its deadline moves.
+  assert_true(f.core.server->timers.size() <= f.core.server->conns.size());
   CoreServer::eof(w);
 }
 
