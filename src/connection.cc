@@ -14,15 +14,6 @@ namespace {
 
 constexpr uint64_t kNever = UINT64_MAX;
 constexpr size_t kFlushThreshold = 256 * 1024;
-// Buffers above this are given back after each message: one large message
-// must not pin its size on a connection that then idles.
-constexpr size_t kKeepCapacity = 64 * 1024;
-
-void release_if_large(std::string *buffer) {
-  buffer->clear();
-  if (buffer->capacity() > kKeepCapacity) std::string().swap(*buffer);
-}
-
 // Runs a handler callback. Handlers are C function pointers, but one
 // written in C++ may still throw through it: that crashes its connection
 // (LARIAT_CRASH with the exception's what()), never the server.
@@ -613,7 +604,7 @@ bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
       active_->message_opcode = iocb.opcode;
       active_->message_compressed = compressed;
       active_->message_len = 0;
-      release_if_large(&active_->message);
+      server->recycle(&active_->message);
       active_->utf8.reset();
       break;
     default:
@@ -658,9 +649,12 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
   bool whole_message_here = frame_done && active_->frame_fin &&
                             iocb.len == active_->frame_len && active_->message_len == 0;
   active_->message_len += iocb.len;
-  if (!whole_message_here)
+  if (!whole_message_here) {
+    // A large message starts: in the loop's spare buffer, if it has one.
+    if (active_->message.empty()) server->reuse(&active_->message, active_->frame_len);
     active_->message.append(reinterpret_cast<const char *>(iocb.data),
-                    iocb.len);
+                            iocb.len);
+  }
   if (!(frame_done && active_->frame_fin)) return;
 
   active_->in_message = false;
@@ -674,7 +668,7 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
   } else {
     deliver_message(reinterpret_cast<const uint8_t *>(active_->message.data()),
                     active_->message.size());
-    release_if_large(&active_->message);
+    server->recycle(&active_->message);
   }
 }
 
@@ -684,6 +678,7 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
                                       bool message_done) {
   using Status = lariat::detail::DeflateCodec::Status;
   size_t before = active_->message.size();
+  if (before == 0) server->reuse(&active_->message, active_->frame_len);
   Status status =
       deflate()->decompress(p, n, message_done, opts().max_frame_size, &active_->message);
   switch (status) {
@@ -715,7 +710,7 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
   }
   deliver_message(reinterpret_cast<const uint8_t *>(active_->message.data()),
                   active_->message.size());
-  release_if_large(&active_->message);
+  server->recycle(&active_->message);
 }
 
 void lariat_conn::deliver_message(const uint8_t *p, size_t n) {
@@ -1074,7 +1069,7 @@ void lariat_conn::flush() {
   transport()->write(reinterpret_cast<const uint8_t *>(pending.data()),
                     pending.size());
   if (active_ && active_->out.empty()) {  // keep a modest buffer
-    release_if_large(&pending);
+    server->recycle(&pending);
     active_->out.swap(pending);
   }
   if (transport()->buffered() > opts().low_water) above_low_water_ = true;

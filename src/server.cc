@@ -68,6 +68,21 @@ void lariat_server::on_timer() {
   if (!timers.empty()) arm_timer(timers.top().deadline);
 }
 
+void lariat_server::recycle(std::string *buf) noexcept {
+  buf->clear();
+  if (buf->capacity() <= kKeepCapacity) return;
+  if (buf->capacity() > spare_buffer.capacity()) buf->swap(spare_buffer);
+  std::string().swap(*buf);
+}
+
+void lariat_server::reuse(std::string *buf, size_t want) noexcept {
+  if (want <= kKeepCapacity || buf->capacity() >= want ||
+      spare_buffer.capacity() <= buf->capacity())
+    return;
+  buf->swap(spare_buffer);
+  std::string().swap(spare_buffer);  // |buf|'s smaller one
+}
+
 // The low byte names the loop, so lariat_post() finds it without a lock.
 lariat_conn_id lariat_server::new_conn_id() {
   return next_conn_id.fetch_add(1, std::memory_order_relaxed) << 8 | index;

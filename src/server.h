@@ -117,6 +117,18 @@ struct lariat_server {
   // before the read callback returns.
   std::unique_ptr<uint8_t[]> read_buffer;
   size_t read_buffer_size = 64 * 1024;
+  // Message and output buffers above kKeepCapacity are not kept by a
+  // connection after use (one large message must not pin its size on a
+  // connection that then idles); the loop keeps the largest one instead,
+  // for the next connection that needs that much - a stream of large
+  // messages then reuses warm memory instead of the allocator trimming
+  // and re-faulting pages for each one. Clears |buf|.
+  static constexpr size_t kKeepCapacity = 64 * 1024;
+  std::string spare_buffer;
+  void recycle(std::string *buf) noexcept;
+  // An empty |buf| about to take |want| bytes takes the spare instead,
+  // when that is larger.
+  void reuse(std::string *buf, size_t want) noexcept;
   // Compressed output of one message at a time, shared by the loop's
   // connections (it is copied into a connection's output at once).
   std::string deflate_scratch;
