@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 
+#include "client.h"
 #include "connection.h"
 #include "guard.h"
 #include "tcp_transport.h"
@@ -155,9 +156,27 @@ void lariat_server::deliver(const Letter &letter) {
       call->fn(this, call->data);
       break;
     }
+    case Letter::kConnect: {
+      auto *session = static_cast<lariat::detail::ClientSession *>(letter.msg);
+      if (!session->start()) session->abandon();
+      return;
+    }
+    case Letter::kClientClose: {
+      auto it = clients.find(letter.conn_id);
+      if (it != clients.end()) it->second->close(false);
+      return;
+    }
     case Letter::kInfo:
     case Letter::kResume: {
       lariat_conn *conn = conns.find(letter.conn_id);
+      if (!conn && letter.kind == Letter::kInfo) {
+        // A client between connections keeps it for the next one.
+        auto it = clients.find(letter.conn_id);
+        if (it != clients.end()) {
+          it->second->hold(letter);
+          return;
+        }
+      }
       if (!conn) break;
       // Both hand |letter| on (deliver_info frees it, resume takes the
       // upgrade): nothing is left to free here.
@@ -293,7 +312,8 @@ void on_connection(uv_stream_t *listener, int status) noexcept {
 
 // Once stopping and every connection is gone, the server's own handles go.
 void lariat_server::finish_stop_if_idle() {
-  if (!stopping || handles_closed || !conns.empty()) return;
+  if (!stopping || handles_closed || !conns.empty() || !clients.empty())
+    return;
   handles_closed = true;
   uv_timer_stop(&timer);
   uv_close(reinterpret_cast<uv_handle_t *>(&timer), on_handle_closed);
@@ -376,7 +396,7 @@ int new_loop(lariat_server **out, uv_loop_t *loop,
     }
     server->loop = loop;
     server->read_buffer.reset(new (std::nothrow) uint8_t[server->read_buffer_size]);
-    if (!server->read_buffer || server->frame_writer.init() != 0) {
+    if (!server->read_buffer || server->frame_writer.init(&server->mask_keys) != 0) {
       if (server->owned_loop) uv_loop_close(loop);
       delete server;
       return LARIAT_ERR_NOMEM;
@@ -498,6 +518,17 @@ void stop_loop(lariat_server *server) {
     server->conns.for_each([](lariat_conn *conn) {
       lariat::detail::guard_callback(conn, [&] { conn->stop(); });
     });
+    // Clients without a connection end now (terminate: shutdown); the
+    // others end with their connection. Closing one erases it from the
+    // map, so a copy of the ids is walked (an allocation that fails
+    // leaves the walk to the sessions' own ends).
+    std::vector<lariat::detail::ClientSession *> sessions;
+    try {
+      for (auto &entry : server->clients) sessions.push_back(entry.second);
+    } catch (...) {
+    }
+    for (lariat::detail::ClientSession *s : sessions)
+      lariat::detail::guard_callback(nullptr, [&] { s->close(true); });
     server->finish_stop_if_idle();
     return 0;
   });

@@ -11,11 +11,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "conn_table.h"
 #include "frame_writer.h"
 #include "mailbox.h"
+#include "mask_key.h"
 #include "options.h"
 #include "profile.h"
 #include "timer_heap.h"
@@ -23,6 +25,8 @@
 #include "transport.h"
 
 namespace lariat::detail {
+
+class ClientSession;
 
 struct Route {
   lariat_handler handler;
@@ -108,7 +112,12 @@ struct lariat_server {
   // many got it queued.
   int publish_local(std::string_view topic, const lariat_frame &frame,
                     const lariat_conn *except);
+  // Masking keys and nonces of this loop's client connections.
+  lariat::detail::MaskKeys mask_keys;
   lariat::detail::FrameWriter frame_writer;
+  // Clients (lariat_connect) of this loop by id, from their connect letter
+  // to their last terminate; owned here.
+  std::unordered_map<lariat_conn_id, lariat::detail::ClientSession *> clients;
   lariat::detail::Mailbox mailbox;
   lariat::detail::TimerHeap timers;
   uv_timer_t timer;

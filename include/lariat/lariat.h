@@ -83,6 +83,7 @@ struct uv_loop_s;
      "frame larger than the connection's queued-output cap; it can never "    \
      "be sent")                                                               \
   XX(BUFFER_TOO_SMALL, -513, "buffer too small for the value")                \
+  XX(UNSUPPORTED, -514, "not supported by this build of lariat")              \
   XX(FATAL, -550, "fatal error")
 
 typedef enum lariat_error {
@@ -199,7 +200,14 @@ typedef enum lariat_reason_kind {
   LARIAT_REASON_ERROR_SOCKET = 9,
   /* Output queued past the connection's cap under a closing policy
    * (lariat_upgrade_set_max_queued); close 1008 or 1013. */
-  LARIAT_REASON_ERROR_BACKPRESSURE = 10
+  LARIAT_REASON_ERROR_BACKPRESSURE = 10,
+  /* A client's connection attempt failed before it was open: the server
+   * did not answer 101 as RFC 6455 4.1 requires (|http_status| is its
+   * status, 0 when the answer was not HTTP or was a valid status with a
+   * wrong upgrade; lariat_reason_header() reads its headers), or the name
+   * did not resolve or the TCP connect failed (|socket_error|), or the
+   * connect or handshake timeout passed. websocket_init was not called. */
+  LARIAT_REASON_HANDSHAKE_FAILED = 11
 } lariat_reason_kind;
 
 /*
@@ -214,8 +222,29 @@ typedef struct lariat_reason {
   size_t len;
   const char *crash_class;  /* CRASH: as given to lariat_conn_set_crash */
   const char *crash_reason; /* CRASH */
-  int socket_error;         /* ERROR_SOCKET: libuv error code */
+  int socket_error;         /* ERROR_SOCKET, HANDSHAKE_FAILED: libuv code */
+  /* Clients (lariat_connect) only, 0 on the server side: */
+  int http_status;  /* HANDSHAKE_FAILED: the server's status, or 0 */
+  int retrying;     /* nonzero: another attempt follows, with the same
+                       state - keep it; 0: this is the end of the client */
+  unsigned attempt; /* 1 for the first connection attempt, then 2... */
+  /* websocket_info messages posted while disconnected and dropped (over
+   * the offline queue), since the client started. */
+  uint64_t posts_dropped;
+  const char *failure; /* HANDSHAKE_FAILED: what was wrong, in English */
+  const void *response_; /* internal: see lariat_reason_header() */
 } lariat_reason;
+
+/**
+ * @function
+ *
+ * Inside terminate with LARIAT_REASON_HANDSHAKE_FAILED: the value of the
+ * server's response header |name| (any case; the first one), its length
+ * in |*len|; NULL when there is none (or no response). Borrowed for the
+ * terminate call. Thread: loop thread.
+ */
+LARIAT_EXTERN const char *lariat_reason_header(const lariat_reason *reason,
+                                               const char *name, size_t *len);
 
 /**
  * @function
@@ -994,6 +1023,166 @@ LARIAT_EXTERN int lariat_server_defer(lariat_server *server,
                                       void (*fn)(lariat_server *server,
                                                  void *data),
                                       void *data);
+
+/* ------------------------------------------------------------------ */
+/* Clients                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A client connection runs on a server's loop and uses the same handler
+ * table: websocket_init when the upgrade succeeded, websocket_handle,
+ * websocket_info (lariat_post() to its id from any thread),
+ * websocket_drain and terminate; lariat_reply(), set_active, keepalive,
+ * limits, topics and permessage-deflate work as on accepted connections.
+ * init is not used: there is no request to decide on. Every frame the
+ * client sends is masked with a fresh key from a CSPRNG (ChaCha20 keyed
+ * from getrandom()); a masked frame from the server closes with 1002.
+ */
+typedef struct lariat_client_options lariat_client_options;
+
+/**
+ * @function
+ *
+ * Creates client options with the defaults: no extra headers, no
+ * subprotocols, no permessage-deflate offer, the server's maximum frame
+ * size, a 10 s connect timeout and a 10 s handshake timeout, no reconnect,
+ * an offline queue of 256 messages. Returns 0, LARIAT_ERR_INVALID_ARGUMENT
+ * or LARIAT_ERR_NOMEM. Thread: any thread.
+ */
+LARIAT_EXTERN int lariat_client_options_new(lariat_client_options **out);
+
+/**
+ * @function
+ *
+ * Frees options made by lariat_client_options_new() (NULL is allowed).
+ * lariat_connect() copies them: they may go right after it.
+ */
+LARIAT_EXTERN void lariat_client_options_del(lariat_client_options *opts);
+
+/**
+ * @function
+ *
+ * Adds a request header. Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for a
+ * name that is not an HTTP token, a value with CR, LF or NUL, or a header
+ * lariat writes itself (Host, Upgrade, Connection, Sec-WebSocket-*).
+ */
+LARIAT_EXTERN int lariat_client_options_add_header(lariat_client_options *opts,
+                                                   const char *name,
+                                                   const char *value);
+
+/**
+ * @function
+ *
+ * Offers a subprotocol; offers keep the order they were added in (most
+ * preferred first). The server may pick one of them or none; any other
+ * fails the handshake. lariat_conn_protocol() says which was picked.
+ * Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for a name that is not a
+ * token.
+ */
+LARIAT_EXTERN int lariat_client_options_add_protocol(
+    lariat_client_options *opts, const char *protocol);
+
+/**
+ * @function
+ *
+ * Offers permessage-deflate (RFC 7692) and sets its parameters, with the
+ * knobs of lariat_upgrade_set_deflate(): LARIAT_DEFLATE_ENABLE (1: offer
+ * it), _LEVEL, _MEM_LEVEL, _THRESHOLD, _STRATEGY for our compressor;
+ * _CLIENT_MAX_WINDOW_BITS (the largest window we compress with; the
+ * server may ask for less), _SERVER_MAX_WINDOW_BITS (asks the server for
+ * at most this; offered only below 15), _SERVER_NO_CONTEXT_TAKEOVER and
+ * _CLIENT_NO_CONTEXT_TAKEOVER (asked for / promised). The server's answer
+ * is checked against the offer: anything else fails the handshake.
+ * Returns 0, or LARIAT_ERR_INVALID_ARGUMENT.
+ */
+LARIAT_EXTERN int lariat_client_options_set_deflate(lariat_client_options *opts,
+                                                    int knob, int value);
+
+/**
+ * @function
+ *
+ * The largest frame or message the client accepts (close 1009 beyond).
+ * Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for 0.
+ */
+LARIAT_EXTERN int lariat_client_options_set_max_frame_size(
+    lariat_client_options *opts, uint64_t bytes);
+
+/**
+ * @function
+ *
+ * Milliseconds allowed for name resolution plus the TCP connect, and
+ * then for the server's 101 response. Either passing ends the attempt
+ * with LARIAT_REASON_HANDSHAKE_FAILED (failure "connect timeout" or
+ * "handshake timeout"). Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for 0.
+ */
+LARIAT_EXTERN int lariat_client_options_set_timeouts(
+    lariat_client_options *opts, uint64_t connect_ms, uint64_t handshake_ms);
+
+/**
+ * @function
+ *
+ * Reconnects after a connection or an attempt ends for any reason but
+ * our own close (LARIAT_SHUTDOWN, a close frame we sent,
+ * lariat_client_close()) or the server's stop. The n-th retry waits
+ * min(|max_ms|, |base_ms| * |multiplier|^(n-1)), scaled by a random
+ * factor in [1 - |jitter|, 1 + |jitter|]; |max_attempts| counts every
+ * attempt, the first included (0: no limit). Each attempt redoes the
+ * whole upgrade and calls websocket_init again; the terminate of an
+ * attempt that is followed by another has reason->retrying set. A
+ * successful open resets the backoff. Off by default. Returns 0, or
+ * LARIAT_ERR_INVALID_ARGUMENT (|base_ms| 0, |max_ms| below it,
+ * |multiplier| below 1, |jitter| outside 0..1).
+ */
+LARIAT_EXTERN int lariat_client_options_set_reconnect(
+    lariat_client_options *opts, uint64_t base_ms, uint64_t max_ms,
+    double multiplier, double jitter, unsigned max_attempts);
+
+/**
+ * @function
+ *
+ * Messages lariat_post()ed to the client while it is not open (connecting
+ * or waiting to reconnect) wait, up to |max_messages|, and are delivered
+ * in order right after the next websocket_init; past that they are freed
+ * (free_fn) and counted in reason->posts_dropped. 0 drops every message
+ * posted while disconnected. Default 256. Returns 0, or
+ * LARIAT_ERR_INVALID_ARGUMENT.
+ */
+LARIAT_EXTERN int lariat_client_options_set_offline_queue(
+    lariat_client_options *opts, size_t max_messages);
+
+/**
+ * @function
+ *
+ * Any thread. Connects to |url| ("ws://host[:port]/path?query"; IPv6 as
+ * "[::1]"; names resolved without blocking the loop, IPv4 and IPv6) from
+ * one of |server|'s loops, with |handler| (its init is not used) and
+ * |handler_data|, |state| as the connection state (lariat_conn_get_data,
+ * the state argument of every callback; it lives across reconnects), and
+ * |opts| (NULL: the defaults; copied). The connection's id, good for
+ * lariat_post() from any thread and stable across reconnects, goes to
+ * |*id| (may be NULL). The outcome arrives in the handler: websocket_init
+ * once open, terminate when an attempt or the connection ends. Returns 0,
+ * LARIAT_ERR_INVALID_ARGUMENT (NULL server or handler, or a URL that does
+ * not parse: bad scheme, empty host, bad port), LARIAT_ERR_UNSUPPORTED
+ * for wss:// in a build without TLS, LARIAT_ERR_NOMEM or
+ * LARIAT_ERR_STOPPED.
+ */
+LARIAT_EXTERN int lariat_connect(lariat_server *server, const char *url,
+                                 const lariat_handler *handler,
+                                 void *handler_data,
+                                 const lariat_client_options *opts,
+                                 void *state, lariat_conn_id *id);
+
+/**
+ * @function
+ *
+ * Any thread. Ends client |id| for good: an open connection closes with
+ * 1000 (terminate: LARIAT_REASON_SHUTDOWN), a pending attempt or retry
+ * is cancelled (terminate: LARIAT_REASON_SHUTDOWN, with a NULL conn); no
+ * reconnect follows. Returns 0, LARIAT_ERR_INVALID_ARGUMENT or
+ * LARIAT_ERR_STOPPED; an id that is no client (any more) is ignored.
+ */
+LARIAT_EXTERN int lariat_client_close(lariat_server *server, lariat_conn_id id);
 
 /* ------------------------------------------------------------------ */
 /* Topics (publish/subscribe)                                          */
