@@ -278,6 +278,74 @@ class options {
 
 inline void swap(options &a, options &b) noexcept { a.swap(b); }
 
+namespace detail {
+struct client_options_deleter {
+  void operator()(lariat_client_options *o) const noexcept {
+    lariat_client_options_del(o);
+  }
+};
+}  // namespace detail
+
+/* Options of server::connect(); copied by it. Setters chain and throw
+ * lariat::error for an invalid value. */
+class client_options {
+ public:
+  client_options() {
+    lariat_client_options *o = nullptr;
+    detail::check(lariat_client_options_new(&o));
+    ptr_.reset(o);
+  }
+  client_options &header(const std::string &name, const std::string &value) {
+    detail::check(lariat_client_options_add_header(checked(), name.c_str(),
+                                                   value.c_str()));
+    return *this;
+  }
+  /* Offered in the order added. */
+  client_options &protocol(const std::string &name) {
+    detail::check(lariat_client_options_add_protocol(checked(), name.c_str()));
+    return *this;
+  }
+  /* lariat_client_options_set_deflate(): deflate_option::enable, 1 offers
+   * permessage-deflate. */
+  client_options &deflate(int knob, int value) {
+    detail::check(lariat_client_options_set_deflate(checked(), knob, value));
+    return *this;
+  }
+  client_options &max_frame_size(std::uint64_t bytes) {
+    detail::check(lariat_client_options_set_max_frame_size(checked(), bytes));
+    return *this;
+  }
+  client_options &timeouts(std::chrono::milliseconds connect,
+                           std::chrono::milliseconds handshake) {
+    detail::check(lariat_client_options_set_timeouts(
+        checked(), detail::to_ms(connect), detail::to_ms(handshake)));
+    return *this;
+  }
+  client_options &reconnect(std::chrono::milliseconds base,
+                            std::chrono::milliseconds max, double multiplier,
+                            double jitter, unsigned max_attempts = 0) {
+    detail::check(lariat_client_options_set_reconnect(
+        checked(), detail::to_ms(base), detail::to_ms(max), multiplier, jitter,
+        max_attempts));
+    return *this;
+  }
+  client_options &offline_queue(std::size_t max_messages) {
+    detail::check(
+        lariat_client_options_set_offline_queue(checked(), max_messages));
+    return *this;
+  }
+  [[nodiscard]] const lariat_client_options *handle() const noexcept {
+    return ptr_.get();
+  }
+
+ private:
+  lariat_client_options *checked() const {
+    if (!ptr_) throw error(LARIAT_ERR_INVALID_STATE);
+    return ptr_.get();
+  }
+  std::unique_ptr<lariat_client_options, detail::client_options_deleter> ptr_;
+};
+
 /* ------------------------------------------------------------------ */
 /* Value types and views                                               */
 /* ------------------------------------------------------------------ */
@@ -340,7 +408,8 @@ enum class reason_kind : int {
   error_too_big = LARIAT_REASON_ERROR_TOO_BIG,
   error_closed = LARIAT_REASON_ERROR_CLOSED,
   error_socket = LARIAT_REASON_ERROR_SOCKET,
-  error_backpressure = LARIAT_REASON_ERROR_BACKPRESSURE
+  error_backpressure = LARIAT_REASON_ERROR_BACKPRESSURE,
+  handshake_failed = LARIAT_REASON_HANDSHAKE_FAILED
 };
 
 /* Why a connection ended; a view borrowed for the terminate call. */
@@ -371,6 +440,25 @@ class reason {
   /* error_socket: the libuv error code (lariat::error(code).what()
    * names it). */
   [[nodiscard]] int socket_error() const noexcept { return r_->socket_error; }
+  /* Clients: another attempt follows (the state is kept for it). */
+  [[nodiscard]] bool retrying() const noexcept { return r_->retrying != 0; }
+  [[nodiscard]] unsigned attempt() const noexcept { return r_->attempt; }
+  [[nodiscard]] std::uint64_t posts_dropped() const noexcept {
+    return r_->posts_dropped;
+  }
+  /* handshake_failed: the server's status (0: none), what was wrong, and
+   * the response's headers. */
+  [[nodiscard]] int http_status() const noexcept { return r_->http_status; }
+  [[nodiscard]] std::string_view failure() const noexcept {
+    return r_->failure ? std::string_view(r_->failure) : std::string_view();
+  }
+  [[nodiscard]] std::optional<std::string_view> header(
+      const std::string &name) const noexcept {
+    std::size_t n = 0;
+    const char *v = lariat_reason_header(r_, name.c_str(), &n);
+    if (!v) return std::nullopt;
+    return std::string_view(v, n);
+  }
   [[nodiscard]] const lariat_reason *handle() const noexcept { return r_; }
 
  private:
@@ -1323,7 +1411,8 @@ class route final : public route_base {
     } catch (...) {
       // The connection is over; there is nobody left to tell.
     }
-    if (s->owned) delete static_cast<box<State> *>(s);
+    // A client's state lives on while another attempt follows.
+    if (s->owned && !why->retrying) delete static_cast<box<State> *>(s);
   }
 
   std::unique_ptr<handler<State>> h_;
@@ -1418,6 +1507,50 @@ class server {
   template <class State>
   void route(const std::string &path, handler_fns<State> fns) {
     route(path, std::make_unique<detail::fns_handler<State>>(std::move(fns)));
+  }
+
+  /* A client (lariat_connect) to |url| with handler |h| (kept by the
+   * server; its init is not used) and |initial| as the state, which lives
+   * across reconnects until the last terminate. Returns its id, for
+   * post() from any thread. Loop thread, or before run() (it adds to the
+   * handlers the server keeps). Throws lariat::error. */
+  template <class H>
+  conn_id connect(const std::string &url, std::unique_ptr<H> h,
+                  const client_options &opts = client_options(),
+                  typename detail::handler_state<H>::type initial = {}) {
+    using State = typename detail::handler_state<H>::type;
+    static_assert(std::is_base_of_v<handler<State>, H>,
+                  "H must derive from lariat::handler<State>");
+    if (!h) throw error(LARIAT_ERR_INVALID_ARGUMENT);
+    lariat_server *s = checked();
+    routes_.push_back(std::make_unique<detail::route<State>>(std::move(h)));
+    detail::route_base &rb = *routes_.back();
+    auto b = std::make_unique<detail::box<State>>(
+        static_cast<detail::route_base *>(&rb));
+    b->state.emplace(std::move(initial));
+    conn_id id = 0;
+    int rc = lariat_connect(s, url.c_str(), &rb.table(), &rb.self,
+                            opts.handle(), static_cast<detail::slot *>(b.get()),
+                            &id);
+    if (rc < 0) {
+      routes_.pop_back();
+      throw error(rc);
+    }
+    b.release();  // terminate deletes it
+    return id;
+  }
+  /* Lambdas. */
+  template <class State>
+  conn_id connect(const std::string &url, handler_fns<State> fns,
+                  const client_options &opts = client_options(),
+                  State initial = {}) {
+    return connect(url,
+                   std::make_unique<detail::fns_handler<State>>(std::move(fns)),
+                   opts, std::move(initial));
+  }
+  /* Any thread: ends client |id| for good (lariat_client_close). */
+  void close_client(conn_id id) const {
+    detail::check(lariat_client_close(checked(), id));
   }
 
   /* Throws lariat::error: LARIAT_ERR_INVALID_ARGUMENT for a bad host or

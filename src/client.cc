@@ -352,6 +352,9 @@ uint64_t ClientSession::backoff_ms() {
 
 void ClientSession::finish_attempt(lariat_conn *conn, lariat_reason *reason,
                                    bool retry) {
+  // A last terminate may stop the server or close the client: nothing
+  // must end the session a second time from inside it.
+  if (!retry) closing_ = true;
   reason->retrying = retry ? 1 : 0;
   reason->attempt = attempts_;
   reason->posts_dropped = posts_dropped_;
@@ -362,6 +365,9 @@ void ClientSession::finish_attempt(lariat_conn *conn, lariat_reason *reason,
       // Nothing is left to crash: the attempt is over anyway.
     }
   }
+  // Ended from inside terminate (a stop while retrying: that terminate
+  // was followed by a last one).
+  if (phase_ == Phase::kEnded) return;
   if (!retry) {
     end();
     return;

@@ -211,11 +211,32 @@ class Frame:
 
 
 class Reason:
-    """Why a connection ended, as given to terminate."""
+    """Why a connection ended, as given to terminate. Clients
+    (Server.connect) also get retrying (another attempt follows, with the
+    same state), attempt (1, 2...), posts_dropped, and for
+    HANDSHAKE_FAILED http_status, failure and header(name), the latter
+    only inside terminate."""
     __slots__ = ("kind", "name", "code", "data", "crash_class",
-                 "crash_reason", "socket_error")
+                 "crash_reason", "socket_error", "retrying", "attempt",
+                 "posts_dropped", "http_status", "failure", "_ptr")
+
+    def header(self, name):
+        """A header of the server's response to a failed client handshake
+        (str), or None. Only inside terminate."""
+        if self._ptr is None:
+            return None
+        n = ffi.new("size_t *")
+        v = lib.lariat_reason_header(self._ptr, name.encode("ascii"), n)
+        return None if v == ffi.NULL else \
+            ffi.unpack(v, n[0]).decode("latin-1")
 
     def __init__(self, r):
+        self._ptr = r
+        self.retrying = bool(r.retrying)
+        self.attempt = r.attempt
+        self.posts_dropped = r.posts_dropped
+        self.http_status = r.http_status
+        self.failure = _text(r.failure) if r.failure != ffi.NULL else None
         self.kind = _as(ReasonKind, r.kind)
         self.name = _text(lib.lariat_reason_name(r.kind))
         self.code = r.code
@@ -235,6 +256,10 @@ class Reason:
             extra = ", %s: %s" % (self.crash_class, self.crash_reason)
         elif self.kind == ReasonKind.ERROR_SOCKET:
             extra = ", %s" % Error(self.socket_error).name
+        elif self.kind == ReasonKind.HANDSHAKE_FAILED:
+            extra = ", %s, status=%d" % (self.failure, self.http_status)
+        if self.retrying:
+            extra += ", retrying"
         return "Reason(%r%s)" % (self.name, extra)
 
 
@@ -904,15 +929,24 @@ def _on_terminate(conn_p, reason_p, state):
     session = _session_of(state)
     if session is None:
         return  # init never ran its Python code; nothing to release
+    reason = Reason(reason_p)
     try:
         method = getattr(session.handler, "terminate", None)
         if method is not None:
-            method(session.conn, Reason(reason_p))
+            method(session.conn, reason)
     except BaseException as exc:
         if not _interrupted(session.route.server, exc):
             _handler_failed("terminate", exc)
     finally:
-        _release(session)
+        reason._ptr = None
+        if reason.retrying:
+            # A client between attempts: its handler and state stay.
+            if session.conn is not None:
+                session.state = session.conn.state
+                session.conn._ptr = None
+                session.conn = None
+        else:
+            _release(session)
 
 
 # Objects handed to lariat_post(), by handle address, until free_fn runs.
@@ -1059,6 +1093,86 @@ class Server:
                                        route.handle))
         self._routes.append(route)  # handler_data must outlive the server
         return None
+
+    def connect(self, url, handler, *, state=None, protocols=(), headers=(),
+                compress=None, max_frame_size=None, connect_timeout=None,
+                handshake_timeout=None, reconnect=None, offline_queue=None):
+        """Any thread: a client connection to |url| ("ws://host:port/path")
+        run by one of the server's loops, with |handler| (a class or an
+        instance; init is not used) and |state| (Connection.state, kept
+        across reconnects). protocols: offered in order; headers: a dict
+        or (name, value) pairs; compress: True or a dict of Upgrade.
+        compress() options to offer permessage-deflate; timeouts in
+        seconds; reconnect: a dict with base and max (seconds),
+        multiplier, jitter (0..1) and max_attempts (0: no limit);
+        offline_queue: messages post()ed while disconnected that wait for
+        the next connection (default 256). Returns the connection id,
+        stable across reconnects (for post()). terminate runs after every
+        attempt; reason.retrying says whether another follows."""
+        opts = ffi.new("lariat_client_options **")
+        _check(lib.lariat_client_options_new(opts))
+        o = ffi.gc(opts[0], lib.lariat_client_options_del)
+        for p in protocols:
+            _check(lib.lariat_client_options_add_protocol(o, p.encode("ascii")))
+        pairs = headers.items() if isinstance(headers, dict) else headers
+        for name, value in pairs:
+            _check(lib.lariat_client_options_add_header(
+                o, name.encode("ascii"), value.encode("latin-1")))
+        if compress:
+            _check(lib.lariat_client_options_set_deflate(o, Deflate.ENABLE, 1))
+            extra = compress if isinstance(compress, dict) else {}
+            for option, value in _deflate_options(extra):
+                _check(lib.lariat_client_options_set_deflate(o, option, value))
+        if max_frame_size is not None:
+            _check(lib.lariat_client_options_set_max_frame_size(
+                o, max_frame_size))
+        if connect_timeout is not None or handshake_timeout is not None:
+            _check(lib.lariat_client_options_set_timeouts(
+                o, _ms(connect_timeout if connect_timeout is not None else 10),
+                _ms(handshake_timeout if handshake_timeout is not None
+                    else 10)))
+        if reconnect:
+            r = dict(reconnect)
+            _check(lib.lariat_client_options_set_reconnect(
+                o, _ms(r.pop("base", 0.5)), _ms(r.pop("max", 30)),
+                float(r.pop("multiplier", 2.0)), float(r.pop("jitter", 0.2)),
+                int(r.pop("max_attempts", 0))))
+            if r:
+                raise TypeError("unknown reconnect option(s) %s" % sorted(r))
+        if offline_queue is not None:
+            _check(lib.lariat_client_options_set_offline_queue(
+                o, offline_queue))
+        route = _Route()
+        route.server, route.handler, route.deflate = self, handler, None
+        route.handle = ffi.new_handle(route)
+        session = _Session(route)
+        session.handler = handler() if isinstance(handler, type) else handler
+        session.state = state
+        table = ffi.new("lariat_handler *")
+        table.size = ffi.sizeof("lariat_handler")
+        for name in _CALLBACKS:
+            setattr(table, name, getattr(lib, "py_" + name))
+        conn_id = ffi.new("lariat_conn_id *")
+        with self._cond:
+            if self._ptr is None:
+                raise Error(lib.LARIAT_ERR_STOPPED)
+            self._routes.append(route)
+            self._sessions.add(session)
+            rc = lib.lariat_connect(self._ptr, url.encode("utf-8"), table,
+                                    route.handle, o, session.handle, conn_id)
+            if rc < 0:
+                self._sessions.discard(session)
+        _check(rc)
+        return conn_id[0]
+
+    def close_client(self, conn_id):
+        """Any thread: ends client |conn_id| for good (an open connection
+        closes with 1000; no reconnect follows)."""
+        with self._cond:
+            if self._ptr is None:
+                raise Error(lib.LARIAT_ERR_STOPPED)
+            rc = lib.lariat_client_close(self._ptr, conn_id)
+        _check(rc)
 
     def listen(self, host=None, port=None):
         """Listens (again) on host:port, by default the constructor's;
