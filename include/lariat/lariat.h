@@ -293,6 +293,7 @@ typedef uint64_t lariat_conn_id;
  * (close 1011, or 500 from init; terminate gets LARIAT_REASON_CRASH with
  * class "lariat"). */
 typedef enum lariat_result {
+  /** Go on. */
   LARIAT_OK = 0,
   /** Give back every buffer the connection can until its next activity. */
   LARIAT_HIBERNATE = 1,
