@@ -87,16 +87,50 @@ def _c_string(text):
     return json.dumps(text, ensure_ascii=True)
 
 
+# The C half of lariat.asyncio (pyaq.c), which is the binding's own code,
+# not lariat's: declared here, not generated from the header.
+PYAQ_CDEF = """
+typedef struct pyaq pyaq;
+typedef struct pyaq_event {
+  struct pyaq_event *next;
+  uint64_t conn;
+  int kind;
+  size_t len;
+  unsigned char *data;
+} pyaq_event;
+pyaq *pyaq_new(lariat_server *server, long max_queue, size_t write_limit);
+int pyaq_fd(pyaq *aq);
+void pyaq_del(pyaq *aq);
+pyaq_event *pyaq_take(pyaq *aq);
+void pyaq_free_events(pyaq_event *e);
+int pyaq_attach(pyaq *aq, lariat_conn *conn);
+void pyaq_detach(pyaq *aq, uint64_t id);
+int pyaq_mark(pyaq *aq, uint64_t id, int kind);
+void pyaq_consumed(pyaq *aq, uint64_t id, long n);
+int pyaq_op(pyaq *aq, uint64_t id, int kind, uint16_t code,
+            const char *topic, size_t tlen, const char *data, size_t len,
+            void *py);
+int pyaq_handle(lariat_conn *conn, const lariat_frame *frame, void *state);
+int pyaq_info(lariat_conn *conn, void *msg, void *state);
+int pyaq_drain(lariat_conn *conn, void *state);
+"""
+PYAQ_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           "pyaq.c")
+
+
 def build_ffi(cdef, **source_kwargs):
     import cffi
     ffi = cffi.FFI()
     # py_cdef() returns the cdef this module was built from, so a test can
     # compare it with the cdef of the current header.
-    ffi.cdef(cdef + "const char *py_cdef(void);\n")
+    ffi.cdef(cdef + "const char *py_cdef(void);\n" + PYAQ_CDEF)
+    with open(PYAQ_SOURCE) as f:
+        pyaq = f.read()
     ffi.set_source(
         "_lariat",
         "#include <lariat/lariat.h>\n"
-        "static const char *py_cdef(void) { return %s; }\n" % _c_string(cdef),
+        "static const char *py_cdef(void) { return %s; }\n" % _c_string(cdef)
+        + pyaq,
         **source_kwargs)
     return ffi
 

@@ -462,8 +462,7 @@ class _Connection:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             self._waiter = None
-            self._consumed += 1
-            self._maybe_resume()
+            self._consume()
             waiter.set_result(message)
         else:
             self._messages.append(message)
@@ -507,6 +506,11 @@ class _Connection:
             if not w.done():
                 w.set_result(None)
 
+    def _consume(self):
+        self._consumed += 1
+        if self._read_paused:
+            self._maybe_resume()
+
     def _maybe_resume(self):
         if self._read_paused and not self._resuming and \
                 self._received - self._consumed <= self._max_queue // 2 and \
@@ -535,9 +539,7 @@ class _Connection:
         ConnectionClosed once the connection has ended and every message
         received before has been read."""
         if self._messages:
-            self._consumed += 1
-            if self._read_paused:
-                self._maybe_resume()
+            self._consume()
             return self._messages.popleft()
         if self._state == _DONE:
             raise _closed_exception(self.close_code, self.close_reason)
@@ -648,19 +650,84 @@ class _Connection:
         self._outbox.put((_Outbox.conn_publish, self, topic, message))
 
 
-class ServerConnection(_Connection):
-    """A connection accepted by serve(); handler(ws) gets it."""
+# pyaq.c's event and operation kinds.
+_AQ_TEXT, _AQ_BINARY, _AQ_CLOSE, _AQ_PING = 1, 2, 8, 9
+_AQ_OPEN, _AQ_CLOSED, _AQ_DRAINED = 10, 11, 12
+_AQ_SUBSCRIBE, _AQ_UNSUBSCRIBE, _AQ_CONN_PUBLISH = 20, 21, 22
+_AQ_PUBLISH, _AQ_MANY = 23, 24
 
-    def __init__(self, inbox, outbox, max_queue, write_limit, request,
-                 owner):
-        super().__init__(inbox, outbox, max_queue, write_limit)
+
+def _topic_bytes(topic):
+    if isinstance(topic, str):
+        return topic.encode("utf-8")
+    return bytes(topic)
+
+
+class ServerConnection(_Connection):
+    """A connection accepted by serve(); handler(ws) gets it. Its messages
+    and operations go through pyaq.c's lists (see the module's doc)."""
+
+    def __init__(self, owner, request):
+        super().__init__(owner._inbox, None, owner._max_queue,
+                         owner._write_limit)
         self.request = request
         self._owner = owner
-        self._can_drain = True  # the route set a low-water mark
+        self._aq = owner._aq
+        self._close_info = (1006, "")
 
     def _opened(self, value):
         super()._opened(value)
         self._owner._run_handler(self)
+
+    def _consume(self):
+        lib.pyaq_consumed(self._aq, self.id, 1)
+
+    async def _send(self, opcode, payload):
+        if self._state != _OPENED:
+            await self._wait_done()
+            raise _closed_exception(self.close_code or 1006,
+                                    self.close_reason or "")
+        rc = lib.pyaq_op(self._aq, self.id, opcode, 0, ffi.NULL, 0, payload,
+                         len(payload), ffi.NULL)
+        if rc == 1 and self._state == _OPENED:
+            w = self._loop.create_future()
+            self._drain_waiters.append(w)
+            await w
+
+    async def close(self, code=1000, reason=""):
+        if self._state == _OPENED:
+            self._state = _CLOSING
+            self._sent_code = code
+            data = reason.encode("utf-8")
+            lib.pyaq_op(self._aq, self.id, _AQ_CLOSE, code, ffi.NULL, 0,
+                        data, len(data), ffi.NULL)
+        await self._wait_done()
+
+    async def ping(self, data=b""):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if self._state == _OPENED:
+            data = bytes(data)
+            lib.pyaq_op(self._aq, self.id, _AQ_PING, 0, ffi.NULL, 0, data,
+                        len(data), ffi.NULL)
+        f = self._loop.create_future()
+        f.set_result(None)
+        return f
+
+    def _topic_op(self, kind, topic, code=0, data=b""):
+        t = _topic_bytes(topic)
+        lib.pyaq_op(self._aq, self.id, kind, code, t, len(t), data,
+                    len(data), ffi.NULL)
+
+    def subscribe(self, topic):
+        self._topic_op(_AQ_SUBSCRIBE, topic)
+
+    def unsubscribe(self, topic):
+        self._topic_op(_AQ_UNSUBSCRIBE, topic)
+
+    def publish(self, topic, message):
+        opcode, payload = _opcode_payload(message)
+        self._topic_op(_AQ_CONN_PUBLISH, topic, opcode, payload)
 
     @property
     def path(self):
@@ -700,13 +767,13 @@ def _select(offered, supported):
                   supported.index(p))[0]
 
 
-class _ServerInit(_Handler):
+class _ServerInit:
     """The route's handler (a subclass per server, with .server): makes
-    the ServerConnection in init."""
+    the ServerConnection in init; pyaq.c's functions handle the messages,
+    info and drain."""
     server = None
-
-    def __init__(self):
-        super().__init__(None)
+    opened = False
+    ws = None
 
     def init(self, req, up):
         s = self.server
@@ -727,8 +794,26 @@ class _ServerInit(_Handler):
             up.compress()
         if s._write_limit:
             up.set_low_water(max(1, s._write_limit // 4))
-        self.ws = ServerConnection(s._inbox, s._outbox, s._max_queue,
-                                   s._write_limit, request, s)
+        self.ws = ServerConnection(s, request)
+
+    def websocket_init(self, conn):
+        self.opened = True
+        ws, s = self.ws, self.server
+        ws.id = conn.id
+        ws._conn = conn
+        ws._protocol = conn.protocol
+        s._by_id[ws.id] = ws
+        lib.pyaq_attach(s._aq, conn._ptr)
+        lib.pyaq_mark(s._aq, ws.id, _AQ_OPEN)
+
+    def terminate(self, conn, reason):
+        if not self.opened:
+            return
+        ws, s = self.ws, self.server
+        ws._conn = None
+        lib.pyaq_detach(s._aq, ws.id)
+        ws._close_info = _close_of(reason, ws._sent_code)
+        lib.pyaq_mark(s._aq, ws.id, _AQ_CLOSED)
 
 
 class WebSocketServer:
@@ -754,6 +839,7 @@ class WebSocketServer:
         self._server = None
         self._tasks = set()
         self._closing = None
+        self._aq = None
         self.sockets = []
 
     async def _start(self):
@@ -765,12 +851,58 @@ class WebSocketServer:
             kwargs["handshake_timeout"] = self._open_timeout
         host = self._host if self._host is not None else "::"
         server = _lariat.Server(host, self._port or 0, **kwargs)
-        self._outbox = _Outbox(server)
-        server.route("*", type("_Route", (_ServerInit,), {"server": self}))
-        server.serve_in_thread(name="lariat.asyncio")
+        self._by_id = {}
+        self._aq = lib.pyaq_new(server._ptr, self._max_queue or (1 << 30),
+                                self._write_limit or 0)
+        if self._aq == ffi.NULL:
+            server.close()
+            raise MemoryError("lariat.asyncio: no event queue")
+        self._fd = lib.pyaq_fd(self._aq)
+        self._inbox.loop.add_reader(self._fd, self._events)
+        try:
+            server.route("*", type("_Route", (_ServerInit,),
+                                   {"server": self}),
+                         _callbacks={"websocket_handle": "pyaq_handle",
+                                     "websocket_info": "pyaq_info",
+                                     "websocket_drain": "pyaq_drain"})
+            server.serve_in_thread(name="lariat.asyncio")
+        except BaseException:
+            self._inbox.loop.remove_reader(self._fd)
+            server.close()
+            lib.pyaq_del(self._aq)
+            self._aq = None
+            raise
         self._server = server
         self.sockets = [_Socket(host, server.port)]
         return self
+
+    def _events(self):
+        """The asyncio side of pyaq.c: every event since the last call."""
+        aq = self._aq
+        if aq is None:
+            return
+        head = e = lib.pyaq_take(aq)
+        by_id = self._by_id
+        buffer = ffi.buffer
+        try:
+            while e != ffi.NULL:
+                kind = e.kind
+                ws = by_id.get(e.conn)
+                if ws is not None:
+                    if kind == _AQ_TEXT:
+                        ws._deliver(buffer(e.data, e.len)[:].decode("utf-8"))
+                    elif kind == _AQ_BINARY:
+                        ws._deliver(buffer(e.data, e.len)[:])
+                    elif kind == _AQ_OPEN:
+                        ws._opened(None)
+                    elif kind == _AQ_CLOSED:
+                        del by_id[e.conn]
+                        ws._ended(*ws._close_info)
+                    elif kind == _AQ_DRAINED:
+                        ws._drained()
+                e = e.next
+        finally:
+            lib.pyaq_free_events(head)
 
     def _run_handler(self, ws):
         task = self._inbox.loop.create_task(self._handle(ws))
@@ -784,8 +916,7 @@ class WebSocketServer:
             _lariat._log.exception("lariat.asyncio: connection handler "
                                    "failed")
             if ws._state == _OPENED:
-                ws._state = _CLOSING
-                ws._outbox.put((_Outbox.close, ws, 1011, b""))
+                await ws.close(1011)
         finally:
             await ws.close()
 
@@ -796,8 +927,11 @@ class WebSocketServer:
     def publish(self, topic, message):
         """Any coroutine: |message| (str or bytes) to every subscriber of
         |topic|, encoded once in C; in order with this loop's send()s."""
-        _opcode_payload(message)
-        self._outbox.put((_Outbox.publish, topic, message))
+        opcode, payload = _opcode_payload(message)
+        t = _topic_bytes(topic)
+        if self._aq is not None:
+            lib.pyaq_op(self._aq, 0, _AQ_PUBLISH, opcode, t, len(t), payload,
+                        len(payload), ffi.NULL)
 
     def close(self):
         """Stops accepting and closes every connection with 1001;
@@ -811,9 +945,13 @@ class WebSocketServer:
             self.close()
         if self._closing is not None:
             await self._closing
-        # The terminate events the stop produced.
-        await _asyncio.sleep(0)
-        self._inbox.drain()
+        # The terminate events the stop produced; then no callback can
+        # come any more (the server is freed).
+        if self._aq is not None:
+            self._events()
+            self._inbox.loop.remove_reader(self._fd)
+            aq, self._aq = self._aq, None
+            lib.pyaq_del(aq)
         if self._tasks:
             await _asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -874,12 +1012,21 @@ def broadcast(connections, message):
     waiting (websockets.broadcast): one operation for all of them, the
     message encoded once and copied per connection in C."""
     opcode, payload = _opcode_payload(message)
-    by_box = {}
+    by_box, by_aq = {}, {}
     for ws in connections:
         if ws._state == _OPENED:
-            by_box.setdefault(ws._outbox, []).append(ws)
+            if isinstance(ws, ServerConnection):
+                by_aq.setdefault(ws._owner, []).append(ws.id)
+            else:
+                by_box.setdefault(ws._outbox, []).append(ws)
     for box, conns in by_box.items():
         box.put((_Outbox.send_many, conns, opcode, payload))
+    for owner, ids in by_aq.items():
+        if owner._aq is not None:
+            array = ffi.new("uint64_t[]", ids)
+            lib.pyaq_op(owner._aq, 0, _AQ_MANY, opcode,
+                        ffi.cast("char *", array), ffi.sizeof(array),
+                        payload, len(payload), ffi.NULL)
 
 
 # ----------------------------------------------------------------- client
