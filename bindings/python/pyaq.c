@@ -59,6 +59,7 @@ typedef struct pyaq_conn {
   long unread;
   size_t out_pending;
   int paused, resuming, blocked, write_waiting;
+  int checks; /* pyaq_check rounds left for this block */
 } pyaq_conn;
 
 #define PYAQ_BUCKETS 4096
@@ -327,9 +328,37 @@ static int pyaq_drain(lariat_conn *conn, void *state) {
   return LARIAT_OK;
 }
 
+/* Loop thread, in a later take of lariat's mail than the flush that
+ * blocked a writer: that take's output has usually gone to the kernel by
+ * then (a take is one batch, flushed as it ends). More than write_limit
+ * still in the transport means websocket_drain will say when it went
+ * (the low-water mark is write_limit); less unblocks the writer here.
+ * The check may share its take with a later flush of the same
+ * connection's output (still in lariat's buffer then): one more round
+ * sees it flushed. */
+static void pyaq_check(lariat_server *server, void *data) {
+  pyaq *aq = data;
+  int again = 0;
+  pthread_mutex_lock(&aq->mu);
+  for (int i = 0; i < PYAQ_BUCKETS; ++i)
+    for (pyaq_conn *c = aq->buckets[i]; c; c = c->next) {
+      if (!c->blocked || c->checks <= 0) continue;
+      if (lariat_conn_buffered_amount(c->conn) <= aq->write_limit) {
+        c->blocked = 0;
+        c->checks = 0;
+        pyaq_maybe_drained_locked(aq, c);
+      } else if (--c->checks > 0) {
+        again = 1;
+      }
+    }
+  pthread_mutex_unlock(&aq->mu);
+  if (again) lariat_server_defer(server, pyaq_check, aq);
+}
+
 /* Loop thread: every operation queued so far, in order. */
 static void pyaq_flush(lariat_server *server, void *data) {
   pyaq *aq = data;
+  int check = 0;
   (void)server;
   pthread_mutex_lock(&aq->mu);
   pyaq_item *ops = aq->op_head;
@@ -399,13 +428,27 @@ static void pyaq_flush(lariat_server *server, void *data) {
       pthread_mutex_lock(&aq->mu);
       c = *pyaq_slot(aq, o->conn);
       if (c) {
-        if (aq->write_limit && queued > aq->write_limit) c->blocked = 1;
+        if (aq->write_limit && queued > aq->write_limit) {
+          if (!c->blocked || c->checks <= 0) check = 1;
+          c->blocked = 1;
+          c->checks = 2;
+        }
         pyaq_maybe_drained_locked(aq, c);
       }
       pthread_mutex_unlock(&aq->mu);
     }
   }
   pyaq_free_ops(ops);
+  if (check && lariat_server_defer(aq->server, pyaq_check, aq) < 0) {
+    /* Stopping: nobody waits for long; let the writers go. */
+    pthread_mutex_lock(&aq->mu);
+    for (int i = 0; i < PYAQ_BUCKETS; ++i)
+      for (pyaq_conn *c = aq->buckets[i]; c; c = c->next) {
+        c->blocked = 0;
+        pyaq_maybe_drained_locked(aq, c);
+      }
+    pthread_mutex_unlock(&aq->mu);
+  }
 }
 
 /* asyncio: queues an operation. |id| is the connection (0 for PUBLISH

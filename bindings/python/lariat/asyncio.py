@@ -793,7 +793,7 @@ class _ServerInit:
         if s._compress:
             up.compress()
         if s._write_limit:
-            up.set_low_water(max(1, s._write_limit // 4))
+            up.set_low_water(s._write_limit)  # pyaq.c's drain signal
         self.ws = ServerConnection(s, request)
 
     def websocket_init(self, conn):
