@@ -26,15 +26,22 @@ topics (ws.subscribe(topic), ws.unsubscribe(topic), ws.publish(topic,
 message) to every subscriber but ws, server.publish(topic, message)).
 
 Threads: lariat's loop runs on a thread of its own and hands events to
-the asyncio loop in batches: whatever arrived while the asyncio loop was
-busy is one call_soon_threadsafe() and one wakeup. The other way, send(),
-close(), subscribe() and publish() queue operations that lariat's loop
-runs in one batch (one lariat_server_defer() per batch), in the order they
-were made. A connection whose Python side has max_queue messages not yet
-read stops reading from its socket (lariat_conn_set_active) until it has
-read half of them: a slow handler holds the peer back through TCP instead
-of growing memory. send() waits (like websockets' drain) while more than
-write_limit bytes are queued for the peer.
+the asyncio loop in batches. For server connections the crossing is C
+(pyaq.c, in the cffi module): lariat's thread copies each message into a
+list and, when the list was empty, wakes the asyncio loop through an
+eventfd, so whatever arrived while asyncio was busy is one wakeup and one
+pass, and lariat's thread never takes the GIL for a message; send(),
+close(), subscribe() and publish() go into a list that one
+lariat_server_defer() runs on lariat's loop, in the order they were made,
+and whose output leaves in one write per connection. Client connections
+(connect()) take the same path in Python: one call_soon_threadsafe() per
+batch of events, one lariat_server_defer() per batch of operations.
+
+Backpressure: a connection whose Python side has max_queue messages not
+yet read stops reading from its socket (lariat_conn_set_active) until it
+has read half of them: a slow handler holds the peer back through TCP
+instead of growing memory. send() waits (like websockets' drain) while
+more than write_limit bytes are queued for the peer.
 
 The server runs one lariat loop (threads=1): the batch of operations runs
 on it, and every connection must be on the loop that runs the batch.
