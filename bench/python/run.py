@@ -5,10 +5,11 @@ same run, driven by bench/loadgen from another process:
 
   echo       loadgen small16: 100 connections, 16 messages of 32 B in
              flight each, every echo verified
-  broadcast  loadgen fanout: 1,000 connections, one publishes 64 B text,
-             the server's Python handler broadcast()s each message to all
-             1,000 (websockets.broadcast / lariat.asyncio.broadcast);
-             every delivery verified, in order
+  broadcast  loadgen fanout: 1,000 connections, one publishes 64 B text
+             with 16 of its own copies in flight (the depth of bench/run's
+             fanout figure), the server's Python handler broadcast()s each
+             message to all 1,000 (websockets.broadcast /
+             lariat.asyncio.broadcast); every delivery verified, in order
   topic      the broadcast through lariat's topics (ws.subscribe,
              server.publish): lariat only, for scale
 
@@ -48,7 +49,7 @@ def load(loadgen, pattern, port, pid, seconds, warmup):
            str(seconds), "--warmup", str(warmup), "--server-pid", str(pid),
            "--json"]
     if pattern == "fanout":
-        cmd += ["--conns", "1000", "--publishers", "1", "--inflight", "1"]
+        cmd += ["--conns", "1000", "--publishers", "1", "--inflight", "16"]
     out = subprocess.run(cmd, stdout=subprocess.PIPE,
                          universal_newlines=True)
     try:
