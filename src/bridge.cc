@@ -63,7 +63,8 @@ void Bridge::publish(std::string_view topic, uint8_t opcode, uint32_t flags,
   std::string channel = prefix_;
   channel.append(topic.data(), topic.size());
   std::string message;
-  wire_encode({opcode, flags, origin_, seq, data, len}, &message);
+  wire_encode({opcode, flags & ~LARIAT_FRAME_LOCAL, origin_, seq, data, len},
+              &message);
   const char *argv[3] = {"PUBLISH", channel.data(), message.data()};
   size_t lens[3] = {7, channel.size(), message.size()};
   if (!pub_->command(pub_cb, this, 3, argv, lens, true)) {

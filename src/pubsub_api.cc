@@ -74,7 +74,7 @@ int publish_everywhere(lariat_server *server, lariat_server *here,
                        std::string_view topic, const lariat_frame &frame,
                        const lariat_conn *except) {
   int queued = lariat::detail::publish_to_loops(server, here, topic, frame, except);
-  if (queued >= 0)
+  if (queued >= 0 && !(frame.flags & LARIAT_FRAME_LOCAL))
     lariat::detail::bridge_publish(server->primary, here, topic, frame);
   return queued;
 }

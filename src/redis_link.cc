@@ -210,7 +210,7 @@ void RedisLink::connect_to(const char *ip) {
   }
   if (ac->err) {
     std::string detail = context_error(ac);
-    int code = redis_error_code(ac->err, ac->errstr);
+    int code = redis_error_code(ac->c.err, ac->c.errstr);
     redisAsyncFree(ac);
     fail(code, detail, false);
     return;
@@ -276,7 +276,7 @@ void RedisLink::connect_to(const char *ip) {
 void RedisLink::on_connected(int status) {
   if (status != REDIS_OK) {
     // hiredis frees the context after this callback.
-    fail(redis_error_code(ac_->err, ac_->errstr), context_error(ac_), false);
+    fail(redis_error_code(ac_->c.err, ac_->c.errstr), context_error(ac_), false);
   }
 }
 
@@ -290,7 +290,7 @@ void RedisLink::on_disconnected(int status) {
   if (status == REDIS_OK)
     fail(UV_EOF, "disconnected", false);
   else
-    fail(redis_error_code(ac_->err, ac_->errstr), context_error(ac_), false);
+    fail(redis_error_code(ac_->c.err, ac_->c.errstr), context_error(ac_), false);
 }
 
 void RedisLink::on_handshake_reply(redisReply *reply) {

@@ -160,6 +160,10 @@ typedef enum lariat_opcode {
 /* lariat_reply(): send this message uncompressed even when
  * permessage-deflate was negotiated (Cowboy's {deflate, false}). */
 #define LARIAT_FRAME_NO_COMPRESS 0x1u
+/* lariat_publish(), lariat_conn_publish(): reach this process's
+ * subscribers only, not the other processes of a Redis bridge (a notice
+ * about the bridge itself, say). Without a bridge it changes nothing. */
+#define LARIAT_FRAME_LOCAL 0x2u
 
 /*
  * A whole message (text or binary) or a control frame. The same struct is
