@@ -308,11 +308,15 @@ int fleet_node_start(fleet_node *n, const char *exe, const char *const *argv) {
   track(n->pid);
   close(fds[1]);
   n->out = fds[0];
-  if (!fleet_node_wait(n, "port ", 10000)) return -1;
-  const char *l = n->log;
+  static const char echo[] = "lariat-echo listening on ws://127.0.0.1:";
+  long long until = now_ms() + 10000;
   size_t end;
-  l = find_line(n, 0, "port ", &end);
-  n->port = atoi(l + 5);
+  const char *l;
+  while (!(l = find_line(n, 0, "port ", &end)) && !(l = find_line(n, 0, echo, &end))) {
+    long long left = until - now_ms();
+    if (left <= 0 || read_more(n, (int)left) < 0) return -1;
+  }
+  n->port = atoi(l[0] == 'p' ? l + 5 : l + sizeof echo - 1);
   return n->port > 0 ? 0 : -1;
 }
 

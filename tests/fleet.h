@@ -55,7 +55,8 @@ typedef struct fleet_node {
 } fleet_node;
 
 /* Starts |exe| with |argv| (NULL-terminated, argv[0] included) and waits
- * for its "port N" line. 0, or -1. */
+ * for its "port N" line (or lariat-echo's "... listening on
+ * ws://127.0.0.1:N/"). 0, or -1. */
 int fleet_node_start(fleet_node *n, const char *exe, const char *const *argv);
 /* Waits up to |timeout_ms| for a line (after the last one matched) that
  * starts with |prefix|; 1 found, 0 not. */

@@ -28,7 +28,7 @@
 #include "harness.h"
 #include "wsclient.h"
 
-static const char *g_node_exe;
+static const char *g_node_exe, *g_echo_exe;
 
 static long long now_ms(void) {
   struct timespec ts;
@@ -421,6 +421,38 @@ static void test_output_buffer_limit_is_a_fault(void **state) {
   fleet_redis_stop(&redis, SIGTERM);
 }
 
+/* The example: two `lariat-echo --publish T --redis URL` share T. */
+static void test_two_echo_examples_share_a_topic(void **state) {
+  (void)state;
+  if (!g_echo_exe) skip();
+  fleet_redis redis;
+  assert_int_equal(fleet_redis_start(&redis, fleet_free_port()), 0);
+  char url[64];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d/", redis.port);
+  fleet_node e[2];
+  wsc c[2];
+  for (int i = 0; i < 2; ++i) {
+    const char *argv[] = {g_echo_exe, "--port", "0", "--publish", "T", "--redis", url, NULL};
+    assert_int_equal(fleet_node_start(&e[i], g_echo_exe, argv), 0);
+    ws_open(&c[i], e[i].port, "/");
+  }
+  wait_numsub(redis.port, "lariat:T", 2);
+  assert_int_equal(wsc_send_text(&c[0], "P0-1"), 0);
+  assert_int_equal(wsc_send_text(&c[1], "P1-1"), 0);
+  for (int i = 0; i < 2; ++i) {
+    int seen[2] = {0, 0}, p, seq;
+    for (int m = 0; m < 2; ++m) {
+      assert_int_equal(next_msg(&c[i], &p, &seq, 5000), 1);
+      seen[p]++;
+    }
+    TH_EQ(seen[0], 1);
+    TH_EQ(seen[1], 1);
+    wsc_close(&c[i]);
+  }
+  for (int i = 0; i < 2; ++i) TH_EQ(fleet_node_stop(&e[i]), 0);
+  fleet_redis_stop(&redis, SIGTERM);
+}
+
 static int cleanup(void **state) {
   (void)state;
   fleet_kill_all();
@@ -429,10 +461,11 @@ static int cleanup(void **state) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: test_bridge PATH_TO_bridge_node\n");
+    fprintf(stderr, "usage: test_bridge PATH_TO_bridge_node [PATH_TO_lariat-echo]\n");
     return 2;
   }
   g_node_exe = argv[1];
+  g_echo_exe = argc > 2 ? argv[2] : NULL;
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_fleet_of_two, cleanup),
@@ -443,6 +476,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_redis_that_never_answers, cleanup),
       cmocka_unit_test_teardown(test_thousand_topics_released, cleanup),
       cmocka_unit_test_teardown(test_output_buffer_limit_is_a_fault, cleanup),
+      cmocka_unit_test_teardown(test_two_echo_examples_share_a_topic, cleanup),
   };
   if (getenv("BRIDGE_TEST")) cmocka_set_test_filter(getenv("BRIDGE_TEST"));
   return cmocka_run_group_tests(tests, NULL, NULL);
