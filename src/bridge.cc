@@ -325,6 +325,15 @@ void Bridge::stop() {
       0, 0);
 }
 
+// A read holds up to 16 KiB of messages: like the replies made while
+// handling one client read, their deliveries leave in one write per
+// subscriber when it ends.
+void Bridge::read_begin() { ++primary_->events_running; }
+
+void Bridge::read_end() {
+  if (--primary_->events_running == 0) primary_->flush_batched();
+}
+
 void Bridge::link_released(RedisLink *) {
   if (--handles_ == 0) primary_->handle_closed();
 }

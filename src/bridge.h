@@ -63,6 +63,8 @@ class Bridge : public RedisLink::Owner {
   void link_ready(RedisLink *link) override;
   void link_down(RedisLink *link, int error, const char *detail) override;
   void link_released(RedisLink *link) override;
+  void read_begin() override;
+  void read_end() override;
 
   // hiredis callbacks
   void on_sub_reply(redisAsyncContext *ac, redisReply *reply);

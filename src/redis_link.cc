@@ -41,7 +41,12 @@ void on_poll(uv_poll_t *handle, int status, int events) noexcept {
     if (w->ac) watcher_apply(w);  // restart what libuv stopped
     return;
   }
-  if (events & UV_READABLE) redisAsyncHandleRead(ac);
+  if (events & UV_READABLE) {
+    RedisLink::Owner *owner = w->link->owner();
+    owner->read_begin();
+    redisAsyncHandleRead(ac);
+    owner->read_end();
+  }
   if (w->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(ac);
 }
 

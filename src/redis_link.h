@@ -40,6 +40,10 @@ class RedisLink {
     virtual void link_down(RedisLink *link, int error, const char *detail) = 0;
     // After stop(): every handle of the link is closed.
     virtual void link_released(RedisLink *link) = 0;
+    // Around each read of the socket (every reply it held is handled in
+    // between): the bridge batches the deliveries of one read.
+    virtual void read_begin() {}
+    virtual void read_end() {}
     virtual ~Owner() = default;
   };
 
@@ -71,6 +75,7 @@ class RedisLink {
   void on_timer();
   void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
   void handle_released();
+  Owner *owner() const { return owner_; }
 
  private:
   enum State { kIdle, kResolving, kConnecting, kReady, kWaiting, kDraining, kStopped };
