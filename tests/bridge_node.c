@@ -38,6 +38,15 @@ static int starts(const char *path, size_t len, const char *prefix,
   return 1;
 }
 
+/* The path is not NUL-terminated: a number read from it is bounded. */
+static int number(const char *p, size_t len) {
+  char buf[16];
+  if (len >= sizeof buf) len = sizeof buf - 1;
+  memcpy(buf, p, len);
+  buf[len] = 0;
+  return atoi(buf);
+}
+
 static int on_open(lariat_conn *conn, void *state) {
   (void)state;
   size_t len;
@@ -46,7 +55,7 @@ static int on_open(lariat_conn *conn, void *state) {
   if (starts(path, len, "/t/", &rest, &rest_len))
     return lariat_subscribe(conn, rest, rest_len) == 0 ? LARIAT_OK : LARIAT_CRASH;
   if (starts(path, len, "/many/", &rest, &rest_len)) {
-    int n = atoi(rest);
+    int n = number(rest, rest_len);
     for (int i = 0; i < n; ++i) {
       char topic[32];
       int tl = snprintf(topic, sizeof topic, "many:%d", i);
@@ -93,7 +102,7 @@ static int on_message(lariat_conn *conn, const lariat_frame *frame,
   else if (starts(path, len, "/stats", &rest, &rest_len))
     reply_stats(conn);
   else if (starts(path, len, "/block/", &rest, &rest_len))
-    usleep((useconds_t)atoi(rest) * 1000);
+    usleep((useconds_t)number(rest, rest_len) * 1000);
   return LARIAT_OK;
 }
 
