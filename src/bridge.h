@@ -112,8 +112,8 @@ class Bridge : public RedisLink::Owner {
 };
 
 // Hooks of the server and the topics (bridge_api.cc).
-void bridge_stop(lariat_server *primary);  // once the primary stops
-void bridge_free(lariat_server *primary);  // when it is deleted
+void bridge_stop(lariat_server *loop);  // once the first loop stops
+void bridge_free(lariat_server *loop);  // when it is deleted
 // Sends a local publish to Redis; from any thread (|here|: the caller's
 // loop or nullptr).
 void bridge_publish(lariat_server *primary, lariat_server *here,

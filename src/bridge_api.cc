@@ -84,12 +84,16 @@ uint64_t new_origin() {
 
 namespace lariat::detail {
 
-void bridge_stop(lariat_server *primary) {
-  if (Bridge *b = bridge_of(primary)) b->stop();
+// Every loop stops and is deleted through these; the bridge is the first
+// loop's, so only that one's own calls touch it.
+void bridge_stop(lariat_server *loop) {
+  if (loop != loop->primary) return;
+  if (Bridge *b = bridge_of(loop)) b->stop();
 }
 
-void bridge_free(lariat_server *primary) {
-  delete primary->bridge.exchange(nullptr);
+void bridge_free(lariat_server *loop) {
+  if (loop != loop->primary) return;
+  delete loop->bridge.exchange(nullptr);
 }
 
 void bridge_publish(lariat_server *primary, lariat_server *here,
