@@ -15,6 +15,8 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -332,6 +334,60 @@ static void test_redis_that_never_answers(void **state) {
   close(fd);
 }
 
+/* A fake Redis: answers the handshake's PING of both connections, then
+ * resets them (SO_LINGER 0). libuv reports the reset as POLLERR and stops
+ * its watcher; hiredis' bundled adapter would drop that status, so the
+ * bridge would never learn (hiredis #240, #450, #508). */
+typedef struct resetter {
+  int listener;
+} resetter;
+
+static void *reset_both(void *arg) {
+  resetter *r = arg;
+  int fds[2];
+  for (int i = 0; i < 2; ++i) {
+    fds[i] = accept(r->listener, NULL, NULL);
+    if (fds[i] < 0) return NULL;
+  }
+  for (int i = 0; i < 2; ++i) {
+    char buf[256];
+    struct pollfd p = {.fd = fds[i], .events = POLLIN};
+    if (poll(&p, 1, 3000) == 1 && recv(fds[i], buf, sizeof buf, 0) > 0)
+      send(fds[i], "+PONG\r\n", 7, MSG_NOSIGNAL);
+  }
+  usleep(300000);
+  for (int i = 0; i < 2; ++i) {
+    struct linger l = {1, 0};
+    setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fds[i]);
+  }
+  return NULL;
+}
+
+static void test_reset_connection_is_reported(void **state) {
+  (void)state;
+  resetter r;
+  r.listener = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  assert_int_equal(bind(r.listener, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(r.listener, 16), 0);
+  assert_int_equal(getsockname(r.listener, (struct sockaddr *)&a, &len), 0);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, reset_both, &r), 0);
+  fleet_node n;
+  start_node(&n, ntohs(a.sin_port), "1", "2000,2000");
+  wait_up(&n, 1);
+  if (!fleet_node_wait_count(&n, "down 0 ECONNRESET", 1, 3000) ||
+      !fleet_node_wait_count(&n, "down 1 ECONNRESET", 1, 3000))
+    fail_msg("reset not reported: %s", n.log);
+  pthread_join(t, NULL);
+  local_round_trip(&n);
+  TH_EQ(fleet_node_stop(&n), 0);
+  close(r.listener);
+}
+
 static void test_thousand_topics_released(void **state) {
   (void)state;
   fleet_redis redis;
@@ -474,6 +530,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_subscriber_connection_killed, cleanup),
       cmocka_unit_test_teardown(test_redis_down_at_start, cleanup),
       cmocka_unit_test_teardown(test_redis_that_never_answers, cleanup),
+      cmocka_unit_test_teardown(test_reset_connection_is_reported, cleanup),
       cmocka_unit_test_teardown(test_thousand_topics_released, cleanup),
       cmocka_unit_test_teardown(test_output_buffer_limit_is_a_fault, cleanup),
       cmocka_unit_test_teardown(test_two_echo_examples_share_a_topic, cleanup),
