@@ -179,21 +179,20 @@ void RedisLink::on_resolved(uv_getaddrinfo_t *req, int status, addrinfo *res) {
     handle_released();
     return;
   }
+  // The first IPv4 address, else the first IPv6 one: "localhost" often
+  // lists ::1 first, and a Redis bound to 127.0.0.1 (its default) would
+  // refuse it.
   char ip[64] = "";
   if (status == 0) {
     status = UV_EAI_NONAME;
-    for (addrinfo *a = res; a; a = a->ai_next) {
+    for (addrinfo *a = res; a && status != 0; a = a->ai_next)
       if (a->ai_family == AF_INET &&
-          uv_ip4_name(reinterpret_cast<sockaddr_in *>(a->ai_addr), ip, sizeof ip) == 0) {
+          uv_ip4_name(reinterpret_cast<sockaddr_in *>(a->ai_addr), ip, sizeof ip) == 0)
         status = 0;
-        break;
-      }
+    for (addrinfo *a = res; a && status != 0; a = a->ai_next)
       if (a->ai_family == AF_INET6 &&
-          uv_ip6_name(reinterpret_cast<sockaddr_in6 *>(a->ai_addr), ip, sizeof ip) == 0) {
+          uv_ip6_name(reinterpret_cast<sockaddr_in6 *>(a->ai_addr), ip, sizeof ip) == 0)
         status = 0;
-        break;
-      }
-    }
   }
   if (res) uv_freeaddrinfo(res);
   --handles_;  // the resolve is over; the link still holds its timer

@@ -38,10 +38,12 @@ static long long now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static const char *g_redis_host = "127.0.0.1";
+
 static void start_node(fleet_node *n, int redis_port, const char *threads,
                        const char *timeouts) {
   char url[64];
-  snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", redis_port);
+  snprintf(url, sizeof url, "redis://%s:%d/0", g_redis_host, redis_port);
   const char *argv[] = {g_node_exe, url,          "--threads", threads,
                         "--timeouts", timeouts,   "--backoff", "50,400",
                         "--linger",  "200",       NULL};
@@ -133,6 +135,14 @@ static void fleet_exactly_once(int nodes, const char *threads) {
     ws_open(&pub[i], node[i].port, "/pub/room");
   }
   wait_numsub(redis.port, "test:room", nodes);
+  /* One subscriber and one publisher connection per process, whatever
+   * its loops: Redis sees two per node (and this query). */
+  fleet_reply info;
+  const char *info_argv[] = {"INFO", "clients"};
+  assert_int_equal(fleet_redis_cmd(redis.port, &info, 2, info_argv, NULL), 0);
+  const char *cc = strstr(info.text, "connected_clients:");
+  assert_non_null(cc);
+  TH_EQ(atoi(cc + strlen("connected_clients:")), 2 * nodes + 1);
   for (int s = 0; s < PER_PUBLISHER; ++s)
     for (int i = 0; i < nodes; ++i) send_msg(&pub[i], i, s);
   for (int i = 0; i < nodes; ++i) {
@@ -175,6 +185,14 @@ static void test_fleet_of_two(void **state) {
 static void test_fleet_of_three_with_two_loops(void **state) {
   (void)state;
   fleet_exactly_once(3, "2");
+}
+
+/* The same through "localhost", resolved with uv_getaddrinfo. */
+static void test_fleet_by_name(void **state) {
+  (void)state;
+  g_redis_host = "localhost";
+  fleet_exactly_once(2, "1");
+  g_redis_host = "127.0.0.1";
 }
 
 /* ------------------------------------------------------------- faults */
@@ -511,6 +529,7 @@ static void test_two_echo_examples_share_a_topic(void **state) {
 
 static int cleanup(void **state) {
   (void)state;
+  g_redis_host = "127.0.0.1";
   fleet_kill_all();
   return 0;
 }
@@ -526,6 +545,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_fleet_of_two, cleanup),
       cmocka_unit_test_teardown(test_fleet_of_three_with_two_loops, cleanup),
+      cmocka_unit_test_teardown(test_fleet_by_name, cleanup),
       cmocka_unit_test_teardown(test_redis_killed_and_restarted, cleanup),
       cmocka_unit_test_teardown(test_subscriber_connection_killed, cleanup),
       cmocka_unit_test_teardown(test_redis_down_at_start, cleanup),

@@ -1248,7 +1248,8 @@ typedef struct lariat_bridge_stats {
  * Joins |server| (all its loops) to the Redis at |url|,
  * "redis://[[user]:password@]host[:port][/db]" (port 6379 and db 0 by
  * default; user and password percent-decoded; host a name, resolved
- * without blocking, or a numeric address, IPv6 in brackets), with
+ * without blocking (its first IPv4 address is used, else its first IPv6
+ * one), or a numeric address, IPv6 in brackets), with
  * |prefix| (NULL: "lariat:") before every topic to make its channel.
  * Topics subscribed already are subscribed in Redis too. Connecting is
  * asynchronous: this returns at once, and a Redis that cannot be reached
