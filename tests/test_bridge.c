@@ -406,6 +406,35 @@ static void test_reset_connection_is_reported(void **state) {
   close(r.listener);
 }
 
+/* AUTH and SELECT from the URL; a wrong password is a fault with Redis'
+ * own words, retried like any other. */
+static void test_password_and_database(void **state) {
+  (void)state;
+  fleet_redis redis;
+  assert_int_equal(fleet_redis_start(&redis, fleet_free_port()), 0);
+  fleet_reply r;
+  const char *pass[] = {"CONFIG", "SET", "requirepass", "s3cret"};
+  assert_int_equal(fleet_redis_cmd(redis.port, &r, 4, pass, NULL), 0);
+  TH_EQ(r.type, '+');
+  char good[80], bad[80];
+  snprintf(good, sizeof good, "redis://:s3cret@127.0.0.1:%d/3", redis.port);
+  snprintf(bad, sizeof bad, "redis://:wrong@127.0.0.1:%d/3", redis.port);
+  fleet_node a, b;
+  const char *argv_a[] = {g_node_exe, good, "--backoff", "50,400", NULL};
+  const char *argv_b[] = {g_node_exe, bad, "--backoff", "50,400", NULL};
+  assert_int_equal(fleet_node_start(&a, g_node_exe, argv_a), 0);
+  assert_int_equal(fleet_node_start(&b, g_node_exe, argv_b), 0);
+  wait_up(&a, 1);
+  if (!fleet_node_wait_count(&b, "down 0 LARIAT_ERR_REDIS", 1, 3000))
+    fail_msg("wrong password not reported: %s", b.log);
+  assert_true(strstr(b.log, "WRONGPASS") || strstr(b.log, "invalid"));
+  TH_EQ(fleet_node_count(&b, "up "), 0);
+  local_round_trip(&a);
+  TH_EQ(fleet_node_stop(&a), 0);
+  TH_EQ(fleet_node_stop(&b), 0);
+  fleet_redis_stop(&redis, SIGTERM);
+}
+
 static void test_thousand_topics_released(void **state) {
   (void)state;
   fleet_redis redis;
@@ -551,6 +580,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_redis_down_at_start, cleanup),
       cmocka_unit_test_teardown(test_redis_that_never_answers, cleanup),
       cmocka_unit_test_teardown(test_reset_connection_is_reported, cleanup),
+      cmocka_unit_test_teardown(test_password_and_database, cleanup),
       cmocka_unit_test_teardown(test_thousand_topics_released, cleanup),
       cmocka_unit_test_teardown(test_output_buffer_limit_is_a_fault, cleanup),
       cmocka_unit_test_teardown(test_two_echo_examples_share_a_topic, cleanup),
