@@ -1143,7 +1143,8 @@ LARIAT_EXTERN uint64_t lariat_conn_dropped(const lariat_conn *conn);
  *    (whatever the number of loops); a message that comes back from Redis
  *    with this process's origin is dropped, so nobody gets it twice;
  *  - messages from other processes reach the local subscribers like a
- *    local publish, in the order each publisher published.
+ *    local publish, in the order each publisher published;
+ *  - a frame with LARIAT_FRAME_LOCAL stays in the process.
  * One subscriber connection and one publisher connection per process,
  * both on the first loop's thread (the others reach them through its
  * queue). hiredis runs on lariat's own libuv adapter (connection errors,
