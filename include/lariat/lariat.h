@@ -83,7 +83,7 @@ struct uv_loop_s;
      "frame larger than the connection's queued-output cap; it can never "    \
      "be sent")                                                               \
   XX(BUFFER_TOO_SMALL, -513, "buffer too small for the value")                \
-  XX(REDIS, -514,                                                             \
+  XX(REDIS, -515,                                                             \
      "Redis refused the bridge (an error reply or a failed connection; see "  \
      "the event's detail)")                                                   \
   XX(FATAL, -550, "fatal error")
