@@ -1174,6 +1174,10 @@ LARIAT_EXTERN uint64_t lariat_conn_dropped(const lariat_conn *conn);
  * Redis pub/sub ignores the database number: channels are shared by every
  * database of a server, so separate fleets on one Redis by prefix.
  *
+ * Memory: a process keeps one sequence counter per topic it has published
+ * to, and per subscribed channel the last sequence number of each origin
+ * heard on it (dropped when the channel is unsubscribed).
+ *
  * Bridge wire format. Each message on a channel is a 24-byte header, all
  * integers big-endian, followed by the payload:
  *   offset 0   uint8   version: 1 (other versions are dropped, counted
