@@ -271,6 +271,25 @@ class options {
     detail::check(lariat_options_set_threads(checked(), count));
     return *this;
   }
+  /** The Redis bridge: lariat_options_set_bridge_timeouts(). */
+  options &bridge_timeouts(std::chrono::milliseconds connect,
+                           std::chrono::milliseconds command) {
+    detail::check(lariat_options_set_bridge_timeouts(
+        checked(), detail::to_ms(connect), detail::to_ms(command)));
+    return *this;
+  }
+  /** The Redis bridge: lariat_options_set_bridge_backoff(). */
+  options &bridge_backoff(std::chrono::milliseconds min,
+                          std::chrono::milliseconds max) {
+    detail::check(lariat_options_set_bridge_backoff(
+        checked(), detail::to_ms(min), detail::to_ms(max)));
+    return *this;
+  }
+  /** The Redis bridge: lariat_options_set_bridge_linger(). */
+  options &bridge_linger(std::chrono::milliseconds ms) {
+    detail::check(lariat_options_set_bridge_linger(checked(), detail::to_ms(ms)));
+    return *this;
+  }
   /** lariat_options_set_ignore_sigpipe(). */
   options &ignore_sigpipe(bool on) {
     detail::check(lariat_options_set_ignore_sigpipe(checked(), on ? 1 : 0));
@@ -390,6 +409,7 @@ struct frame {
   std::string_view data;         ///< for close: the reason, without the code
   std::uint16_t close_code = 0;  ///< close only; 0 = close without a code
   bool compress = true;          ///< false: LARIAT_FRAME_NO_COMPRESS
+  bool local = false;  ///< publish only: true is LARIAT_FRAME_LOCAL (not to Redis)
 
   frame() = default;
   /** A frame of opcode |o| with payload |d| (and close code |code|). */
@@ -400,7 +420,8 @@ struct frame {
       : op(static_cast<opcode>(f->opcode)),
         data(detail::view(f->data, f->len)),
         close_code(f->close_code),
-        compress(!(f->flags & LARIAT_FRAME_NO_COMPRESS)) {}
+        compress(!(f->flags & LARIAT_FRAME_NO_COMPRESS)),
+        local((f->flags & LARIAT_FRAME_LOCAL) != 0) {}
 
   /** A text message. */
   static frame text(std::string_view d) noexcept { return {opcode::text, d}; }
@@ -932,7 +953,8 @@ namespace detail {
 inline lariat_frame to_c(const frame &f) noexcept {
   lariat_frame raw{};
   raw.opcode = static_cast<std::uint32_t>(f.op);
-  raw.flags = f.compress ? 0u : LARIAT_FRAME_NO_COMPRESS;
+  raw.flags = (f.compress ? 0u : LARIAT_FRAME_NO_COMPRESS) |
+              (f.local ? LARIAT_FRAME_LOCAL : 0u);
   raw.close_code = f.close_code;
   raw.data = reinterpret_cast<const std::uint8_t *>(f.data.data());
   raw.len = f.data.size();
@@ -1521,6 +1543,9 @@ struct server_deleter {
   void operator()(lariat_server *s) const noexcept { lariat_server_del(s); }
 };
 
+inline void call_on_bridge(lariat_server *, const lariat_bridge_event *ev,
+                           void *data) noexcept;
+
 inline void call_on_stopped(lariat_server *, void *data) noexcept {
   try {
     auto &fn = *static_cast<std::function<void()> *>(data);
@@ -1537,6 +1562,54 @@ struct handler_state<H, std::void_t<typename H::state_type>> {
   using type = typename H::state_type;
 };
 
+}  // namespace detail
+
+/* ------------------------------------------------------------------ */
+/* Bridge (Redis)                                                      */
+/* ------------------------------------------------------------------ */
+
+/** A bridge event (lariat_bridge_event), its views borrowed for the
+ * handler's call. */
+struct bridge_event {
+  /** lariat_bridge_event_kind; each value equals the LARIAT_BRIDGE_* one. */
+  enum class kind_type { up = LARIAT_BRIDGE_UP, down = LARIAT_BRIDGE_DOWN,
+                         gap = LARIAT_BRIDGE_GAP };
+  /** lariat_bridge_link; each value equals the LARIAT_BRIDGE_* one. */
+  enum class link_type { subscriber = LARIAT_BRIDGE_SUBSCRIBER,
+                         publisher = LARIAT_BRIDGE_PUBLISHER };
+  kind_type kind;           ///< up, down or gap
+  link_type link;           ///< up, down
+  int error;                ///< down: a lariat or libuv code
+  std::string_view detail;  ///< down
+  std::string_view topic;   ///< gap
+  std::uint64_t origin;     ///< gap: the publishing process
+  std::uint64_t missed;     ///< gap: messages missed
+  std::uint64_t seq;        ///< gap: the sequence number that showed it
+  std::uint64_t reconnects; ///< recoveries so far
+};
+
+/** The bridge's counters (lariat_bridge_stats). */
+using bridge_stats = lariat_bridge_stats;
+
+namespace detail {
+inline void call_on_bridge(lariat_server *, const lariat_bridge_event *ev,
+                           void *data) noexcept {
+  try {
+    auto &fn = *static_cast<std::function<void(const bridge_event &)> *>(data);
+    bridge_event e{static_cast<bridge_event::kind_type>(ev->kind),
+                   static_cast<bridge_event::link_type>(ev->link),
+                   ev->error,
+                   ev->detail ? std::string_view(ev->detail) : std::string_view(),
+                   detail::view(ev->topic, ev->topic_len),
+                   ev->origin,
+                   ev->missed,
+                   ev->seq,
+                   ev->reconnects};
+    if (fn) fn(e);
+  } catch (...) {
+    // Nothing may unwind into lariat; the bridge goes on.
+  }
+}
 }  // namespace detail
 
 /* ------------------------------------------------------------------ */
@@ -1568,6 +1641,7 @@ class server {
   server(server &&other) noexcept
       : routes_(std::move(other.routes_)),
         on_stopped_(std::move(other.on_stopped_)),
+        on_bridge_(std::move(other.on_bridge_)),
         ptr_(std::move(other.ptr_)) {}
   /** Move-assigns; the left side's server is stopped and freed first. */
   server &operator=(server &&other) noexcept {
@@ -1579,6 +1653,7 @@ class server {
   void swap(server &other) noexcept {
     routes_.swap(other.routes_);
     on_stopped_.swap(other.on_stopped_);
+    on_bridge_.swap(other.on_bridge_);
     ptr_.swap(other.ptr_);
   }
 
@@ -1588,6 +1663,7 @@ class server {
     ptr_.reset();
     routes_.clear();
     on_stopped_.reset();
+    on_bridge_.reset();
   }
 
   /** Routes |path| (exact, or "*") to |h|, which the server keeps; returns
@@ -1687,6 +1763,30 @@ class server {
         checked(), &detail::call_on_stopped, holder.get()));
     on_stopped_ = std::move(holder);  // the old one is no longer called
   }
+  /** Joins the fleet on the Redis at |url| (lariat_server_join_redis):
+   * topics are shared with every server joined with the same |prefix|.
+   * Throws lariat::error (LARIAT_ERR_INVALID_ARGUMENT for a bad URL...).
+   * Loop thread; with several loops, before run(). */
+  void join_redis(const std::string &url, const std::string &prefix = "lariat:") {
+    detail::check(lariat_server_join_redis(checked(), url.c_str(), prefix.c_str()));
+  }
+  /** |fn| gets every bridge event (up, down, gap) on the first loop's
+   * thread; replaces an earlier one; exceptions from |fn| are dropped.
+   * After join_redis(). */
+  void on_bridge(std::function<void(const bridge_event &)> fn) {
+    auto holder =
+        std::make_unique<std::function<void(const bridge_event &)>>(std::move(fn));
+    detail::check(lariat_server_on_bridge(checked(), &detail::call_on_bridge,
+                                          holder.get()));
+    on_bridge_ = std::move(holder);
+  }
+  /** The bridge's counters; any thread. Throws LARIAT_ERR_NOT_FOUND when
+   * not joined. */
+  [[nodiscard]] bridge_stats bridge() const {
+    bridge_stats s{};
+    detail::check(lariat_server_bridge_stats(checked(), &s, sizeof s));
+    return s;
+  }
   /** Any thread; see lariat::post(). */
   template <class T>
   bool post(conn_id id, T &&value) const {
@@ -1762,6 +1862,7 @@ class server {
   // teardown explicitly.
   std::vector<std::unique_ptr<detail::route_base>> routes_;
   std::unique_ptr<std::function<void()>> on_stopped_;  // stable address
+  std::unique_ptr<std::function<void(const bridge_event &)>> on_bridge_;
   std::unique_ptr<lariat_server, detail::server_deleter> ptr_;
 };
 

@@ -9,6 +9,7 @@
 #include <new>
 
 #include "client.h"
+#include "bridge.h"
 #include "connection.h"
 #include "guard.h"
 #include "tcp_transport.h"
@@ -327,6 +328,7 @@ void lariat_server::finish_stop_if_idle() {
   if (!stopping || handles_closed || !conns.empty() || !clients.empty())
     return;
   handles_closed = true;
+  lariat::detail::bridge_stop(this);  // its handles count as one of ours
   uv_timer_stop(&timer);
   uv_close(reinterpret_cast<uv_handle_t *>(&timer), on_handle_closed);
   // Deferred calls accepted before the close still run; the rest (posts
@@ -568,6 +570,7 @@ void del_loop(lariat_server *server) {
     // purpose rather than freed under them.
     if (uv_loop_close(server->loop) == UV_EBUSY) server->owned_loop.release();
   }
+  lariat::detail::bridge_free(server);
   delete server;
 }
 

@@ -27,6 +27,7 @@
 namespace lariat::detail {
 
 class ClientSession;
+class Bridge;
 
 struct Route {
   lariat_handler handler;
@@ -51,6 +52,9 @@ struct lariat_server {
   std::atomic<bool> started{false};  // lariat_server_run() began
   std::atomic<size_t> connection_total{0};
   std::atomic<unsigned> loops_running{0};
+  // The Redis bridge (bridge.h), on the primary's loop; read from any
+  // thread, freed by lariat_server_del() only.
+  std::atomic<lariat::detail::Bridge *> bridge{nullptr};
   bool multi() const { return primary->loops.size() > 1; }
   // The loop that runs connection |id|, or nullptr.
   lariat_server *loop_of(lariat_conn_id id) const {

@@ -273,6 +273,36 @@ static void test_negotiates_protocol_and_deflate(void **unused) {
   stop(&r);
 }
 
+/* An IPv6 literal, and a name resolved without blocking the loop
+ * (localhost: the addresses the resolver gives, tried in order within the
+ * attempt until one connects). */
+static void test_ipv6_and_names(void **unused) {
+  (void)unused;
+  running r6;
+  assert_int_equal(lariat_server_new(&r6.server, NULL, NULL), 0);
+  assert_int_equal(lariat_server_route(r6.server, "*", &kEcho, NULL), 0);
+  assert_int_equal(lariat_server_listen(r6.server, "::1", 0), 0);
+  r6.port = lariat_server_port(r6.server);
+  assert_int_equal(uv_thread_create(&r6.thread, run_server, &r6), 0);
+  running r4;
+  start_on(&r4, 0);
+  const char *forms[] = {"ws://[::1]:%d/", "ws://localhost:%d/"};
+  int ports[] = {r6.port, r4.port};
+  for (int i = 0; i < 2; ++i) {
+    client_log l;
+    log_init(&l, 10);
+    char url[64];
+    snprintf(url, sizeof url, forms[i], ports[i]);
+    assert_int_equal(lariat_connect(r4.server, url, &kClient, NULL, NULL, &l, NULL), 0);
+    assert_int_equal(wait_done(&l, 10000), 0);
+    if (l.messages != 10 || l.ends != 1)
+      fail_msg("%s: %d echoes, %d ends (%s %s)", url, l.messages, l.ends,
+               lariat_reason_name(l.ends_reason[0].kind), l.failure[0]);
+  }
+  stop(&r4);
+  stop(&r6);
+}
+
 static void test_bad_urls(void **unused) {
   (void)unused;
   running r;
@@ -580,6 +610,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_echoes_with_a_lariat_server),
       cmocka_unit_test(test_negotiates_protocol_and_deflate),
+      cmocka_unit_test(test_ipv6_and_names),
       cmocka_unit_test(test_bad_urls),
       cmocka_unit_test(test_hostile_servers_are_refused),
       cmocka_unit_test(test_silent_server_times_out),

@@ -86,6 +86,9 @@ struct uv_loop_s;
      "be sent")                                                               \
   XX(BUFFER_TOO_SMALL, -513, "buffer too small for the value")                \
   XX(UNSUPPORTED, -514, "not supported by this build of lariat")              \
+  XX(REDIS, -515,                                                             \
+     "Redis refused the bridge (an error reply or a failed connection; see "  \
+     "the event's detail)")                                                   \
   XX(FATAL, -550, "fatal error")
 
 /** lariat's error codes, LARIAT_ERR_<name> for each entry of
@@ -164,6 +167,10 @@ typedef enum lariat_opcode {
 /** lariat_reply(): send this message uncompressed even when
  * permessage-deflate was negotiated (Cowboy's {deflate, false}). */
 #define LARIAT_FRAME_NO_COMPRESS 0x1u
+/** lariat_publish(), lariat_conn_publish(): reach this process's
+ * subscribers only, not the other processes of a Redis bridge (a notice
+ * about the bridge itself, say). Without a bridge it changes nothing. */
+#define LARIAT_FRAME_LOCAL 0x2u
 
 /**
  * A whole message (text or binary) or a control frame. The same struct is
@@ -860,6 +867,37 @@ LARIAT_EXTERN int lariat_options_set_max_connections(lariat_options *opts,
  */
 LARIAT_EXTERN int lariat_options_set_threads(lariat_options *opts,
                                              unsigned threads);
+/**
+ * @function
+ *
+ * The Redis bridge's timeouts (lariat_server_join_redis()): |connect_ms|
+ * (default 2000) bounds one connection attempt — name resolution, TCP
+ * connect, AUTH, SELECT and a PING answered; |command_ms| (default 5000)
+ * bounds the wait for the answer to the oldest command sent (a PUBLISH,
+ * a SUBSCRIBE). Past either, the connection is dropped as a fault
+ * (UV_ETIMEDOUT) and retried. Returns 0, or LARIAT_ERR_INVALID_ARGUMENT
+ * for a 0.
+ */
+LARIAT_EXTERN int lariat_options_set_bridge_timeouts(lariat_options *opts,
+                                                     uint64_t connect_ms,
+                                                     uint64_t command_ms);
+/**
+ * @function
+ *
+ * The bridge's reconnection backoff: after the n-th failure in a row the
+ * next attempt waits a random time in [d/2, d], d = |min_ms| * 2^n capped
+ * at |max_ms| (defaults 100 and 2000), so a fleet does not reconnect in
+ * lockstep. Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for |min_ms| 0 or
+ * |max_ms| below it.
+ */
+LARIAT_EXTERN int lariat_options_set_bridge_backoff(lariat_options *opts,
+                                                    uint64_t min_ms,
+                                                    uint64_t max_ms);
+/** @function How long the bridge stays subscribed to a topic's channel
+ * after its last local subscriber left, in ms (default 1000; 0: at once),
+ * so a topic that empties and refills does not churn Redis. */
+LARIAT_EXTERN int lariat_options_set_bridge_linger(lariat_options *opts,
+                                                   uint64_t ms);
 /** @function Whether lariat_server_new() may set SIGPIPE to SIG_IGN when
  * its disposition is SIG_DFL (default 1). */
 LARIAT_EXTERN int lariat_options_set_ignore_sigpipe(lariat_options *opts,
@@ -1295,6 +1333,190 @@ LARIAT_EXTERN size_t lariat_server_subscribers(const lariat_server *server,
  * NULL). Thread: loop thread.
  */
 LARIAT_EXTERN uint64_t lariat_conn_dropped(const lariat_conn *conn);
+
+/* ------------------------------------------------------------------ */
+/* Bridge: topics across processes through Redis                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A fleet of lariat processes (behind a load balancer, say) shares its
+ * topics through Redis pub/sub: every process joins the same Redis with
+ * lariat_server_join_redis() and the same channel prefix. Then:
+ *  - a topic's first subscriber in the process (on any loop) subscribes
+ *    the process to the Redis channel prefix + topic; when the last one
+ *    leaves, the process unsubscribes after the linger
+ *    (lariat_options_set_bridge_linger());
+ *  - every lariat_publish() and lariat_conn_publish() reaches the local
+ *    subscribers directly, as without the bridge, and goes to Redis once
+ *    (whatever the number of loops); a message that comes back from Redis
+ *    with this process's origin is dropped, so nobody gets it twice;
+ *  - messages from other processes reach the local subscribers like a
+ *    local publish, in the order each publisher published;
+ *  - a frame with LARIAT_FRAME_LOCAL stays in the process.
+ * One subscriber connection and one publisher connection per process,
+ * both on the first loop's thread (the others reach them through its
+ * queue). hiredis runs on lariat's own libuv adapter (connection errors,
+ * timeouts, non-blocking name resolution; see lariat_options_set_bridge_*).
+ *
+ * Faults (Redis unreachable, killed, restarted, the connection killed
+ * with CLIENT KILL, or disconnected by Redis' output buffer limit) never
+ * stop local delivery. The bridge reconnects with backoff and jitter and
+ * subscribes every wanted channel again. While the publisher connection
+ * is down, publishes reach the local subscribers only (counted in
+ * publish_failed); while the subscriber connection is down, the other
+ * processes' messages are missed. Neither is hidden: the handler of
+ * lariat_server_on_bridge() gets LARIAT_BRIDGE_DOWN and LARIAT_BRIDGE_UP
+ * for each connection, and LARIAT_BRIDGE_GAP, per topic and origin, when
+ * the sequence numbers show that messages were missed;
+ * lariat_server_bridge_stats() counts all of it. A handler that must
+ * tell its subscribers publishes a notice to the topic (lariat-chat does).
+ *
+ * Redis disconnects a subscriber whose unread output passes
+ * `client-output-buffer-limit pubsub 32mb 8mb 60` (its default: 32 MB at
+ * once, or 8 MB for 60 s). lariat's subscriber reads as fast as its loop
+ * runs, so this happens when the first loop is blocked (a handler that
+ * sleeps) or the fan-in outruns it; it is a fault like the others (DOWN,
+ * reconnect, GAP). Raise the limit for bursty fleets, e.g.
+ * `CONFIG SET client-output-buffer-limit "pubsub 256mb 64mb 60"`.
+ *
+ * Redis pub/sub ignores the database number: channels are shared by every
+ * database of a server, so separate fleets on one Redis by prefix.
+ *
+ * Memory: a process keeps one sequence counter per topic it has published
+ * to, and per subscribed channel the last sequence number of each origin
+ * heard on it (dropped when the channel is unsubscribed).
+ *
+ * Bridge wire format. Each message on a channel is a 24-byte header, all
+ * integers big-endian, followed by the payload:
+ *   offset 0   uint8   version: 1 (other versions are dropped, counted
+ *                      as malformed)
+ *   offset 1   uint8   opcode: 1 text (UTF-8), 2 binary
+ *   offset 2   uint16  reserved, 0
+ *   offset 4   uint32  flags: LARIAT_FRAME_* bits (LARIAT_FRAME_NO_COMPRESS)
+ *   offset 8   uint64  origin: the publishing process, random per join
+ *                      (0: an anonymous publisher, never dropped as own)
+ *   offset 16  uint64  sequence: 1, 2, 3... per origin and channel
+ *                      (0: unsequenced, no gap check)
+ *   offset 24  ...     payload, to the end of the Redis message
+ * The channel is the prefix followed by the topic's bytes. Another
+ * program publishes into the fleet with PUBLISH channel message (see
+ * README.md, "A fleet of servers", for one in Python) and reads from it
+ * with SUBSCRIBE.
+ */
+
+/** lariat_bridge_event.kind. */
+typedef enum lariat_bridge_event_kind {
+  /** A connection to Redis answers (at start, or again after a fault:
+   * then every channel is subscribed again). */
+  LARIAT_BRIDGE_UP = 1,
+  /** A connection failed or was lost: |error| and |detail| say why.
+   * Reported once per outage; retries follow silently until UP. */
+  LARIAT_BRIDGE_DOWN = 2,
+  /** |missed| messages of |origin| on |topic| never arrived (reported
+   * before the message that showed it is delivered). */
+  LARIAT_BRIDGE_GAP = 3
+} lariat_bridge_event_kind;
+
+/** lariat_bridge_event.link: which of the bridge's two Redis connections. */
+typedef enum lariat_bridge_link {
+  LARIAT_BRIDGE_SUBSCRIBER = 0, /**< the one that SUBSCRIBEs */
+  LARIAT_BRIDGE_PUBLISHER = 1   /**< the one that PUBLISHes */
+} lariat_bridge_link;
+
+/** What lariat fills for the bridge handler; fields are only appended. */
+typedef struct lariat_bridge_event {
+  int age;   /**< of this struct: 1 */
+  int kind;  /**< lariat_bridge_event_kind */
+  int link;  /**< UP, DOWN: lariat_bridge_link */
+  int error; /**< DOWN: UV_ECONNREFUSED, UV_EOF, UV_ETIMEDOUT,
+                LARIAT_ERR_REDIS (an error reply, e.g. a bad password)... */
+  const char *detail;   /**< DOWN: hiredis' or Redis' text; never NULL */
+  const uint8_t *topic; /**< GAP: the topic (without the prefix) */
+  size_t topic_len;     /**< GAP: bytes at |topic| */
+  uint64_t origin;      /**< GAP: the publishing process */
+  uint64_t missed;      /**< GAP: messages missed */
+  uint64_t seq;         /**< GAP: the sequence number that showed it */
+  uint64_t reconnects;  /**< recoveries so far (lariat_bridge_stats) */
+} lariat_bridge_event;
+
+/** Counters of the bridge since the join; fields are only appended. */
+typedef struct lariat_bridge_stats {
+  uint64_t origin;         /**< this process's origin id */
+  int connected;           /**< both connections answer now */
+  int last_error;          /**< of the last failure, 0 if none */
+  uint64_t published;      /**< PUBLISHes Redis acknowledged */
+  uint64_t publish_failed; /**< not sent (publisher down, too many in flight)
+                              or lost with a connection */
+  uint64_t received;       /**< messages from other processes delivered */
+  uint64_t own_dropped;    /**< own messages that came back, dropped */
+  uint64_t malformed;      /**< messages not in the wire format, dropped */
+  uint64_t gaps;           /**< LARIAT_BRIDGE_GAP events */
+  uint64_t missed;         /**< messages missed, summed over the gaps */
+  uint64_t faults;         /**< LARIAT_BRIDGE_DOWN events */
+  uint64_t reconnects;     /**< connections back up after a fault */
+  uint64_t channels;       /**< Redis channels subscribed now */
+} lariat_bridge_stats;
+
+/**
+ * @function
+ *
+ * Joins |server| (all its loops) to the Redis at |url|,
+ * "redis://[[user]:password@]host[:port][/db]" (port 6379 and db 0 by
+ * default; user and password percent-decoded; host a name, resolved
+ * without blocking (its first IPv4 address is used, else its first IPv6
+ * one), or a numeric address, IPv6 in brackets), with
+ * |prefix| (NULL: "lariat:") before every topic to make its channel.
+ * Topics subscribed already are subscribed in Redis too. Connecting is
+ * asynchronous: this returns at once, and a Redis that cannot be reached
+ * is reported to the handler of lariat_server_on_bridge() (register it
+ * right after this call, before the loop runs again) within the connect
+ * timeout, then retried; local topics work meanwhile. The bridge stops
+ * with the server (its last publishes are flushed within the command
+ * timeout). Returns 0 if it succeeds, or one of the following negative
+ * error codes:
+ *  - LARIAT_ERR_INVALID_ARGUMENT: NULL |server| or |url|, or |url| is not
+ *    of that shape;
+ *  - LARIAT_ERR_EXISTS: the server is joined already;
+ *  - LARIAT_ERR_STOPPED: the server stops;
+ *  - LARIAT_ERR_INVALID_STATE: called off the first loop's thread, or,
+ *    with several loops, after lariat_server_run();
+ *  - LARIAT_ERR_NOMEM.
+ * |url| and |prefix| are copied. Thread: the first loop's thread.
+ */
+LARIAT_EXTERN int lariat_server_join_redis(lariat_server *server,
+                                           const char *url,
+                                           const char *prefix);
+
+/**
+ * @function
+ *
+ * Registers |on_bridge| (NULL: none), called with |data| on the first
+ * loop's thread for every bridge event (see lariat_bridge_event_kind):
+ * how subscribers learn that they may have missed messages. The event is
+ * borrowed for the call. The handler may publish, subscribe and stop the
+ * server. Returns 0 if it succeeds, or LARIAT_ERR_INVALID_ARGUMENT (NULL
+ * |server|), LARIAT_ERR_NOT_FOUND (not joined), LARIAT_ERR_INVALID_STATE
+ * (another thread). Thread: the first loop's thread.
+ */
+LARIAT_EXTERN int lariat_server_on_bridge(
+    lariat_server *server,
+    void (*on_bridge)(lariat_server *server, const lariat_bridge_event *event,
+                      void *data),
+    void *data);
+
+/**
+ * @function
+ *
+ * Copies the bridge's counters into |out|, |size| bytes of it
+ * (sizeof(lariat_bridge_stats) of the caller's header; fields the library
+ * does not know are zeroed). Returns 0 if it succeeds, or
+ * LARIAT_ERR_INVALID_ARGUMENT (NULL |server| or |out|) or
+ * LARIAT_ERR_NOT_FOUND (not joined). Thread: any thread, until
+ * lariat_server_del().
+ */
+LARIAT_EXTERN int lariat_server_bridge_stats(const lariat_server *server,
+                                             lariat_bridge_stats *out,
+                                             size_t size);
 
 #ifdef __cplusplus
 }

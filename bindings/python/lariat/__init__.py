@@ -53,6 +53,7 @@ same way by close(), by its `with` block, or at interpreter exit.
 """
 
 import atexit
+import collections
 import enum
 import logging
 import math
@@ -63,7 +64,8 @@ import weakref
 from _lariat import ffi, lib
 
 __all__ = [
-    "Connection", "Deferred", "Deflate", "Error", "ErrorCode", "Frame",
+    "BridgeEvent", "Connection", "Deferred", "Deflate", "Error", "ErrorCode",
+    "Frame",
     "Opcode", "Reason", "ReasonKind", "Request", "Result", "Server",
     "Upgrade", "version",
 ]
@@ -165,11 +167,17 @@ def _frame(opcode, payload, compress=True, close_code=0):
     return frame, buf
 
 
-def _message(data, compress):
-    """A publish's frame: text for str, binary for bytes."""
+def _message(data, compress, local=False):
+    """A publish's frame: text for str, binary for bytes; |local| keeps it
+    off the Redis bridge (LARIAT_FRAME_LOCAL)."""
     if isinstance(data, str):
-        return _frame(lib.LARIAT_OP_TEXT, data.encode("utf-8"), compress)
-    return _frame(lib.LARIAT_OP_BINARY, _bytes(data, "data"), compress)
+        frame, buf = _frame(lib.LARIAT_OP_TEXT, data.encode("utf-8"), compress)
+    else:
+        frame, buf = _frame(lib.LARIAT_OP_BINARY, _bytes(data, "data"),
+                            compress)
+    if local:
+        frame.flags |= lib.LARIAT_FRAME_LOCAL
+    return frame, buf
 
 
 def _topic(topic):
@@ -662,12 +670,13 @@ class Connection:
         _check(rc)
         return True
 
-    def publish(self, topic, data, *, compress=True):
+    def publish(self, topic, data, *, compress=True, local=False):
         """Sends |data| (str: a text message, bytes: binary) to every
         subscriber of |topic| but this connection; returns how many it
-        was queued for."""
+        was queued for. local=True: not to the other servers of a Redis
+        bridge."""
         buf, n = _topic(topic)
-        frame, _payload = _message(data, compress)
+        frame, _payload = _message(data, compress, local)
         return _check(lib.lariat_conn_publish(self._conn(), buf, n, frame))
 
     @property
@@ -999,6 +1008,37 @@ def _on_stopped(server_p, data):
                 _handler_failed("on_stopped", exc)
 
 
+BridgeEvent = collections.namedtuple(
+    "BridgeEvent", "kind link error detail topic origin missed seq reconnects")
+_BRIDGE_KINDS = {}  # filled below from the header's values
+
+
+@_extern("on_bridge")
+def _on_bridge(server_p, ev, data):
+    # lariat_server_on_bridge's callback (the header names it |on_bridge|).
+    server = ffi.from_handle(data)
+    callback = server._on_bridge
+    if callback is None:
+        return
+    event = BridgeEvent(
+        _BRIDGE_KINDS.get(ev.kind, ev.kind),
+        "subscriber" if ev.link == lib.LARIAT_BRIDGE_SUBSCRIBER else "publisher",
+        ev.error, ffi.string(ev.detail).decode("utf-8", "replace")
+        if ev.detail != ffi.NULL else "",
+        ffi.unpack(ffi.cast("char *", ev.topic), ev.topic_len)
+        if ev.topic_len else b"",
+        ev.origin, ev.missed, ev.seq, ev.reconnects)
+    try:
+        callback(event)
+    except BaseException as exc:
+        if not _interrupted(server, exc):
+            _handler_failed("on_bridge", exc)
+
+
+_BRIDGE_KINDS.update({lib.LARIAT_BRIDGE_UP: "up",
+                      lib.LARIAT_BRIDGE_DOWN: "down",
+                      lib.LARIAT_BRIDGE_GAP: "gap"})
+
 # ----------------------------------------------------------------- server
 
 class Server:
@@ -1010,13 +1050,17 @@ class Server:
     handshake_timeout (s), max_frame_size, close_timeout (s),
     max_connections, ignore_sigpipe, threads (event loops; 0 one per
     core: handlers of different connections then run on different
-    threads, one at a time under the GIL).
+    threads, one at a time under the GIL); for the Redis bridge
+    (join_redis()): bridge_timeouts=(connect, command) and
+    bridge_backoff=(min, max) in seconds, bridge_linger (s).
     """
 
     def __init__(self, host="127.0.0.1", port=0, *, max_head_size=None,
                  max_headers=None, handshake_timeout=None,
                  max_frame_size=None, close_timeout=None,
-                 max_connections=None, ignore_sigpipe=None, threads=None):
+                 max_connections=None, ignore_sigpipe=None, threads=None,
+                 bridge_timeouts=None, bridge_backoff=None,
+                 bridge_linger=None):
         self._ptr = None
         self._host, self._port = host, port
         self._bound_port = None
@@ -1025,6 +1069,7 @@ class Server:
         self._pending = None
         self._thread = None
         self._on_stopped = None
+        self._on_bridge = None
         self._handle = ffi.new_handle(self)  # on_stopped's data
         # Guards _ptr against lariat_server_del() for the any-thread calls,
         # and _running. Reentrant: a signal handler calling stop() may
@@ -1052,6 +1097,14 @@ class Server:
                     (lib.lariat_options_set_close_timeout, close_timeout)):
                 if value is not None:
                     _check(setter(opts, _ms(value)))
+            for setter, pair in (
+                    (lib.lariat_options_set_bridge_timeouts, bridge_timeouts),
+                    (lib.lariat_options_set_bridge_backoff, bridge_backoff)):
+                if pair is not None:
+                    _check(setter(opts, _ms(pair[0]), _ms(pair[1])))
+            if bridge_linger is not None:  # 0 (at once) is allowed here
+                _check(lib.lariat_options_set_bridge_linger(
+                    opts, 0 if bridge_linger == 0 else _ms(bridge_linger)))
             server = ffi.new("lariat_server **")
             _check(lib.lariat_server_new(server, ffi.NULL, opts))
         finally:
@@ -1211,6 +1264,38 @@ class Server:
         _check(lib.lariat_server_on_stopped(ptr, lib.py_cb, self._handle))
         return callback
 
+    def join_redis(self, url, prefix="lariat:"):
+        """Joins the fleet of servers on the Redis at |url|
+        ("redis://[:password@]host:port/db"): topics are shared with every
+        server joined with the same |prefix|. Before run() (or from a
+        callback with one loop). Connecting is asynchronous: failures
+        come to on_bridge()."""
+        _check(lib.lariat_server_join_redis(
+            self._setup_ptr(), url.encode("utf-8"), prefix.encode("utf-8")))
+
+    def on_bridge(self, callback):
+        """callback(BridgeEvent) runs on the (first) loop thread for every
+        bridge event: kind "up", "down" (error, detail) or "gap" (topic,
+        origin, missed). After join_redis(); returns |callback|, so it
+        works as a decorator."""
+        ptr = self._setup_ptr()
+        self._on_bridge = callback
+        _check(lib.lariat_server_on_bridge(ptr, lib.py_on_bridge,
+                                           self._handle))
+        return callback
+
+    def bridge_stats(self):
+        """The bridge's counters (lariat_bridge_stats) as a dict. Any
+        thread."""
+        stats = ffi.new("lariat_bridge_stats *")
+        with self._cond:
+            if self._ptr is None:
+                raise Error(lib.LARIAT_ERR_STOPPED)
+            _check(lib.lariat_server_bridge_stats(
+                self._ptr, stats, ffi.sizeof("lariat_bridge_stats")))
+        return {name: getattr(stats, name)
+                for name, _ in ffi.typeof("lariat_bridge_stats").fields}
+
     def _start(self):
         if self._bound_port is None and self._host is not None:
             self.listen()
@@ -1310,15 +1395,16 @@ class Server:
                 raise
         _check(rc)  # on failure lariat has already called py_free_fn
 
-    def publish(self, topic, data, *, compress=True):
+    def publish(self, topic, data, *, compress=True, local=False):
         """Any thread: sends |data| (str: a text message, bytes: binary)
         to every subscriber of |topic| (str: its UTF-8; or bytes), in the
         order each thread published. Returns how many subscribers it was
         queued for on the loop thread, 0 from another thread (it goes
         through the same queue as post()); Error(STOPPED) once the server
-        stops. The GIL is released while lariat fans out."""
+        stops. The GIL is released while lariat fans out. With a Redis
+        bridge it also goes to the other servers, unless local=True."""
         buf, n = _topic(topic)
-        frame, _payload = _message(data, compress)
+        frame, _payload = _message(data, compress, local)
         with self._cond:
             if self._ptr is None:
                 raise Error(lib.LARIAT_ERR_STOPPED)
