@@ -756,6 +756,8 @@ class ServerConnection(_Connection):
 class ClientConnection(_Connection):
     """A connection made by connect()."""
 
+    _owner = None  # not a server's (broadcast() tells them apart by it)
+
     remote_address = None
 
     def __repr__(self):
@@ -1019,21 +1021,34 @@ def broadcast(connections, message):
     waiting (websockets.broadcast): one operation for all of them, the
     message encoded once and copied per connection in C."""
     opcode, payload = _opcode_payload(message)
-    by_box, by_aq = {}, {}
+    # The common case first: server connections of one server, gathered
+    # by id in one pass.
+    owner, ids, others = None, [], None
     for ws in connections:
-        if ws._state == _OPENED:
-            if isinstance(ws, ServerConnection):
-                by_aq.setdefault(ws._owner, []).append(ws.id)
+        if ws._state != _OPENED:
+            continue
+        o = ws._owner
+        if o is owner or (owner is None and o is not None):
+            owner = o
+            ids.append(ws.id)
+        else:
+            if others is None:
+                others = []
+            others.append(ws)
+    if ids and owner._aq is not None:
+        array = ffi.new("uint64_t[]", ids)
+        lib.pyaq_op(owner._aq, 0, _AQ_MANY, opcode,
+                    ffi.cast("char *", array), ffi.sizeof(array),
+                    payload, len(payload), ffi.NULL)
+    if others:
+        by_box = {}
+        for ws in others:
+            if ws._owner is not None:  # another server's: its own batch
+                broadcast([ws], message)
             else:
                 by_box.setdefault(ws._outbox, []).append(ws)
-    for box, conns in by_box.items():
-        box.put((_Outbox.send_many, conns, opcode, payload))
-    for owner, ids in by_aq.items():
-        if owner._aq is not None:
-            array = ffi.new("uint64_t[]", ids)
-            lib.pyaq_op(owner._aq, 0, _AQ_MANY, opcode,
-                        ffi.cast("char *", array), ffi.sizeof(array),
-                        payload, len(payload), ffi.NULL)
+        for box, conns in by_box.items():
+            box.put((_Outbox.send_many, conns, opcode, payload))
 
 
 # ----------------------------------------------------------------- client
