@@ -47,6 +47,7 @@ lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id)
       in_drain_(false),
       awaiting_resume_(false),
       paused_(false),
+      resume_input_(false),
       above_low_water_(false),
       hibernate_requested_(false),
       finalize_pending_(false),
@@ -148,6 +149,13 @@ bool lariat_conn::move_to(State next) {
 
 bool lariat_conn::end_event() {
   lariat_server *srv = server;
+  // Input left unparsed by a pause is parsed once reading resumes, still
+  // inside the outermost event (so before libuv can deliver newer bytes,
+  // and never from inside the callback that resumed).
+  if (event_depth_ == 1 && resume_input_) {
+    resume_input_ = false;
+    read_pending_input();
+  }
   --srv->events_running;
   if (--event_depth_ > 0) return true;
   flush();
@@ -367,7 +375,10 @@ void lariat_conn::stop() {
   } else if (state == State::kOpen) {
     // A paused reader must read again, or the peer's close is never seen
     // and the stop waits for the whole close timeout.
-    if (paused_ && transport()->set_reading(true) == 0) paused_ = false;
+    if (paused_ && transport()->set_reading(true) == 0) {
+      paused_ = false;
+      resume_input_ = true;  // what the pause left, before the peer's close
+    }
     start_close(LARIAT_REASON_SHUTDOWN, 1001);
   }
   end_event();
@@ -607,7 +618,23 @@ void lariat_conn::read_frames(uint8_t *p, size_t n) {
       break;
     }
     on_chunk(chunk);
+    if (paused_ && n > 0 && state == State::kOpen) {
+      // The handler paused: the rest of this read waits with the socket,
+      // instead of the handler getting every message of a 64 KiB read (a
+      // few thousand, compressed) after it asked for no more.
+      std::unique_ptr<std::string> &pending = active_->pending_input;
+      if (!pending) pending.reset(new std::string);
+      pending->append(reinterpret_cast<const char *>(p), n);
+      break;
+    }
   }
+}
+
+void lariat_conn::read_pending_input() {
+  if (!active_ || !active_->pending_input) return;
+  if (state != State::kOpen && state != State::kClosing) return;
+  std::unique_ptr<std::string> input = std::move(active_->pending_input);
+  read_frames(reinterpret_cast<uint8_t *>(&(*input)[0]), input->size());
 }
 
 bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
@@ -976,6 +1003,13 @@ int lariat_conn::set_active(bool active) {
   // The idle countdown starts afresh on resume: a paused peer was not idle.
   if (active) last_recv_ = server->now();
   reschedule();
+  if (active && active_ && active_->pending_input) {
+    resume_input_ = true;
+    if (event_depth_ == 0) {  // not inside an event: parse it now
+      begin_event();
+      end_event();  // may delete this
+    }
+  }
   return 0;
 }
 
@@ -1125,7 +1159,7 @@ void lariat_conn::hibernate_if_idle() {
   if (state != State::kOpen ||
       (active_ && (active_->in_frame || active_->in_message ||
                    !active_->reader.at_frame_boundary() ||
-                   !active_->out.empty())))
+                   active_->pending_input || !active_->out.empty())))
     return;
   active_.reset();
   if (deflate()) deflate()->release_idle();

@@ -184,6 +184,8 @@ struct lariat_conn {
       std::string_view body = {});
   // Frames and messages.
   void read_frames(uint8_t *p, size_t n);
+  // What a pause left of a read (Active::pending_input), once resumed.
+  void read_pending_input();
   void on_chunk(const lariat::detail::FrameChunk &chunk);
   bool start_frame(const lariat::detail::FrameChunk &chunk);
   void on_control_frame();
@@ -247,7 +249,8 @@ struct lariat_conn {
   struct Active {
     std::unique_ptr<std::string> head;  // request head; gone once answered
     uint32_t head_line_start = 0;       // where its unfinished line starts
-    // Input that arrived while init's decision was deferred.
+    // Input that arrived while init's decision was deferred, or that a
+    // pause (lariat_conn_set_active) left unparsed.
     std::unique_ptr<std::string> pending_input;
     lariat::detail::FrameReader reader;
     bool in_frame = false;
@@ -331,6 +334,7 @@ struct lariat_conn {
   bool awaiting_resume_ : 1;
   // Flow control.
   bool paused_ : 1;
+  bool resume_input_ : 1;  // parse pending_input at the end of this event
   bool above_low_water_ : 1;
   bool hibernate_requested_ : 1;
   bool finalize_pending_ : 1;

@@ -127,12 +127,24 @@ std::vector<Letter> lariat_server::deliver_mail() {
       cutoff = UINT64_MAX;  // deliver them all rather than drop any
     }
   }
-  for (const Letter &letter : letters) {
-    if (letter.seq >= cutoff)
-      later.push_back(letter);
-    else
-      deliver(letter);
+  // One batch for the whole take, as for one event: what the letters queue
+  // for a connection (publishes, and replies from deferred calls) leaves in
+  // one write per connection when the take is done, not one per letter.
+  // A publisher thread's burst, or lariat.asyncio's batch of sends, costs
+  // a write per connection instead of a write per message.
+  ++events_running;
+  try {
+    for (const Letter &letter : letters) {
+      if (letter.seq >= cutoff)
+        later.push_back(letter);
+      else
+        deliver(letter);
+    }
+  } catch (...) {
+    if (--events_running == 0) flush_batched();
+    throw;
   }
+  if (--events_running == 0) flush_batched();
   return later;
 }
 

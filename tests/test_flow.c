@@ -188,6 +188,40 @@ static void test_pause_and_resume(void **st) {
   th_stop(&srv);
 }
 
+/* A pause stops the read it was made in: frames that came in the same read
+ * as the one that paused wait, unparsed, until reading resumes, then
+ * arrive in order. */
+static void test_pause_holds_the_rest_of_the_read(void **st) {
+  (void)st;
+  memset(&srv, 0, sizeof(srv));
+  th_start(&srv, NULL, NULL);
+  wsc c;
+  lariat_conn_id id = th_open_with_id(&srv, &c);
+  static const uint8_t mask[4] = {9, 8, 7, 6};
+  uint8_t buf[1024];
+  size_t n = wsc_encode_frame(buf, sizeof buf, 1, 0, WSC_OP_TEXT, mask,
+                              "!pause", 6);
+  for (int i = 0; i < 10; ++i) {
+    char text[8];
+    snprintf(text, sizeof text, "m%d", i);
+    n += wsc_encode_frame(buf + n, sizeof buf - n, 1, 0, WSC_OP_TEXT, mask,
+                          text, strlen(text));
+  }
+  TH_EQ(wsc_send_raw(&c, buf, n), 0);  /* one write: one read, likely */
+  TH_EQ(th_expect_text(&c, "paused", 2000), 0);
+  TH_EQ(wsc_recv_frame(&c, &(wsc_frame){0}, 300), -ETIMEDOUT);
+  TH_EQ(th_post_resume(&srv, id), 0);
+  for (int i = 0; i < 10; ++i) {
+    char text[8];
+    snprintf(text, sizeof text, "m%d", i);
+    TH_EQ(th_expect_text(&c, text, 2000), 0);
+  }
+  TH_EQ(wsc_send_text(&c, "after"), 0);
+  TH_EQ(th_expect_text(&c, "after", 2000), 0);
+  wsc_close(&c);
+  th_stop(&srv);
+}
+
 static void test_max_connections_503(void **st) {
   (void)st;
   lariat_options *opts;
@@ -286,6 +320,7 @@ int main(void) {
       cmocka_unit_test(test_close_policy_1008),
       cmocka_unit_test(test_close_policy_1013),
       cmocka_unit_test(test_pause_and_resume),
+      cmocka_unit_test(test_pause_holds_the_rest_of_the_read),
       cmocka_unit_test(test_max_connections_503),
       cmocka_unit_test(test_close_handshake_timeout),
       cmocka_unit_test(test_keepalive),

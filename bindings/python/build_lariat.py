@@ -10,6 +10,12 @@ Usage (CMake runs this): build_lariat.py --header H --include-dir D ...
     --cc CC --out-c FILE --build-info FILE
 This writes the C source only; CMake compiles and links it against
 liblariat, with the same compiler and flags as the rest of the tree.
+
+pip (setup.py's cffi_modules) calls pkg_config_ffi() instead: the header,
+include directories and library directory of an installed lariat come from
+`pkg-config lariat` (PKG_CONFIG_PATH for a prefix of one's own), and the
+module gets a RUNPATH to that library directory, so it needs no
+LD_LIBRARY_PATH and nothing of the tree it was built in.
 """
 
 import argparse
@@ -81,17 +87,85 @@ def _c_string(text):
     return json.dumps(text, ensure_ascii=True)
 
 
-def build_ffi(cdef):
+# The C half of lariat.asyncio (pyaq.c), which is the binding's own code,
+# not lariat's: declared here, not generated from the header.
+PYAQ_CDEF = """
+typedef struct pyaq pyaq;
+typedef struct pyaq_event {
+  struct pyaq_event *next;
+  uint64_t conn;
+  int kind;
+  size_t len;
+  unsigned char *data;
+} pyaq_event;
+pyaq *pyaq_new(lariat_server *server, long max_queue, size_t write_limit);
+int pyaq_fd(pyaq *aq);
+void pyaq_del(pyaq *aq);
+pyaq_event *pyaq_take(pyaq *aq);
+void pyaq_free_events(pyaq_event *e);
+int pyaq_attach(pyaq *aq, lariat_conn *conn);
+void pyaq_detach(pyaq *aq, uint64_t id);
+int pyaq_mark(pyaq *aq, uint64_t id, int kind);
+void pyaq_consumed(pyaq *aq, uint64_t id, long n);
+int pyaq_op(pyaq *aq, uint64_t id, int kind, uint16_t code,
+            const char *topic, size_t tlen, const char *data, size_t len,
+            void *py);
+int pyaq_handle(lariat_conn *conn, const lariat_frame *frame, void *state);
+int pyaq_info(lariat_conn *conn, void *msg, void *state);
+int pyaq_drain(lariat_conn *conn, void *state);
+"""
+PYAQ_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           "pyaq.c")
+
+
+def build_ffi(cdef, **source_kwargs):
     import cffi
     ffi = cffi.FFI()
     # py_cdef() returns the cdef this module was built from, so a test can
     # compare it with the cdef of the current header.
-    ffi.cdef(cdef + "const char *py_cdef(void);\n")
+    ffi.cdef(cdef + "const char *py_cdef(void);\n" + PYAQ_CDEF)
+    with open(PYAQ_SOURCE) as f:
+        pyaq = f.read()
     ffi.set_source(
         "_lariat",
         "#include <lariat/lariat.h>\n"
-        "static const char *py_cdef(void) { return %s; }\n" % _c_string(cdef))
+        "static const char *py_cdef(void) { return %s; }\n" % _c_string(cdef)
+        + pyaq,
+        **source_kwargs)
     return ffi
+
+
+def _pkg_config(*args):
+    cmd = [os.environ.get("PKG_CONFIG", "pkg-config")] + list(args) + \
+        ["lariat"]
+    try:
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE,
+                             universal_newlines=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit("cannot find lariat with %s (%s): install lariat "
+                         "and set PKG_CONFIG_PATH to its lib/pkgconfig"
+                         % (" ".join(cmd), exc))
+    return out.split()
+
+
+def pkg_config_ffi():
+    """The FFI of an installed lariat, found with pkg-config (for pip)."""
+    include_dirs = [f[2:] for f in _pkg_config("--cflags-only-I")]
+    libdir = _pkg_config("--variable=libdir")[0]
+    for d in include_dirs + ["/usr/local/include", "/usr/include"]:
+        header = os.path.join(d, "lariat", "lariat.h")
+        if os.path.exists(header):
+            break
+    else:
+        raise SystemExit("pkg-config names no directory with lariat/lariat.h")
+    cdef = make_cdef(header, include_dirs, os.environ.get("CC", "cc"))
+    return build_ffi(cdef, include_dirs=include_dirs, library_dirs=[libdir],
+                     libraries=["lariat"], runtime_library_dirs=[libdir])
+
+
+def package_version():
+    """The installed lariat's version, which the package takes."""
+    return _pkg_config("--modversion")[0]
 
 
 def main(argv=None):

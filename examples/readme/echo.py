@@ -1,17 +1,17 @@
+import asyncio
 import sys
 
-import lariat
+from lariat.asyncio import serve
 
 
-class Echo:
-    def websocket_handle(self, conn, frame):
-        if frame.opcode == lariat.Opcode.TEXT:
-            conn.send_text(frame.text)
-        elif frame.opcode == lariat.Opcode.BINARY:
-            conn.send_binary(frame.data)
+async def echo(ws):
+    async for message in ws:  # str for text, bytes for binary
+        await ws.send(message)
 
 
-port = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
-with lariat.Server("127.0.0.1", port) as server:
-    server.route("/", Echo)
-    server.run()
+async def main(port):
+    async with serve(echo, "127.0.0.1", port):
+        await asyncio.Future()  # until Ctrl-C: then every client gets 1001
+
+
+asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 8080))

@@ -1,4 +1,4 @@
-/*
+/** @file
  * lariat - a WebSocket server library with Cowboy's cowboy_websocket
  * handler model, behind a stable C ABI.
  *
@@ -40,6 +40,8 @@
 extern "C" {
 #endif
 
+/** Marks the exported functions: visibility("default") (dllexport and
+ * dllimport on Windows), empty under LARIAT_STATICLIB. */
 #if defined(LARIAT_STATICLIB)
 #define LARIAT_EXTERN
 #elif defined(_WIN32) || defined(__CYGWIN__)
@@ -59,7 +61,7 @@ struct uv_loop_s;
 /* Errors                                                              */
 /* ------------------------------------------------------------------ */
 
-/*
+/**
  * The error band [-599, -500] is lariat's own; it is disjoint from libuv's
  * codes (-errno, -3000..-3014, -4095..-4022, -9919...). Codes below
  * LARIAT_ERR_FATAL mean the object is no longer usable. Removed codes keep
@@ -89,6 +91,8 @@ struct uv_loop_s;
      "the event's detail)")                                                   \
   XX(FATAL, -550, "fatal error")
 
+/** lariat's error codes, LARIAT_ERR_<name> for each entry of
+ * LARIAT_ERRNO_MAP, with the value and text it lists there. */
 typedef enum lariat_error {
 /* Each entry starts with its comma, so the list ends without one (C89). */
 #define LARIAT__ERR_ENUM(name, val, str) , LARIAT_ERR_##name = (val)
@@ -126,14 +130,15 @@ LARIAT_EXTERN int lariat_is_fatal(int error_code);
 /* Version                                                             */
 /* ------------------------------------------------------------------ */
 
+/** What lariat_version() returns: the running library's version. */
 typedef struct lariat_info {
-  /* Age of this struct; fields are only ever appended. 1 today. */
+  /** Age of this struct; fields are only ever appended. 1 today. */
   int age;
-  /* LARIAT_VERSION_NUM of the library that runs. */
+  /** LARIAT_VERSION_NUM of the library that runs. */
   int version_num;
-  /* LARIAT_VERSION of the library that runs. */
+  /** LARIAT_VERSION of the library that runs. */
   const char *version_str;
-  /* ABI (SONAME) major version. */
+  /** ABI (SONAME) major version. */
   int abi_version;
 } lariat_info;
 
@@ -150,65 +155,67 @@ LARIAT_EXTERN const lariat_info *lariat_version(int least_version);
 /* Frames                                                              */
 /* ------------------------------------------------------------------ */
 
+/** WebSocket opcodes (RFC 6455 5.2) of lariat_frame.opcode. */
 typedef enum lariat_opcode {
-  LARIAT_OP_TEXT = 1,
-  LARIAT_OP_BINARY = 2,
-  LARIAT_OP_CLOSE = 8,
-  LARIAT_OP_PING = 9,
-  LARIAT_OP_PONG = 10
+  LARIAT_OP_TEXT = 1,   /**< a text message (UTF-8) */
+  LARIAT_OP_BINARY = 2, /**< a binary message */
+  LARIAT_OP_CLOSE = 8,  /**< a close frame, with close_code */
+  LARIAT_OP_PING = 9,   /**< a ping (lariat answers it with a pong) */
+  LARIAT_OP_PONG = 10   /**< a pong */
 } lariat_opcode;
 
-/* lariat_reply(): send this message uncompressed even when
+/** lariat_reply(): send this message uncompressed even when
  * permessage-deflate was negotiated (Cowboy's {deflate, false}). */
 #define LARIAT_FRAME_NO_COMPRESS 0x1u
-/* lariat_publish(), lariat_conn_publish(): reach this process's
+/** lariat_publish(), lariat_conn_publish(): reach this process's
  * subscribers only, not the other processes of a Redis bridge (a notice
  * about the bridge itself, say). Without a bridge it changes nothing. */
 #define LARIAT_FRAME_LOCAL 0x2u
 
-/*
+/**
  * A whole message (text or binary) or a control frame. The same struct is
  * handed to websocket_handle (data borrowed for the call) and filled by the
  * handler for lariat_reply() (data copied).
  */
 typedef struct lariat_frame {
-  uint32_t opcode;     /* lariat_opcode */
-  uint32_t flags;      /* LARIAT_FRAME_* bits */
-  uint16_t close_code; /* LARIAT_OP_CLOSE only: 0 = close without a code */
-  const uint8_t *data; /* payload (for CLOSE: the reason, without the code) */
-  size_t len;
+  uint32_t opcode;     /**< lariat_opcode */
+  uint32_t flags;      /**< LARIAT_FRAME_* bits */
+  uint16_t close_code; /**< LARIAT_OP_CLOSE only: 0 = close without a code */
+  const uint8_t *data; /**< payload (for CLOSE: the reason, without the code) */
+  size_t len;          /**< bytes at |data| */
 } lariat_frame;
 
 /* ------------------------------------------------------------------ */
 /* Terminate reasons                                                   */
 /* ------------------------------------------------------------------ */
 
+/** lariat_reason.kind: how a connection ended (DESIGN.md's table). */
 typedef enum lariat_reason_kind {
-  /* init answered with a plain HTTP response; no WebSocket. */
+  /** init answered with a plain HTTP response; no WebSocket. */
   LARIAT_REASON_NORMAL = 0,
-  /* The peer sent a close frame; |code| is 0 when it carried no code. */
+  /** The peer sent a close frame; |code| is 0 when it carried no code. */
   LARIAT_REASON_REMOTE = 1,
-  /* The handler shut down (LARIAT_SHUTDOWN, a close reply) or the server
+  /** The handler shut down (LARIAT_SHUTDOWN, a close reply) or the server
    * is stopping. */
   LARIAT_REASON_SHUTDOWN = 2,
-  /* Nothing received for the idle timeout. */
+  /** Nothing received for the idle timeout. */
   LARIAT_REASON_TIMEOUT = 3,
-  /* A callback returned LARIAT_CRASH; see crash_class/crash_reason. */
+  /** A callback returned LARIAT_CRASH; see crash_class/crash_reason. */
   LARIAT_REASON_CRASH = 4,
-  /* Invalid UTF-8 in a text message or a close reason (close 1007). */
+  /** Invalid UTF-8 in a text message or a close reason (close 1007). */
   LARIAT_REASON_ERROR_BADENCODING = 5,
-  /* A protocol error (close 1002). */
+  /** A protocol error (close 1002). */
   LARIAT_REASON_ERROR_BADFRAME = 6,
-  /* A frame or message over the size limit (close 1009). */
+  /** A frame or message over the size limit (close 1009). */
   LARIAT_REASON_ERROR_TOO_BIG = 7,
-  /* TCP ended without a close frame. */
+  /** TCP ended without a close frame. */
   LARIAT_REASON_ERROR_CLOSED = 8,
-  /* Any other socket error; see socket_error. */
+  /** Any other socket error; see socket_error. */
   LARIAT_REASON_ERROR_SOCKET = 9,
-  /* Output queued past the connection's cap under a closing policy
+  /** Output queued past the connection's cap under a closing policy
    * (lariat_upgrade_set_max_queued); close 1008 or 1013. */
   LARIAT_REASON_ERROR_BACKPRESSURE = 10,
-  /* A client's connection attempt failed before it was open: the server
+  /** A client's connection attempt failed before it was open: the server
    * did not answer 101 as RFC 6455 4.1 requires (|http_status| is its
    * status, 0 when the answer was not HTTP or was a valid status with a
    * wrong upgrade; lariat_reason_header() reads its headers), or the name
@@ -217,29 +224,29 @@ typedef enum lariat_reason_kind {
   LARIAT_REASON_HANDSHAKE_FAILED = 11
 } lariat_reason_kind;
 
-/*
+/**
  * Why a connection ended, handed to terminate. Filled by lariat and
  * borrowed for the call; fields are only ever appended, so never allocate
  * or copy one by value across library versions.
  */
 typedef struct lariat_reason {
-  int kind;              /* lariat_reason_kind */
-  uint16_t code;         /* REMOTE: the peer's close code, 0 if none */
-  const uint8_t *data;   /* REMOTE: the peer's close reason (UTF-8) */
-  size_t len;
-  const char *crash_class;  /* CRASH: as given to lariat_conn_set_crash */
-  const char *crash_reason; /* CRASH */
-  int socket_error;         /* ERROR_SOCKET, HANDSHAKE_FAILED: libuv code */
+  int kind;              /**< lariat_reason_kind */
+  uint16_t code;         /**< REMOTE: the peer's close code, 0 if none */
+  const uint8_t *data;   /**< REMOTE: the peer's close reason (UTF-8) */
+  size_t len;            /**< REMOTE: bytes at |data| */
+  const char *crash_class;  /**< CRASH: as given to lariat_conn_set_crash */
+  const char *crash_reason; /**< CRASH */
+  int socket_error;         /**< ERROR_SOCKET, HANDSHAKE_FAILED: libuv code */
   /* Clients (lariat_connect) only, 0 on the server side: */
-  int http_status;  /* HANDSHAKE_FAILED: the server's status, or 0 */
-  int retrying;     /* nonzero: another attempt follows, with the same
+  int http_status;  /**< HANDSHAKE_FAILED: the server's status, or 0 */
+  int retrying;     /**< nonzero: another attempt follows, with the same
                        state - keep it; 0: this is the end of the client */
-  unsigned attempt; /* 1 for the first connection attempt, then 2... */
-  /* websocket_info messages posted while disconnected and dropped (over
+  unsigned attempt; /**< 1 for the first connection attempt, then 2... */
+  /** websocket_info messages posted while disconnected and dropped (over
    * the offline queue), since the client started. */
   uint64_t posts_dropped;
-  const char *failure; /* HANDSHAKE_FAILED: what was wrong, in English */
-  const void *response_; /* internal: see lariat_reason_header() */
+  const char *failure; /**< HANDSHAKE_FAILED: what was wrong, in English */
+  const void *response_; /**< internal: see lariat_reason_header() */
 } lariat_reason;
 
 /**
@@ -265,8 +272,10 @@ LARIAT_EXTERN const char *lariat_reason_name(int kind);
 /* Handlers                                                            */
 /* ------------------------------------------------------------------ */
 
+/** A server: listeners, routes, its loops and every connection on them
+ * (lariat_server_new(), lariat_server_del()). */
 typedef struct lariat_server lariat_server;
-/*
+/**
  * A WebSocket connection. A lariat_conn pointer is valid on the loop
  * thread from websocket_init until terminate returns, and only there: it
  * may be kept in handler state between callbacks (for lariat_reply() from
@@ -276,26 +285,34 @@ typedef struct lariat_server lariat_server;
  * rule.
  */
 typedef struct lariat_conn lariat_conn;
+/** The HTTP request seen by init (lariat_req_*()); borrowed for the
+ * init call. */
 typedef struct lariat_req lariat_req;
+/** init's answer: the options of the accepted connection, or a plain HTTP
+ * response (lariat_upgrade_*()); borrowed for the init call unless init
+ * returns LARIAT_DEFER. */
 typedef struct lariat_upgrade lariat_upgrade;
+/** A connection's id: unique in the process, never reused during a
+ * server's life, and the only handle valid on any thread (lariat_post()). */
 typedef uint64_t lariat_conn_id;
 
-/* What a handler callback returns. Any other value is treated as a crash
+/** What a handler callback returns. Any other value is treated as a crash
  * (close 1011, or 500 from init; terminate gets LARIAT_REASON_CRASH with
  * class "lariat"). */
 typedef enum lariat_result {
+  /** Go on. */
   LARIAT_OK = 0,
-  /* Give back every buffer the connection can until its next activity. */
+  /** Give back every buffer the connection can until its next activity. */
   LARIAT_HIBERNATE = 1,
-  /* Close with 1000, complete the close handshake, terminate shutdown. */
+  /** Close with 1000, complete the close handshake, terminate shutdown. */
   LARIAT_SHUTDOWN = 2,
-  /* Close with 1011, terminate crash; see lariat_conn_set_crash(). */
+  /** Close with 1011, terminate crash; see lariat_conn_set_crash(). */
   LARIAT_CRASH = 3,
-  /* init only: the decision is deferred; see lariat_upgrade_resume(). */
+  /** init only: the decision is deferred; see lariat_upgrade_resume(). */
   LARIAT_DEFER = 4
 } lariat_result;
 
-/*
+/**
  * The Cowboy-style handler. Every callback is optional (NULL). The table
  * is copied at lariat_server_route(): lariat copies min(size, sizeof) bytes
  * and zero-fills the rest, so set |size| to sizeof(lariat_handler). Fields
@@ -305,8 +322,8 @@ typedef enum lariat_result {
  * lariat_server_del(); lariat_server_stop() is allowed.
  */
 typedef struct lariat_handler {
-  size_t size;
-  /*
+  size_t size; /**< sizeof(lariat_handler) as the caller was built */
+  /**
    * Called for every request on this route that is a valid HTTP request:
    * a WebSocket upgrade (lariat_req_is_websocket() != 0) or a plain request.
    * An upgrade attempt that is itself invalid (a bad key, a missing or
@@ -323,16 +340,16 @@ typedef struct lariat_handler {
    * lariat_server_route(). Any other return value is a crash (500).
    */
   int (*init)(lariat_req *req, lariat_upgrade *up, void *handler_data);
-  /* After the 101 response is written. May reply. Returns lariat_result. */
+  /** After the 101 response is written. May reply. Returns lariat_result. */
   int (*websocket_init)(lariat_conn *conn, void *state);
-  /* A text or binary message (reassembled), a ping (already answered with a
+  /** A text or binary message (reassembled), a ping (already answered with a
    * pong) or a pong. |frame| is borrowed for the call. */
   int (*websocket_handle)(lariat_conn *conn, const lariat_frame *frame,
                           void *state);
-  /* A message posted with lariat_post(). |msg| is handed over: lariat calls
+  /** A message posted with lariat_post(). |msg| is handed over: lariat calls
    * its free function right after this callback returns. */
   int (*websocket_info)(lariat_conn *conn, void *msg, void *state);
-  /* Called exactly once for every request that reached init, last. |conn|
+  /** Called exactly once for every request that reached init, last. |conn|
    * is NULL when the request was never upgraded. |reason| is borrowed for
    * the call. |state| is what init set with lariat_upgrade_set_state() (or
    * a later lariat_conn_set_data()), NULL if it set none: never the route's
@@ -347,7 +364,7 @@ typedef struct lariat_handler {
    * handshake completes or the close timeout passes. */
   void (*terminate)(lariat_conn *conn, const lariat_reason *reason,
                     void *state);
-  /* Output queued for the peer, having risen above the low-water mark
+  /** Output queued for the peer, having risen above the low-water mark
    * (lariat_upgrade_set_low_water), fell back to it: the handler may send
    * again (uWebSockets' drain). May reply. Returns lariat_result. */
   int (*websocket_drain)(lariat_conn *conn, void *state);
@@ -447,7 +464,7 @@ LARIAT_EXTERN int lariat_req_cookie(const lariat_req *req, const char *name,
 /* The upgrade, set during init                                        */
 /* ------------------------------------------------------------------ */
 
-/* The idle timeout value meaning "never" (the default, as in Cowboy). */
+/** The idle timeout value meaning "never" (the default, as in Cowboy). */
 #define LARIAT_TIMEOUT_INFINITY 0
 
 /** @function Sets the per-connection state pointer handed to every later
@@ -482,35 +499,35 @@ LARIAT_EXTERN int lariat_upgrade_set_validate_utf8(lariat_upgrade *up,
  */
 LARIAT_EXTERN int lariat_upgrade_set_protocol(lariat_upgrade *up,
                                               const char *protocol);
-/* permessage-deflate (RFC 7692) knobs for lariat_upgrade_set_deflate(),
+/** permessage-deflate (RFC 7692) knobs for lariat_upgrade_set_deflate(),
  * Cowboy's `compress` and `deflate_opts`. */
 typedef enum lariat_deflate_option {
-  /* 1: accept a permessage-deflate offer; 0 (default): decline every one. */
+  /** 1: accept a permessage-deflate offer; 0 (default): decline every one. */
   LARIAT_DEFLATE_ENABLE = 1,
-  /* zlib level 0..9 (default 1: on 1-4 KiB JSON it compresses 4.5:1 for
+  /** zlib level 0..9 (default 1: on 1-4 KiB JSON it compresses 4.5:1 for
    * less than half the CPU of level 6's 5.8:1; bench/deflate_bench). */
   LARIAT_DEFLATE_LEVEL = 2,
-  /* zlib memLevel 1..9 (default 8). */
+  /** zlib memLevel 1..9 (default 8). */
   LARIAT_DEFLATE_MEM_LEVEL = 3,
-  /* Largest LZ77 window lariat compresses with, 8..15 (default 15); a
+  /** Largest LZ77 window lariat compresses with, 8..15 (default 15); a
    * client's smaller server_max_window_bits wins. */
   LARIAT_DEFLATE_SERVER_MAX_WINDOW_BITS = 4,
-  /* Largest window lariat asks the client to compress with, 8..15
+  /** Largest window lariat asks the client to compress with, 8..15
    * (default 15). Below 15 it is a requirement, as in Cowboy: an offer
    * without client_max_window_bits is declined (RFC 7692 7.1.2.2 forbids
    * sending the parameter to a client that did not offer it, and the
    * client would compress with 15 bits). */
   LARIAT_DEFLATE_CLIENT_MAX_WINDOW_BITS = 5,
-  /* 1: reset our compressor after every message (server_no_context_takeover)
+  /** 1: reset our compressor after every message (server_no_context_takeover)
    * so hibernate can free it. Also agreed when the client asks. */
   LARIAT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER = 6,
-  /* 1: ask the client to reset its compressor after every message
+  /** 1: ask the client to reset its compressor after every message
    * (client_no_context_takeover), so hibernate can free our decompressor. */
   LARIAT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER = 7,
-  /* Messages shorter than this many bytes are sent uncompressed (default
+  /** Messages shorter than this many bytes are sent uncompressed (default
    * 0: compress everything). */
   LARIAT_DEFLATE_THRESHOLD = 8,
-  /* zlib strategy for our compressor: 0 Z_DEFAULT_STRATEGY (default), 1
+  /** zlib strategy for our compressor: 0 Z_DEFAULT_STRATEGY (default), 1
    * Z_FILTERED, 2 Z_HUFFMAN_ONLY, 3 Z_RLE, 4 Z_FIXED (Cowboy's
    * deflate_opts strategy). */
   LARIAT_DEFLATE_STRATEGY = 9
@@ -526,15 +543,15 @@ typedef enum lariat_deflate_option {
 LARIAT_EXTERN int lariat_upgrade_set_deflate(lariat_upgrade *up, int option,
                                              int64_t value);
 
-/* What lariat_reply() does when a frame would push the queued output past
+/** What lariat_reply() does when a frame would push the queued output past
  * the cap set with lariat_upgrade_set_max_queued(). */
 typedef enum lariat_backpressure_policy {
-  /* lariat_reply() refuses the frame with LARIAT_ERR_BACKPRESSURE. */
+  /** lariat_reply() refuses the frame with LARIAT_ERR_BACKPRESSURE. */
   LARIAT_BACKPRESSURE_REFUSE = 0,
-  /* Close 1008 (policy violation); terminate gets
+  /** Close 1008 (policy violation); terminate gets
    * LARIAT_REASON_ERROR_BACKPRESSURE. The default. */
   LARIAT_BACKPRESSURE_CLOSE = 1,
-  /* Close 1013 (try again later); same terminate reason. */
+  /** Close 1013 (try again later); same terminate reason. */
   LARIAT_BACKPRESSURE_CLOSE_TRY_LATER = 2
 } lariat_backpressure_policy;
 
@@ -791,6 +808,8 @@ LARIAT_EXTERN void *lariat_conn_handler_data(const lariat_conn *conn);
 /* Server options                                                      */
 /* ------------------------------------------------------------------ */
 
+/** Server options, set one by one (lariat_options_new(), the
+ * lariat_options_set_*() setters), copied by lariat_server_new(). */
 typedef struct lariat_options lariat_options;
 
 /**
@@ -1066,7 +1085,7 @@ LARIAT_EXTERN int lariat_server_defer(lariat_server *server,
 /* Clients                                                             */
 /* ------------------------------------------------------------------ */
 
-/*
+/**
  * A client connection runs on a server's loop and uses the same handler
  * table: websocket_init when the upgrade succeeded, websocket_handle,
  * websocket_info (lariat_post() to its id from any thread),
@@ -1385,55 +1404,57 @@ LARIAT_EXTERN uint64_t lariat_conn_dropped(const lariat_conn *conn);
  * with SUBSCRIBE.
  */
 
+/** lariat_bridge_event.kind. */
 typedef enum lariat_bridge_event_kind {
-  /* A connection to Redis answers (at start, or again after a fault:
+  /** A connection to Redis answers (at start, or again after a fault:
    * then every channel is subscribed again). */
   LARIAT_BRIDGE_UP = 1,
-  /* A connection failed or was lost: |error| and |detail| say why.
+  /** A connection failed or was lost: |error| and |detail| say why.
    * Reported once per outage; retries follow silently until UP. */
   LARIAT_BRIDGE_DOWN = 2,
-  /* |missed| messages of |origin| on |topic| never arrived (reported
+  /** |missed| messages of |origin| on |topic| never arrived (reported
    * before the message that showed it is delivered). */
   LARIAT_BRIDGE_GAP = 3
 } lariat_bridge_event_kind;
 
+/** lariat_bridge_event.link: which of the bridge's two Redis connections. */
 typedef enum lariat_bridge_link {
-  LARIAT_BRIDGE_SUBSCRIBER = 0,
-  LARIAT_BRIDGE_PUBLISHER = 1
+  LARIAT_BRIDGE_SUBSCRIBER = 0, /**< the one that SUBSCRIBEs */
+  LARIAT_BRIDGE_PUBLISHER = 1   /**< the one that PUBLISHes */
 } lariat_bridge_link;
 
-/* What lariat fills for the bridge handler; fields are only appended. */
+/** What lariat fills for the bridge handler; fields are only appended. */
 typedef struct lariat_bridge_event {
-  int age;   /* of this struct: 1 */
-  int kind;  /* lariat_bridge_event_kind */
-  int link;  /* UP, DOWN: lariat_bridge_link */
-  int error; /* DOWN: UV_ECONNREFUSED, UV_EOF, UV_ETIMEDOUT,
+  int age;   /**< of this struct: 1 */
+  int kind;  /**< lariat_bridge_event_kind */
+  int link;  /**< UP, DOWN: lariat_bridge_link */
+  int error; /**< DOWN: UV_ECONNREFUSED, UV_EOF, UV_ETIMEDOUT,
                 LARIAT_ERR_REDIS (an error reply, e.g. a bad password)... */
-  const char *detail;   /* DOWN: hiredis' or Redis' text; never NULL */
-  const uint8_t *topic; /* GAP: the topic (without the prefix) */
-  size_t topic_len;
-  uint64_t origin;      /* GAP: the publishing process */
-  uint64_t missed;      /* GAP: messages missed */
-  uint64_t seq;         /* GAP: the sequence number that showed it */
-  uint64_t reconnects;  /* recoveries so far (lariat_bridge_stats) */
+  const char *detail;   /**< DOWN: hiredis' or Redis' text; never NULL */
+  const uint8_t *topic; /**< GAP: the topic (without the prefix) */
+  size_t topic_len;     /**< GAP: bytes at |topic| */
+  uint64_t origin;      /**< GAP: the publishing process */
+  uint64_t missed;      /**< GAP: messages missed */
+  uint64_t seq;         /**< GAP: the sequence number that showed it */
+  uint64_t reconnects;  /**< recoveries so far (lariat_bridge_stats) */
 } lariat_bridge_event;
 
-/* Counters of the bridge since the join; fields are only appended. */
+/** Counters of the bridge since the join; fields are only appended. */
 typedef struct lariat_bridge_stats {
-  uint64_t origin;         /* this process's origin id */
-  int connected;           /* both connections answer now */
-  int last_error;          /* of the last failure, 0 if none */
-  uint64_t published;      /* PUBLISHes Redis acknowledged */
-  uint64_t publish_failed; /* not sent (publisher down, too many in flight)
+  uint64_t origin;         /**< this process's origin id */
+  int connected;           /**< both connections answer now */
+  int last_error;          /**< of the last failure, 0 if none */
+  uint64_t published;      /**< PUBLISHes Redis acknowledged */
+  uint64_t publish_failed; /**< not sent (publisher down, too many in flight)
                               or lost with a connection */
-  uint64_t received;       /* messages from other processes delivered */
-  uint64_t own_dropped;    /* own messages that came back, dropped */
-  uint64_t malformed;      /* messages not in the wire format, dropped */
-  uint64_t gaps;           /* LARIAT_BRIDGE_GAP events */
-  uint64_t missed;         /* messages missed, summed over the gaps */
-  uint64_t faults;         /* LARIAT_BRIDGE_DOWN events */
-  uint64_t reconnects;     /* connections back up after a fault */
-  uint64_t channels;       /* Redis channels subscribed now */
+  uint64_t received;       /**< messages from other processes delivered */
+  uint64_t own_dropped;    /**< own messages that came back, dropped */
+  uint64_t malformed;      /**< messages not in the wire format, dropped */
+  uint64_t gaps;           /**< LARIAT_BRIDGE_GAP events */
+  uint64_t missed;         /**< messages missed, summed over the gaps */
+  uint64_t faults;         /**< LARIAT_BRIDGE_DOWN events */
+  uint64_t reconnects;     /**< connections back up after a fault */
+  uint64_t channels;       /**< Redis channels subscribed now */
 } lariat_bridge_stats;
 
 /**

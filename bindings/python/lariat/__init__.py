@@ -1120,7 +1120,7 @@ class Server:
                 raise Error(lib.LARIAT_ERR_INVALID_STATE)
             return self._ptr
 
-    def route(self, path, handler=None, *, compress=None):
+    def route(self, path, handler=None, *, compress=None, _callbacks=None):
         """Routes |path| ("*": every other path) to a handler class or
         instance. compress: True, or a dict of Upgrade.compress() options,
         to accept permessage-deflate on this route. Without |handler|,
@@ -1141,6 +1141,9 @@ class Server:
         table.size = ffi.sizeof("lariat_handler")
         for name in _CALLBACKS:
             setattr(table, name, getattr(lib, "py_" + name))
+        for name, fn in (_callbacks or {}).items():  # lariat.asyncio's C
+            setattr(table, name, ffi.cast(ffi.typeof(getattr(table, name)),
+                                          ffi.addressof(lib, fn)))
         _check(lib.lariat_server_route(self._setup_ptr(),
                                        path.encode("utf-8"), table,
                                        route.handle))
