@@ -1090,6 +1090,7 @@ void lariat_conn::hibernate_if_idle() {
     return;
   active_.reset();
   if (deflate()) deflate()->release_idle();
+  transport()->idle();
   hibernating = true;
 }
 

@@ -19,6 +19,7 @@ struct Letter {
     kResume,  // lariat_upgrade_resume(): msg is the lariat_upgrade
     kPublish,  // lariat_publish() from another thread: msg is the copy
     kCall,     // lariat_server_defer(): msg is the call
+    kWake,     // lariat_server::wake_transport(): no msg
   };
   uint64_t conn_id;
   void *msg;

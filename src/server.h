@@ -65,6 +65,8 @@ struct lariat_server {
   std::map<std::string, lariat::detail::Route, std::less<>> routes;
   // Routes ending in "/*", by prefix (without the '*'), longest first.
   std::vector<std::pair<std::string, lariat::detail::Route>> prefix_routes;
+  // Each listener's uv_tcp_t is the first member of a Listener
+  // (server.cc), which says whether it serves TLS.
   std::vector<uv_tcp_t *> listeners;
   lariat::detail::ConnTable conns;
   // What connections share (route, path, options), and the profile of
@@ -108,6 +110,9 @@ struct lariat_server {
   // many got it queued.
   int publish_local(std::string_view topic, const lariat_frame &frame,
                     const lariat_conn *except);
+  // Calls connection |id|'s Transport::woken() from the loop, soon, and
+  // outside whatever callback runs now; 0 or LARIAT_ERR_STOPPED.
+  int wake_transport(lariat_conn_id id);
   lariat::detail::FrameWriter frame_writer;
   lariat::detail::Mailbox mailbox;
   lariat::detail::TimerHeap timers;
@@ -120,6 +125,11 @@ struct lariat_server {
   // Compressed output of one message at a time, shared by the loop's
   // connections (it is copied into a connection's output at once).
   std::string deflate_scratch;
+  // What the loop's TLS transports share, both used up before the call
+  // that fills them returns: the ciphertext OpenSSL writes during one
+  // call, and the plaintext decrypted from one read.
+  std::string tls_out;
+  std::unique_ptr<uint8_t[]> tls_plain;
   size_t open_handles = 0;  // uv handles not yet through their close cb
   // Takes a pending socket only to close it when there is no memory for a
   // connection: libuv stops watching a listener until uv_accept() is

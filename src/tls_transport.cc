@@ -1,0 +1,297 @@
+#include "tls_transport.h"
+
+#include <openssl/err.h>
+
+#include <cstring>
+
+#include "connection.h"
+#include "server.h"
+
+namespace lariat::detail {
+
+namespace {
+
+// Plaintext of one read is gathered up to this before the connection
+// sees it, so that the frames of several records make one event.
+constexpr size_t kPlainSize = 64 * 1024;
+// Plaintext is sealed this much at a time: the scratch stays bounded
+// whatever the message size, and the kernel gets bytes early.
+constexpr size_t kSealChunk = 256 * 1024;
+
+TlsTransport *owner(BIO *b) { return static_cast<TlsTransport *>(BIO_get_data(b)); }
+
+int bio_write_ex(BIO *b, const char *p, size_t n, size_t *written) {
+  BIO_clear_retry_flags(b);
+  try {
+    owner(b)->bio_write(p, n);
+  } catch (...) {
+    return 0;  // out of memory: OpenSSL fails the call, we close
+  }
+  *written = n;
+  return 1;
+}
+
+int bio_read_ex(BIO *b, char *out, size_t n, size_t *got) {
+  BIO_clear_retry_flags(b);
+  int rc = owner(b)->bio_read(out, n, got);
+  if (rc == 0) BIO_set_retry_read(b);
+  return rc;
+}
+
+long bio_ctrl(BIO *, int cmd, long, void *) {
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+int bio_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+// One method for every connection; made once, kept for the process.
+BIO_METHOD *bio_method() {
+  static BIO_METHOD *method = [] {
+    BIO_METHOD *m =
+        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lariat");
+    if (m) {
+      BIO_meth_set_write_ex(m, bio_write_ex);
+      BIO_meth_set_read_ex(m, bio_read_ex);
+      BIO_meth_set_ctrl(m, bio_ctrl);
+      BIO_meth_set_create(m, bio_create);
+    }
+    return m;
+  }();
+  return method;
+}
+
+}  // namespace
+
+TlsTransport::~TlsTransport() {
+  SSL_free(ssl_);  // and its BIO
+  tls_->release();
+}
+
+int TlsTransport::bio_read(char *out, size_t n, size_t *got) {
+  if (in_len_ == 0) return 0;
+  size_t k = n < in_len_ ? n : in_len_;
+  std::memcpy(out, in_, k);
+  in_ += k;
+  in_len_ -= k;
+  *got = k;
+  return 1;
+}
+
+void TlsTransport::bio_write(const char *p, size_t n) {
+  conn()->server->tls_out.append(p, n);
+}
+
+bool TlsTransport::make_ssl() {
+  certs_ = tls_->certs();
+  BIO_METHOD *method = bio_method();
+  if (!certs_ || !method) return false;
+  ssl_ = SSL_new(certs_->entries.front().ctx);
+  if (!ssl_) return false;
+  BIO *bio = BIO_new(method);
+  if (!bio) return false;  // the destructor frees ssl_
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);
+  SSL_set_app_data(ssl_, this);
+  SSL_set_accept_state(ssl_);
+  return true;
+}
+
+void TlsTransport::received(uint8_t *p, size_t n) {
+  if (failed_) return;
+  if (stash_ && !stash_->empty()) {
+    // Bytes kept from before a pause go first.
+    stash_->append(reinterpret_cast<const char *>(p), n);
+    woken();
+    return;
+  }
+  if (!ssl_ && !make_ssl()) {
+    failed_ = true;
+    tls_->record_failure(certs_ ? "out of memory" : "no certificate");
+    conn()->on_transport_error(UV_ENOMEM);
+    return;
+  }
+  in_ = p;
+  in_len_ = n;
+  pump();
+  keep_rest();
+}
+
+void TlsTransport::woken() {
+  if (closing() || failed_ || paused_ || !ssl_) return;
+  std::unique_ptr<std::string> kept = std::move(stash_);
+  if (kept) {
+    in_ = reinterpret_cast<const uint8_t *>(kept->data());
+    in_len_ = kept->size();
+  }
+  pump();
+  keep_rest();  // copies out of |kept| before it goes
+}
+
+void TlsTransport::keep_rest() {
+  if (in_len_ > 0 && !closing() && !failed_) {
+    if (!stash_) stash_.reset(new std::string);
+    stash_->append(reinterpret_cast<const char *>(in_), in_len_);
+  }
+  in_ = nullptr;
+  in_len_ = 0;
+}
+
+void TlsTransport::pump() {
+  if (pumping_) return;  // a wake-up inside our own delivery
+  pumping_ = true;
+  struct Reset {
+    bool &flag;
+    ~Reset() { flag = false; }
+  } reset{pumping_};
+  ERR_clear_error();
+  if (!established_) {
+    int r = SSL_do_handshake(ssl_);
+    int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
+    flush_cipher();  // the server's flight, or the alert
+    if (r != 1) {
+      if (e != SSL_ERROR_WANT_READ) fail("handshake failed");
+      return;
+    }
+    established_ = true;
+    certs_.reset();  // SNI is over
+  }
+  lariat_server *server = conn()->server;
+  if (!server->tls_plain) server->tls_plain.reset(new uint8_t[kPlainSize]);
+  uint8_t *plain = server->tls_plain.get();
+  size_t used = 0;
+  while (!paused_ && !closing()) {
+    size_t got = 0;
+    int r = SSL_read_ex(ssl_, plain + used, kPlainSize - used, &got);
+    if (r == 1) {
+      used += got;
+      if (used < kPlainSize) continue;
+    }
+    int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
+    flush_cipher();  // what reading made OpenSSL say (key update, alert)
+    if (used > 0) {
+      // Everything decrypted before an error or close_notify counts.
+      conn()->on_read(plain, used);
+      used = 0;
+      if (closing() || failed_) return;
+    }
+    if (r == 1) continue;
+    if (e == SSL_ERROR_WANT_READ) return;
+    if (e == SSL_ERROR_ZERO_RETURN) {
+      conn()->on_eof();  // close_notify: the peer's end, as FIN is
+      return;
+    }
+    fail("TLS error");
+    return;
+  }
+}
+
+void TlsTransport::fail(const char *fallback) {
+  failed_ = true;
+  unsigned long err = ERR_peek_last_error();
+  const char *why = err ? ERR_reason_error_string(err) : nullptr;
+  if (!established_) tls_->record_failure(why ? why : fallback);
+  ERR_clear_error();
+  conn()->on_transport_error(UV_EPROTO);
+}
+
+void TlsTransport::flush_cipher() {
+  std::string &scratch = conn()->server->tls_out;
+  if (scratch.empty()) return;
+  // Taken out first: a write error closes the connection from inside
+  // write(), and the close must not find these bytes again.
+  std::string out;
+  out.swap(scratch);
+  TcpTransport::write(reinterpret_cast<const uint8_t *>(out.data()),
+                      out.size());
+  if (scratch.empty() && out.capacity() <= 2 * kSealChunk) {
+    out.clear();
+    scratch.swap(out);  // keep the loop's buffer
+  }
+}
+
+bool TlsTransport::seal(const uint8_t *p, size_t n) {
+  while (n > 0 && !closing()) {
+    size_t chunk = n < kSealChunk ? n : kSealChunk;
+    size_t written = 0;
+    ERR_clear_error();
+    if (SSL_write_ex(ssl_, p, chunk, &written) != 1) return false;
+    p += written;
+    n -= written;
+    flush_cipher();
+  }
+  return true;
+}
+
+void TlsTransport::write(const uint8_t *p, size_t n) {
+  // Before the handshake ends there is no one to talk to: what the core
+  // says then (408, 503) cannot be said.
+  if (closing() || n == 0 || failed_ || !established_) return;
+  if (!seal(p, n)) fail("TLS write failed");
+}
+
+void TlsTransport::write2(const uint8_t *a, size_t an, const uint8_t *b,
+                          size_t bn) {
+  if (closing() || failed_ || !established_) return;
+  // A large frame's header shares the first record with its payload.
+  uint8_t first[16384];
+  if (an > sizeof first) {
+    write(a, an);
+    write(b, bn);
+    return;
+  }
+  size_t take = sizeof first - an < bn ? sizeof first - an : bn;
+  std::memcpy(first, a, an);
+  std::memcpy(first + an, b, take);
+  if (!seal(first, an + take) || !seal(b + take, bn - take))
+    fail("TLS write failed");
+}
+
+void TlsTransport::shutdown() {
+  if (closing()) return;
+  if (!established_) {
+    // The core gives up on a handshake (timeout, refusal): nothing was
+    // said, so nothing is waited for either.
+    if (ssl_ && !failed_) tls_->record_failure("handshake not finished");
+    close();
+    return;
+  }
+  if (!failed_) {
+    ERR_clear_error();
+    SSL_shutdown(ssl_);  // close_notify, then FIN
+    ERR_clear_error();
+    flush_cipher();
+  }
+  TcpTransport::shutdown();
+}
+
+void TlsTransport::ended() {
+  if (stash_ && !stash_->empty()) woken();  // what came before the FIN
+  if (closing()) return;
+  if (ssl_ && !established_ && !failed_)
+    tls_->record_failure("connection closed during the handshake");
+  conn()->on_eof();
+}
+
+int TlsTransport::set_reading(bool on) {
+  paused_ = !on;
+  int rc = TcpTransport::set_reading(on);
+  // Ciphertext kept while paused is decrypted from the loop, not from
+  // inside the caller's callback.
+  if (on && rc == 0 && ssl_ &&
+      ((stash_ && !stash_->empty()) || SSL_has_pending(ssl_)))
+    conn()->server->wake_transport(conn()->id);
+  return rc;
+}
+
+void TlsTransport::idle() {
+  if (ssl_) SSL_free_buffers(ssl_);  // refused while a record is pending
+}
+
+const char *TlsTransport::tls_version() const {
+  return ssl_ && established_ ? SSL_get_version(ssl_) : nullptr;
+}
+
+}  // namespace lariat::detail
