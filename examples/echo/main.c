@@ -15,7 +15,10 @@
  * every registered id, whose websocket_info replies it. It exists so
  * bench/run compares the two ways like for like.
  *
- * --threads N runs the server on N event loops (lariat_options_set_threads). */
+ * --threads N runs the server on N event loops (lariat_options_set_threads).
+ *
+ * --tls-cert FILE --tls-key FILE serve wss:// (and the page over https)
+ * on the port instead of ws://. */
 #include <lariat/lariat.h>
 #include <uv.h>
 
@@ -217,6 +220,9 @@ static void usage(const char *argv0) {
   fprintf(stderr,
           "usage: %s [--host ADDR] [--port PORT] [--threads N]\n"
           "  [--publish TOPIC | --broadcast-by-post] [--compress]\n"
+          "  [--tls-cert FILE --tls-key FILE]\n"
+          "  --tls-cert/--tls-key: wss:// and https with this PEM chain "
+          "and key\n"
           "  --threads N: N event loops (default 1; 0: one per core)\n"
           "  --publish TOPIC: every message goes to every connection\n"
           "  --broadcast-by-post: the same with one lariat_post per "
@@ -233,6 +239,7 @@ int main(int argc, char **argv) {
   int port = 8080;
   static echo_config config = {{0, -1, -1, -1, -1, -1, -1, -1}, NULL, 0, 0};
   long threads = 1;
+  const char *tls_cert = NULL, *tls_key = NULL;
   deflate_flags *const d = &config.deflate;
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
@@ -253,6 +260,10 @@ int main(int argc, char **argv) {
         usage(argv[0]);
         return 2;
       }
+    } else if (strcmp(a, "--tls-cert") == 0 && has_value) {
+      tls_cert = argv[++i];
+    } else if (strcmp(a, "--tls-key") == 0 && has_value) {
+      tls_key = argv[++i];
     } else if (strcmp(a, "--compress") == 0) {
       d->enabled = 1;
     } else if (strcmp(a, "--deflate-level") == 0 && has_value) {
@@ -275,7 +286,7 @@ int main(int argc, char **argv) {
     }
   }
 
-  if (config.topic && config.by_post) {
+  if ((config.topic && config.by_post) || !tls_cert != !tls_key) {
     usage(argv[0]);
     return 2;
   }
@@ -301,7 +312,21 @@ int main(int argc, char **argv) {
                                          .websocket_info = echo_info,
                                          .terminate = echo_terminate};
   lariat_server_route(server, "*", &handler, &config);
-  rc = lariat_server_listen(server, host, port);
+  lariat_tls *tls = NULL;
+  if (tls_cert) {
+    rc = lariat_tls_new(&tls);
+    if (rc == 0) rc = lariat_tls_add_cert_file(tls, tls_cert, tls_key);
+    if (rc != 0) {
+      fprintf(stderr, "%s, %s: %s\n", tls_cert, tls_key, lariat_strerror(rc));
+      lariat_tls_del(tls);
+      lariat_server_del(server);
+      return 1;
+    }
+    rc = lariat_server_listen_tls(server, host, port, tls);
+    lariat_tls_del(tls); /* the listener keeps its reference */
+  } else {
+    rc = lariat_server_listen(server, host, port);
+  }
   if (rc != 0) {
     fprintf(stderr, "listen %s:%d: %s\n", host, port, lariat_strerror(rc));
     lariat_server_del(server);
@@ -312,9 +337,10 @@ int main(int argc, char **argv) {
   sigint_watcher.data = sigterm_watcher.data = server;
   uv_signal_start(&sigint_watcher, on_signal, SIGINT);
   uv_signal_start(&sigterm_watcher, on_signal, SIGTERM);
-  printf("lariat-echo listening on ws://%s:%d/ (open http://%s:%d/ in a "
+  printf("lariat-echo listening on %s://%s:%d/ (open %s://%s:%d/ in a "
          "browser)%s%s%s%s\n",
-         host, lariat_server_port(server), host, lariat_server_port(server),
+         tls ? "wss" : "ws", host, lariat_server_port(server),
+         tls ? "https" : "http", host, lariat_server_port(server),
          d->enabled ? ", permessage-deflate on" : "",
          config.topic ? ", publishing to " : "",
          config.topic ? config.topic : "",
