@@ -740,6 +740,9 @@ LARIAT_EXTERN int lariat_server_listen_tls(lariat_server *server,
 
 LARIAT_EXTERN int lariat_server_port(const lariat_server *server) {
   if (!server || server->listeners.empty()) return LARIAT_ERR_INVALID_STATE;
+  for (uv_tcp_t *l : server->listeners)
+    if (!listener_of(reinterpret_cast<uv_stream_t *>(l))->tls)
+      return bound_port(l);
   return bound_port(server->listeners.front());
 }
 

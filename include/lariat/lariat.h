@@ -890,7 +890,8 @@ LARIAT_EXTERN int lariat_server_route(lariat_server *server, const char *path,
 LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
                                        int port);
 
-/** @function Returns the port of the first listener, or
+/** @function Returns the port of the first plain listener (without
+ * one, of the first TLS listener; see lariat_server_tls_port()), or
  * LARIAT_ERR_INVALID_STATE if there is none. */
 LARIAT_EXTERN int lariat_server_port(const lariat_server *server);
 
