@@ -96,21 +96,45 @@ bool TlsTransport::make_ssl() {
   SSL_set_bio(ssl_, bio, bio);
   SSL_set_app_data(ssl_, this);
   SSL_set_accept_state(ssl_);
+  // Until the handshake ends, record buffers go as soon as they are empty:
+  // a client that stalls mid-handshake does not hold 34 KiB of them.
+  SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
   return true;
+}
+
+// Whether |b| holds the client's whole first record (or something that
+// is no TLS handshake record at all, for OpenSSL to refuse).
+static bool first_record_complete(const std::string &b) {
+  if (b.empty()) return false;
+  if (static_cast<uint8_t>(b[0]) != 0x16) return true;
+  if (b.size() < 5) return false;
+  size_t len = static_cast<size_t>(static_cast<uint8_t>(b[3])) << 8 |
+               static_cast<uint8_t>(b[4]);
+  // Longer than TLS allows: OpenSSL refuses it at once.
+  return b.size() >= 5 + len || len > 16384 + 256;
 }
 
 void TlsTransport::received(uint8_t *p, size_t n) {
   if (failed_) return;
+  if (!ssl_) {
+    // The SSL (9 KiB and more) waits for the whole ClientHello: a client
+    // that stalls in the middle of it costs its bytes only.
+    if (!stash_) stash_.reset(new std::string);
+    stash_->append(reinterpret_cast<const char *>(p), n);
+    if (!first_record_complete(*stash_)) return;
+    if (!make_ssl()) {
+      failed_ = true;
+      tls_->record_failure(certs_ ? "out of memory" : "no certificate");
+      conn()->on_transport_error(UV_ENOMEM);
+      return;
+    }
+    woken();
+    return;
+  }
   if (stash_ && !stash_->empty()) {
     // Bytes kept from before a pause go first.
     stash_->append(reinterpret_cast<const char *>(p), n);
     woken();
-    return;
-  }
-  if (!ssl_ && !make_ssl()) {
-    failed_ = true;
-    tls_->record_failure(certs_ ? "out of memory" : "no certificate");
-    conn()->on_transport_error(UV_ENOMEM);
     return;
   }
   in_ = p;
@@ -157,6 +181,8 @@ void TlsTransport::pump() {
     }
     established_ = true;
     certs_.reset();  // SNI is over
+    // Streaming keeps its buffers; hibernation (idle()) frees them.
+    SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
   }
   lariat_server *server = conn()->server;
   if (!server->tls_plain) server->tls_plain.reset(new uint8_t[kPlainSize]);
@@ -254,7 +280,8 @@ void TlsTransport::shutdown() {
   if (!established_) {
     // The core gives up on a handshake (timeout, refusal): nothing was
     // said, so nothing is waited for either.
-    if (ssl_ && !failed_) tls_->record_failure("handshake not finished");
+    if ((ssl_ || stash_) && !failed_)
+      tls_->record_failure("handshake not finished");
     close();
     return;
   }
@@ -268,9 +295,9 @@ void TlsTransport::shutdown() {
 }
 
 void TlsTransport::ended() {
-  if (stash_ && !stash_->empty()) woken();  // what came before the FIN
+  if (ssl_ && stash_ && !stash_->empty()) woken();  // what came before FIN
   if (closing()) return;
-  if (ssl_ && !established_ && !failed_)
+  if (!established_ && !failed_ && (ssl_ || stash_))
     tls_->record_failure("connection closed during the handshake");
   conn()->on_eof();
 }
