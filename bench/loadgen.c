@@ -1241,7 +1241,11 @@ static void tls_read(conn_t *c) {
     if (r != 1) {
       int e = SSL_get_error(c->ssl, r);
       ERR_clear_error();
-      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_ZERO_RETURN) break;
+      if (e == SSL_ERROR_WANT_READ) break;
+      if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify ends it, as FIN */
+        eof = 1;
+        break;
+      }
       fail(1, "conn %d: TLS error %d", c->idx, e);
     }
     G.now = now_ns();

@@ -96,9 +96,12 @@ bool TlsTransport::make_ssl() {
   SSL_set_bio(ssl_, bio, bio);
   SSL_set_app_data(ssl_, this);
   SSL_set_accept_state(ssl_);
-  // Until the handshake ends, record buffers go as soon as they are empty:
-  // a client that stalls mid-handshake does not hold 34 KiB of them.
+  // Record buffers (34 KiB) go as soon as they are empty, so a connection
+  // between two messages, or stalled mid-handshake, does not hold them;
+  // read-ahead takes all of a read at once, so that happens once per read
+  // rather than once per record.
   SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+  SSL_set_read_ahead(ssl_, 1);
   return true;
 }
 
@@ -181,8 +184,6 @@ void TlsTransport::pump() {
     }
     established_ = true;
     certs_.reset();  // SNI is over
-    // Streaming keeps its buffers; hibernation (idle()) frees them.
-    SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
   }
   lariat_server *server = conn()->server;
   if (!server->tls_plain) server->tls_plain.reset(new uint8_t[kPlainSize]);
