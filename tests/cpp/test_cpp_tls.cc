@@ -3,6 +3,7 @@
 // listener, connection::tls_version in a handler. The client is
 // tests/tlstunnel.c; the certificates are made per run by `openssl req`.
 #include <unistd.h>
+#include <uv.h>
 
 #include <cstdio>
 #include <cstdlib>
