@@ -128,6 +128,18 @@ int lariat_tls::make_ctx(const char *chain, size_t chain_len, const char *key,
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
                                SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_NO_COMPRESSION);
+  // Forward-secret AEADs only, AES-128-GCM first: as safe as AES-256 here
+  // and a tenth cheaper on large messages (Mozilla's "intermediate").
+  ok = ok &&
+       SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:"
+                                     "TLS_AES_256_GCM_SHA384:"
+                                     "TLS_CHACHA20_POLY1305_SHA256") == 1 &&
+       SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:"
+                                    "ECDHE-RSA-AES128-GCM-SHA256:"
+                                    "ECDHE-ECDSA-AES256-GCM-SHA384:"
+                                    "ECDHE-RSA-AES256-GCM-SHA384:"
+                                    "ECDHE-ECDSA-CHACHA20-POLY1305:"
+                                    "ECDHE-RSA-CHACHA20-POLY1305") == 1;
   // Stateless tickets only: no session cache to lock across loops or to
   // grow with clients.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
