@@ -110,6 +110,8 @@ bool TlsTransport::make_ssl() {
 static bool first_record_complete(const std::string &b) {
   if (b.empty()) return false;
   if (static_cast<uint8_t>(b[0]) != 0x16) return true;
+  if (b.size() < 2) return false;
+  if (b[1] != 3) return true;  // no TLS version: refused at once
   if (b.size() < 5) return false;
   size_t len = static_cast<size_t>(static_cast<uint8_t>(b[3])) << 8 |
                static_cast<uint8_t>(b[4]);
