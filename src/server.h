@@ -130,6 +130,7 @@ struct lariat_server {
   // call, and the plaintext decrypted from one read.
   std::string tls_out;
   std::unique_ptr<uint8_t[]> tls_plain;
+  std::string tls_opened;  // the same, from connections past their SSL
   size_t open_handles = 0;  // uv handles not yet through their close cb
   // Takes a pending socket only to close it when there is no memory for a
   // connection: libuv stops watching a listener until uv_accept() is

@@ -74,6 +74,7 @@ int TlsTransport::bio_read(char *out, size_t n, size_t *got) {
   if (in_len_ == 0) return 0;
   size_t k = n < in_len_ ? n : in_len_;
   std::memcpy(out, in_, k);
+  if (scan_) scan_->in.feed(in_, k);
   in_ += k;
   in_len_ -= k;
   *got = k;
@@ -82,6 +83,60 @@ int TlsTransport::bio_read(char *out, size_t n, size_t *got) {
 
 void TlsTransport::bio_write(const char *p, size_t n) {
   conn()->server->tls_out.append(p, n);
+  if (scan_) scan_->out.feed(reinterpret_cast<const uint8_t *>(p), n);
+}
+
+void TlsTransport::Scan::Stream::feed(const uint8_t *p, size_t n) {
+  while (n > 0) {
+    if (left > 0) {
+      size_t k = n < left ? n : left;
+      p += k;
+      n -= k;
+      left -= static_cast<uint32_t>(k);
+      continue;
+    }
+    header[have++] = *p++;
+    --n;
+    if (have == 5) {
+      have = 0;
+      left = static_cast<uint32_t>(header[3]) << 8 | header[4];
+      ++records;
+      if (header[0] == 0x17) ++protected_records;
+    }
+  }
+}
+
+static int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+void TlsTransport::keylog(const char *line) {
+  if (!scan_) return;
+  static const char kClient[] = "CLIENT_TRAFFIC_SECRET_0 ";
+  static const char kServer[] = "SERVER_TRAFFIC_SECRET_0 ";
+  uint8_t *secret;
+  if (std::strncmp(line, kClient, sizeof kClient - 1) == 0)
+    secret = scan_->client_secret;
+  else if (std::strncmp(line, kServer, sizeof kServer - 1) == 0)
+    secret = scan_->server_secret;
+  else
+    return;
+  const char *hex = std::strchr(line + sizeof kClient - 1, ' ');
+  if (!hex) return;
+  ++hex;
+  size_t len = std::strlen(hex);
+  if (len % 2 || len / 2 > sizeof scan_->client_secret) return;
+  for (size_t i = 0; i < len / 2; ++i) {
+    int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return;
+    secret[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  scan_->secret_len = static_cast<uint8_t>(len / 2);
+  (secret == scan_->client_secret ? scan_->have_client : scan_->have_server) =
+      true;
 }
 
 bool TlsTransport::make_ssl() {
@@ -96,6 +151,13 @@ bool TlsTransport::make_ssl() {
   SSL_set_bio(ssl_, bio, bio);
   SSL_set_app_data(ssl_, this);
   SSL_set_accept_state(ssl_);
+  scan_.reset(new Scan);
+  SSL_set_msg_callback(ssl_, [](int, int, int type, const void *buf,
+                                size_t len, SSL *ssl, void *) {
+    if (type == SSL3_RT_HANDSHAKE && len > 0 &&
+        *static_cast<const uint8_t *>(buf) == SSL3_MT_KEY_UPDATE)
+      static_cast<TlsTransport *>(SSL_get_app_data(ssl))->key_updated();
+  });
   // Record buffers (34 KiB) go as soon as they are empty, so a connection
   // between two messages, or stalled mid-handshake, does not hold them;
   // read-ahead takes all of a read at once, so that happens once per read
@@ -121,7 +183,7 @@ static bool first_record_complete(const std::string &b) {
 
 void TlsTransport::received(uint8_t *p, size_t n) {
   if (failed_) return;
-  if (!ssl_) {
+  if (!ssl_ && !records_) {
     // The SSL (9 KiB and more) waits for the whole ClientHello: a client
     // that stalls in the middle of it costs its bytes only.
     if (!stash_) stash_.reset(new std::string);
@@ -149,7 +211,7 @@ void TlsTransport::received(uint8_t *p, size_t n) {
 }
 
 void TlsTransport::woken() {
-  if (closing() || failed_ || paused_ || !ssl_) return;
+  if (closing() || failed_ || paused_ || (!ssl_ && !records_)) return;
   std::unique_ptr<std::string> kept = std::move(stash_);
   if (kept) {
     in_ = reinterpret_cast<const uint8_t *>(kept->data());
@@ -169,6 +231,10 @@ void TlsTransport::keep_rest() {
 }
 
 void TlsTransport::pump() {
+  if (records_) {
+    pump_records();
+    return;
+  }
   if (pumping_) return;  // a wake-up inside our own delivery
   pumping_ = true;
   struct Reset {
@@ -177,6 +243,7 @@ void TlsTransport::pump() {
   } reset{pumping_};
   ERR_clear_error();
   if (!established_) {
+    uint64_t written_before = scan_ ? scan_->out.records : 0;
     int r = SSL_do_handshake(ssl_);
     int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
     flush_cipher();  // the server's flight, or the alert
@@ -186,6 +253,10 @@ void TlsTransport::pump() {
     }
     established_ = true;
     certs_.reset();  // SNI is over
+    // The records this call wrote (session tickets) are the first under
+    // our application keys; TLS 1.2 connections keep their SSL.
+    if (scan_) scan_->app_write_start = written_before;
+    if (SSL_version(ssl_) != TLS1_3_VERSION) scan_.reset();
   }
   lariat_server *server = conn()->server;
   if (!server->tls_plain) server->tls_plain.reset(new uint8_t[kPlainSize]);
@@ -244,9 +315,13 @@ void TlsTransport::flush_cipher() {
 bool TlsTransport::seal(const uint8_t *p, size_t n) {
   while (n > 0 && !closing()) {
     size_t chunk = n < kSealChunk ? n : kSealChunk;
-    size_t written = 0;
+    size_t written = chunk;
     ERR_clear_error();
-    if (SSL_write_ex(ssl_, p, chunk, &written) != 1) return false;
+    if (records_) {
+      if (!records_->seal(p, chunk, &conn()->server->tls_out)) return false;
+    } else if (SSL_write_ex(ssl_, p, chunk, &written) != 1) {
+      return false;
+    }
     p += written;
     n -= written;
     flush_cipher();
@@ -290,7 +365,10 @@ void TlsTransport::shutdown() {
   }
   if (!failed_) {
     ERR_clear_error();
-    SSL_shutdown(ssl_);  // close_notify, then FIN
+    if (records_)
+      records_->close_notify(&conn()->server->tls_out);
+    else
+      SSL_shutdown(ssl_);  // close_notify, then FIN
     ERR_clear_error();
     flush_cipher();
   }
@@ -298,7 +376,8 @@ void TlsTransport::shutdown() {
 }
 
 void TlsTransport::ended() {
-  if (ssl_ && stash_ && !stash_->empty()) woken();  // what came before FIN
+  if ((ssl_ || records_) && stash_ && !stash_->empty())
+    woken();  // what came before the FIN
   if (closing()) return;
   if (!established_ && !failed_ && (ssl_ || stash_))
     tls_->record_failure("connection closed during the handshake");
@@ -310,17 +389,71 @@ int TlsTransport::set_reading(bool on) {
   int rc = TcpTransport::set_reading(on);
   // Ciphertext kept while paused is decrypted from the loop, not from
   // inside the caller's callback.
-  if (on && rc == 0 && ssl_ &&
-      ((stash_ && !stash_->empty()) || SSL_has_pending(ssl_)))
+  if (on && rc == 0 && (ssl_ || records_) &&
+      ((stash_ && !stash_->empty()) || (ssl_ && SSL_has_pending(ssl_))))
     conn()->server->wake_transport(conn()->id);
   return rc;
 }
 
 void TlsTransport::idle() {
-  if (ssl_) SSL_free_buffers(ssl_);  // refused while a record is pending
+  if (records_) {
+    records_->release();  // the cipher contexts come back when needed
+  } else if (ssl_ && !fall_asleep()) {
+    SSL_free_buffers(ssl_);  // refused while a record is pending
+  }
+}
+
+bool TlsTransport::fall_asleep() {
+  Scan *sc = scan_.get();
+  if (!sc || !established_ || failed_ || sc->key_updated || !sc->have_client ||
+      !sc->have_server || SSL_has_pending(ssl_) ||
+      (stash_ && !stash_->empty()) || !sc->in.at_boundary() ||
+      !sc->out.at_boundary() || sc->in.protected_records < 1 ||
+      !conn()->server->tls_out.empty())
+    return false;
+  const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl_);
+  if (!cipher) return false;
+  std::unique_ptr<Tls13Records> records(new (std::nothrow) Tls13Records);
+  // Read: the client's protected records after its Finished; write: ours
+  // since the application keys.
+  if (!records ||
+      !records->init(static_cast<uint16_t>(SSL_CIPHER_get_id(cipher) & 0xffff),
+                     sc->client_secret, sc->server_secret, sc->secret_len,
+                     sc->in.protected_records - 1,
+                     sc->out.records - sc->app_write_start))
+    return false;
+  OPENSSL_cleanse(sc, sizeof *sc);
+  scan_.reset();
+  SSL_free(ssl_);
+  ssl_ = nullptr;
+  records_ = std::move(records);
+  return true;
+}
+
+void TlsTransport::pump_records() {
+  lariat_server *server = conn()->server;
+  std::string plain;
+  plain.swap(server->tls_opened);  // the loop's buffer, ours for the call
+  plain.clear();
+  Tls13Records::Status status =
+      records_->open(in_, in_len_, &plain, &server->tls_out);
+  in_len_ = 0;  // a partial record stays in records_
+  flush_cipher();  // a KeyUpdate answer
+  if (!plain.empty() && !closing())
+    conn()->on_read(reinterpret_cast<uint8_t *>(&plain[0]), plain.size());
+  if (plain.capacity() <= 2 * kPlainSize && server->tls_opened.empty())
+    server->tls_opened.swap(plain);
+  if (closing() || failed_) return;
+  if (status == Tls13Records::Status::kClosed) {
+    conn()->on_eof();
+  } else if (status == Tls13Records::Status::kError) {
+    failed_ = true;
+    conn()->on_transport_error(UV_EPROTO);
+  }
 }
 
 const char *TlsTransport::tls_version() const {
+  if (records_) return "TLSv1.3";
   return ssl_ && established_ ? SSL_get_version(ssl_) : nullptr;
 }
 

@@ -6,9 +6,12 @@
 // goes to the socket after each SSL call. Every write() of the core (all
 // frames of one event) is one SSL_write.
 //
-// Cheap when idle: the SSL is created on the first byte (a socket that
-// never speaks costs no OpenSSL state), and idle() (hibernation) gives
-// OpenSSL's record buffers back with SSL_free_buffers.
+// Cheap when idle: the SSL is created once the ClientHello is in (a
+// socket that never speaks costs no OpenSSL state), its record buffers go
+// whenever they empty, and idle() (hibernation) of a TLS 1.3 connection
+// frees the SSL itself: its traffic secrets (from the keylog callback) and
+// the record counts of both directions (counted here, in the BIO) go to a
+// Tls13Records, which protects the connection's records from then on.
 #ifndef LARIAT_TLS_TRANSPORT_H
 #define LARIAT_TLS_TRANSPORT_H
 
@@ -19,6 +22,7 @@
 
 #include "tcp_transport.h"
 #include "tls_context.h"
+#include "tls_records.h"
 
 namespace lariat::detail {
 
@@ -44,6 +48,12 @@ class TlsTransport final : public TcpTransport {
   // The BIO's two ends.
   int bio_read(char *out, size_t n, size_t *got);
   void bio_write(const char *p, size_t n);
+  // OpenSSL's keylog line for this connection (the traffic secrets).
+  void keylog(const char *line);
+  // A KeyUpdate went by: the secrets kept are not the keys in use.
+  void key_updated() {
+    if (scan_) scan_->key_updated = true;
+  }
 
  protected:
   void received(uint8_t *p, size_t n) override;
@@ -62,10 +72,34 @@ class TlsTransport final : public TcpTransport {
   // and the connection closes as a socket error (UV_EPROTO).
   void fail(const char *fallback);
   void keep_rest();
+  // Hands the connection from the SSL to a Tls13Records when it can.
+  bool fall_asleep();
+  // pump() once the SSL is gone.
+  void pump_records();
+
+  // What it takes to leave the SSL behind, gathered while it works.
+  struct Scan {
+    // Record boundaries of one direction of the stream OpenSSL sees.
+    struct Stream {
+      uint8_t header[5];
+      uint8_t have = 0;
+      uint32_t left = 0;
+      uint64_t records = 0, protected_records = 0;  // all, outer type 23
+      void feed(const uint8_t *p, size_t n);
+      bool at_boundary() const { return have == 0 && left == 0; }
+    };
+    Stream in, out;
+    uint64_t app_write_start = 0;  // out.records when our app keys began
+    uint8_t client_secret[48], server_secret[48];
+    uint8_t secret_len = 0;
+    bool have_client = false, have_server = false, key_updated = false;
+  };
 
   lariat_tls *tls_;
   std::shared_ptr<const CertSet> certs_;
   SSL *ssl_ = nullptr;
+  std::unique_ptr<Scan> scan_;             // while the SSL runs (TLS 1.3)
+  std::unique_ptr<Tls13Records> records_;  // once it is gone
   // Ciphertext of the read being handled, not yet taken by OpenSSL.
   const uint8_t *in_ = nullptr;
   size_t in_len_ = 0;

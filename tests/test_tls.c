@@ -686,6 +686,72 @@ static void test_stalled_handshakes_time_out(void **st) {
   stop();
 }
 
+/* Hibernation frees the SSL of a TLS 1.3 connection (its records go on
+ * through Tls13Records): everything still works after it - small and
+ * multi-record messages both ways, the peer's key updates, hibernating
+ * again, the close with close_notify - and TLS 1.2 keeps its SSL. */
+static void hibernate_round(wsc *c, tlt *t, int version) {
+  TH_EQ(wsc_send_text(c, "!hibernate"), 0);
+  TH_EQ(th_expect_text(c, "hibernate", 5000), 0);
+  th_sleep_ms(50); /* the server sleeps once its event is over */
+  echo_ok(c, "after sleep");
+  size_t n = 100000;
+  uint8_t *big = malloc(n);
+  for (size_t i = 0; i < n; ++i) big[i] = (uint8_t)(i * 13);
+  TH_EQ(wsc_send_binary(c, big, n), 0);
+  wsc_frame f;
+  TH_EQ(wsc_recv_message(c, &f, 5000), 1);
+  TH_EQ(f.len, n);
+  TH_EQ(memcmp(f.payload, big, n), 0);
+  wsc_frame_free(&f);
+  free(big);
+  TH_EQ(wsc_send_text(c, "!tls"), 0);
+  TH_EQ(th_expect_text(c, version == TLS1_2_VERSION ? "TLSv1.2" : "TLSv1.3", 5000), 0);
+  if (version != TLS1_2_VERSION) {
+    TH_EQ(tlt_key_update(t), 0);
+    for (int i = 0; i < 5; ++i) echo_ok(c, "after a key update");
+  }
+}
+
+static void sleep_and_wake(int version) {
+  start(NULL, 1, 0);
+  tlt_options o = {0};
+  o.cafile = cert_a.cafile;
+  o.max_version = version;
+  wsc c;
+  tlt *t = open_wss(&c, &o);
+  echo_ok(&c, "awake");
+  for (int round = 0; round < 3; ++round) hibernate_round(&c, t, version);
+  /* The close handshake, then close_notify both ways. */
+  TH_EQ(wsc_send_close(&c, 1000, "", 0), 0);
+  TH_EQ(wsc_expect_close(&c, 1000, 5000), 0);
+  TH_EQ(tlt_wait_end(t, 5000), 1); /* the server's close_notify or FIN */
+  tlt_close(t, 1);
+  wsc_close(&c);
+  TH_EQ(th_wait_terminates(&srv, 1, 5000), 0);
+  TH_EQ(th_terminate_at(&srv, 0).kind, LARIAT_REASON_REMOTE);
+  /* One that hibernates, then leaves without close_notify early. */
+  t = open_wss(&c, &o);
+  TH_EQ(wsc_send_text(&c, "!hibernate"), 0);
+  TH_EQ(th_expect_text(&c, "hibernate", 5000), 0);
+  th_sleep_ms(50);
+  tlt_close(t, 0);
+  wsc_close(&c);
+  TH_EQ(th_wait_terminates(&srv, 2, 5000), 0);
+  TH_EQ(th_terminate_at(&srv, 1).kind, LARIAT_REASON_ERROR_CLOSED);
+  stop();
+}
+
+static void test_hibernate_without_the_ssl(void **st) {
+  (void)st;
+  sleep_and_wake(0);
+}
+
+static void test_hibernate_tls12_keeps_its_ssl(void **st) {
+  (void)st;
+  sleep_and_wake(TLS1_2_VERSION);
+}
+
 /* Reloaded certificates serve new connections; open ones go on. */
 static void test_certificate_reload(void **st) {
   (void)st;
@@ -782,6 +848,8 @@ int main(void) {
       cmocka_unit_test(test_ends_without_close_notify),
       cmocka_unit_test(test_stalled_handshakes_time_out),
       cmocka_unit_test(test_certificate_reload),
+      cmocka_unit_test(test_hibernate_without_the_ssl),
+      cmocka_unit_test(test_hibernate_tls12_keeps_its_ssl),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
