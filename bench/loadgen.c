@@ -229,6 +229,11 @@ static struct {
   int port;
   double seconds, warmup, rate;
   int server_pid;
+  /* --server-pid A,B: every process of the server counts (a fleet). */
+  int server_pids[8], nserver_pids;
+  /* --port2: odd connections go there (two processes of a fleet). */
+  int port2;
+  struct sockaddr_storage addr2;
   int conns, inflight, kind, deflate, raw, json, tls;
   size_t size;
   const char *path;
@@ -452,7 +457,17 @@ static void fail(int code, const char *fmt, ...) {
   exit(code);
 }
 
+static double one_proc_cpu_seconds(int pid);
+
+/* The server's CPU: the sum over --server-pid's processes. */
 static double proc_cpu_seconds(int pid) {
+  if (C.nserver_pids <= 1) return one_proc_cpu_seconds(pid);
+  double sum = 0;
+  for (int i = 0; i < C.nserver_pids; i++) sum += one_proc_cpu_seconds(C.server_pids[i]);
+  return sum;
+}
+
+static double one_proc_cpu_seconds(int pid) {
   if (pid <= 0) return NAN;
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -650,7 +665,8 @@ static void conn_start(conn_t *c) {
   ev.data.u64 = (uint64_t)(unsigned)c->idx << 32 | c->gen;
   if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
     fail(3, "epoll_ctl: %s", strerror(errno));
-  if (connect(fd, (struct sockaddr *)&C.addr, C.addrlen) < 0 &&
+  const struct sockaddr_storage *to = C.port2 && (c->idx & 1) ? &C.addr2 : &C.addr;
+  if (connect(fd, (const struct sockaddr *)to, C.addrlen) < 0 &&
       errno != EINPROGRESS)
     fail(3, "connect %s:%d: %s", C.host, C.port, strerror(errno));
   if (C.tls) {
@@ -1653,7 +1669,10 @@ static void usage(void) {
 "  --port N            8080\n"
 "  --seconds S         measured window, default 5\n"
 "  --warmup W          seconds before the window, default 1\n"
-"  --server-pid PID    server CPU (utime+stime, all threads) and RSS from /proc\n"
+"  --server-pid PID    server CPU (utime+stime, all threads) and RSS from /proc;\n"
+"                      PID,PID,... sums the CPU of several processes\n"
+"  --port2 N           odd-numbered connections go to port N (a second server\n"
+"                      process of a fleet, e.g. lariat-echo --redis)\n"
 "  --conns N --inflight N --size BYTES --rate MSGS_PER_S   override the pattern\n"
 "  --path P            request path, default /\n"
 "  --raw               no WebSocket: send the frame bytes, expect them back\n"
@@ -1705,7 +1724,12 @@ int main(int argc, char **argv) {
     else if (ARG("--port")) C.port = atoi(v);
     else if (ARG("--seconds")) C.seconds = atof(v);
     else if (ARG("--warmup")) C.warmup = atof(v);
-    else if (ARG("--server-pid")) C.server_pid = atoi(v);
+    else if (ARG("--server-pid")) {
+      for (const char *q = v; *q && C.nserver_pids < 8; q = strchr(q, ',') ? strchr(q, ',') + 1 : "")
+        C.server_pids[C.nserver_pids++] = atoi(q);
+      C.server_pid = C.server_pids[0];
+    }
+    else if (ARG("--port2")) C.port2 = atoi(v);
     else if (ARG("--conns")) conns_arg = atol(v);
     else if (ARG("--inflight")) inflight = atol(v);
     else if (ARG("--size")) size = atol(v);
@@ -1790,6 +1814,13 @@ int main(int argc, char **argv) {
   if (parse_host(C.host) < 0) {
     fprintf(stderr, "loadgen: %s is not a loopback address\n", C.host);
     return 2;
+  }
+  if (C.port2) {  /* the same host, the other port */
+    C.addr2 = C.addr;
+    if (C.addr.ss_family == AF_INET6)
+      ((struct sockaddr_in6 *)&C.addr2)->sin6_port = htons((uint16_t)C.port2);
+    else
+      ((struct sockaddr_in *)&C.addr2)->sin_port = htons((uint16_t)C.port2);
   }
 
   struct rlimit rl;

@@ -324,6 +324,24 @@ class options {
     detail::check(lariat_options_set_threads(checked(), count));
     return *this;
   }
+  /* The Redis bridge (lariat_options_set_bridge_timeouts, _backoff,
+   * _linger). */
+  options &bridge_timeouts(std::chrono::milliseconds connect,
+                           std::chrono::milliseconds command) {
+    detail::check(lariat_options_set_bridge_timeouts(
+        checked(), detail::to_ms(connect), detail::to_ms(command)));
+    return *this;
+  }
+  options &bridge_backoff(std::chrono::milliseconds min,
+                          std::chrono::milliseconds max) {
+    detail::check(lariat_options_set_bridge_backoff(
+        checked(), detail::to_ms(min), detail::to_ms(max)));
+    return *this;
+  }
+  options &bridge_linger(std::chrono::milliseconds ms) {
+    detail::check(lariat_options_set_bridge_linger(checked(), detail::to_ms(ms)));
+    return *this;
+  }
   options &ignore_sigpipe(bool on) {
     detail::check(lariat_options_set_ignore_sigpipe(checked(), on ? 1 : 0));
     return *this;
@@ -342,6 +360,74 @@ class options {
 };
 
 inline void swap(options &a, options &b) noexcept { a.swap(b); }
+
+namespace detail {
+struct client_options_deleter {
+  void operator()(lariat_client_options *o) const noexcept {
+    lariat_client_options_del(o);
+  }
+};
+}  // namespace detail
+
+/* Options of server::connect(); copied by it. Setters chain and throw
+ * lariat::error for an invalid value. */
+class client_options {
+ public:
+  client_options() {
+    lariat_client_options *o = nullptr;
+    detail::check(lariat_client_options_new(&o));
+    ptr_.reset(o);
+  }
+  client_options &header(const std::string &name, const std::string &value) {
+    detail::check(lariat_client_options_add_header(checked(), name.c_str(),
+                                                   value.c_str()));
+    return *this;
+  }
+  /* Offered in the order added. */
+  client_options &protocol(const std::string &name) {
+    detail::check(lariat_client_options_add_protocol(checked(), name.c_str()));
+    return *this;
+  }
+  /* lariat_client_options_set_deflate(): deflate_option::enable, 1 offers
+   * permessage-deflate. */
+  client_options &deflate(int knob, int value) {
+    detail::check(lariat_client_options_set_deflate(checked(), knob, value));
+    return *this;
+  }
+  client_options &max_frame_size(std::uint64_t bytes) {
+    detail::check(lariat_client_options_set_max_frame_size(checked(), bytes));
+    return *this;
+  }
+  client_options &timeouts(std::chrono::milliseconds connect,
+                           std::chrono::milliseconds handshake) {
+    detail::check(lariat_client_options_set_timeouts(
+        checked(), detail::to_ms(connect), detail::to_ms(handshake)));
+    return *this;
+  }
+  client_options &reconnect(std::chrono::milliseconds base,
+                            std::chrono::milliseconds max, double multiplier,
+                            double jitter, unsigned max_attempts = 0) {
+    detail::check(lariat_client_options_set_reconnect(
+        checked(), detail::to_ms(base), detail::to_ms(max), multiplier, jitter,
+        max_attempts));
+    return *this;
+  }
+  client_options &offline_queue(std::size_t max_messages) {
+    detail::check(
+        lariat_client_options_set_offline_queue(checked(), max_messages));
+    return *this;
+  }
+  [[nodiscard]] const lariat_client_options *handle() const noexcept {
+    return ptr_.get();
+  }
+
+ private:
+  lariat_client_options *checked() const {
+    if (!ptr_) throw error(LARIAT_ERR_INVALID_STATE);
+    return ptr_.get();
+  }
+  std::unique_ptr<lariat_client_options, detail::client_options_deleter> ptr_;
+};
 
 /* ------------------------------------------------------------------ */
 /* Value types and views                                               */
@@ -362,6 +448,7 @@ struct frame {
   std::string_view data;         // for close: the reason, without the code
   std::uint16_t close_code = 0;  // close only; 0 = close without a code
   bool compress = true;          // false: LARIAT_FRAME_NO_COMPRESS
+  bool local = false;  // publish only: true is LARIAT_FRAME_LOCAL (not to Redis)
 
   frame() = default;
   frame(opcode o, std::string_view d, std::uint16_t code = 0) noexcept
@@ -370,7 +457,8 @@ struct frame {
       : op(static_cast<opcode>(f->opcode)),
         data(detail::view(f->data, f->len)),
         close_code(f->close_code),
-        compress(!(f->flags & LARIAT_FRAME_NO_COMPRESS)) {}
+        compress(!(f->flags & LARIAT_FRAME_NO_COMPRESS)),
+        local((f->flags & LARIAT_FRAME_LOCAL) != 0) {}
 
   static frame text(std::string_view d) noexcept { return {opcode::text, d}; }
   static frame binary(std::string_view d) noexcept {
@@ -405,7 +493,8 @@ enum class reason_kind : int {
   error_too_big = LARIAT_REASON_ERROR_TOO_BIG,
   error_closed = LARIAT_REASON_ERROR_CLOSED,
   error_socket = LARIAT_REASON_ERROR_SOCKET,
-  error_backpressure = LARIAT_REASON_ERROR_BACKPRESSURE
+  error_backpressure = LARIAT_REASON_ERROR_BACKPRESSURE,
+  handshake_failed = LARIAT_REASON_HANDSHAKE_FAILED
 };
 
 /* Why a connection ended; a view borrowed for the terminate call. */
@@ -436,6 +525,25 @@ class reason {
   /* error_socket: the libuv error code (lariat::error(code).what()
    * names it). */
   [[nodiscard]] int socket_error() const noexcept { return r_->socket_error; }
+  /* Clients: another attempt follows (the state is kept for it). */
+  [[nodiscard]] bool retrying() const noexcept { return r_->retrying != 0; }
+  [[nodiscard]] unsigned attempt() const noexcept { return r_->attempt; }
+  [[nodiscard]] std::uint64_t posts_dropped() const noexcept {
+    return r_->posts_dropped;
+  }
+  /* handshake_failed: the server's status (0: none), what was wrong, and
+   * the response's headers. */
+  [[nodiscard]] int http_status() const noexcept { return r_->http_status; }
+  [[nodiscard]] std::string_view failure() const noexcept {
+    return r_->failure ? std::string_view(r_->failure) : std::string_view();
+  }
+  [[nodiscard]] std::optional<std::string_view> header(
+      const std::string &name) const noexcept {
+    std::size_t n = 0;
+    const char *v = lariat_reason_header(r_, name.c_str(), &n);
+    if (!v) return std::nullopt;
+    return std::string_view(v, n);
+  }
   [[nodiscard]] const lariat_reason *handle() const noexcept { return r_; }
 
  private:
@@ -839,7 +947,8 @@ namespace detail {
 inline lariat_frame to_c(const frame &f) noexcept {
   lariat_frame raw{};
   raw.opcode = static_cast<std::uint32_t>(f.op);
-  raw.flags = f.compress ? 0u : LARIAT_FRAME_NO_COMPRESS;
+  raw.flags = (f.compress ? 0u : LARIAT_FRAME_NO_COMPRESS) |
+              (f.local ? LARIAT_FRAME_LOCAL : 0u);
   raw.close_code = f.close_code;
   raw.data = reinterpret_cast<const std::uint8_t *>(f.data.data());
   raw.len = f.data.size();
@@ -1394,7 +1503,8 @@ class route final : public route_base {
     } catch (...) {
       // The connection is over; there is nobody left to tell.
     }
-    if (s->owned) delete static_cast<box<State> *>(s);
+    // A client's state lives on while another attempt follows.
+    if (s->owned && !why->retrying) delete static_cast<box<State> *>(s);
   }
 
   std::unique_ptr<handler<State>> h_;
@@ -1403,6 +1513,9 @@ class route final : public route_base {
 struct server_deleter {
   void operator()(lariat_server *s) const noexcept { lariat_server_del(s); }
 };
+
+inline void call_on_bridge(lariat_server *, const lariat_bridge_event *ev,
+                           void *data) noexcept;
 
 inline void call_on_stopped(lariat_server *, void *data) noexcept {
   try {
@@ -1420,6 +1533,48 @@ struct handler_state<H, std::void_t<typename H::state_type>> {
   using type = typename H::state_type;
 };
 
+}  // namespace detail
+
+/* ------------------------------------------------------------------ */
+/* Bridge (Redis)                                                      */
+/* ------------------------------------------------------------------ */
+
+/* A bridge event (lariat_bridge_event), its views borrowed for the
+ * handler's call. */
+struct bridge_event {
+  enum class kind_type { up = LARIAT_BRIDGE_UP, down = LARIAT_BRIDGE_DOWN,
+                         gap = LARIAT_BRIDGE_GAP };
+  enum class link_type { subscriber = LARIAT_BRIDGE_SUBSCRIBER,
+                         publisher = LARIAT_BRIDGE_PUBLISHER };
+  kind_type kind;
+  link_type link;           // up, down
+  int error;                // down: a lariat or libuv code
+  std::string_view detail;  // down
+  std::string_view topic;   // gap
+  std::uint64_t origin, missed, seq, reconnects;
+};
+
+using bridge_stats = lariat_bridge_stats;
+
+namespace detail {
+inline void call_on_bridge(lariat_server *, const lariat_bridge_event *ev,
+                           void *data) noexcept {
+  try {
+    auto &fn = *static_cast<std::function<void(const bridge_event &)> *>(data);
+    bridge_event e{static_cast<bridge_event::kind_type>(ev->kind),
+                   static_cast<bridge_event::link_type>(ev->link),
+                   ev->error,
+                   ev->detail ? std::string_view(ev->detail) : std::string_view(),
+                   detail::view(ev->topic, ev->topic_len),
+                   ev->origin,
+                   ev->missed,
+                   ev->seq,
+                   ev->reconnects};
+    if (fn) fn(e);
+  } catch (...) {
+    // Nothing may unwind into lariat; the bridge goes on.
+  }
+}
 }  // namespace detail
 
 /* ------------------------------------------------------------------ */
@@ -1448,6 +1603,7 @@ class server {
   server(server &&other) noexcept
       : routes_(std::move(other.routes_)),
         on_stopped_(std::move(other.on_stopped_)),
+        on_bridge_(std::move(other.on_bridge_)),
         ptr_(std::move(other.ptr_)) {}
   server &operator=(server &&other) noexcept {
     server tmp(std::move(other));
@@ -1457,6 +1613,7 @@ class server {
   void swap(server &other) noexcept {
     routes_.swap(other.routes_);
     on_stopped_.swap(other.on_stopped_);
+    on_bridge_.swap(other.on_bridge_);
     ptr_.swap(other.ptr_);
   }
 
@@ -1466,6 +1623,7 @@ class server {
     ptr_.reset();
     routes_.clear();
     on_stopped_.reset();
+    on_bridge_.reset();
   }
 
   /* Routes |path| (exact, or "*") to |h|, which the server keeps; returns
@@ -1489,6 +1647,50 @@ class server {
   template <class State>
   void route(const std::string &path, handler_fns<State> fns) {
     route(path, std::make_unique<detail::fns_handler<State>>(std::move(fns)));
+  }
+
+  /* A client (lariat_connect) to |url| with handler |h| (kept by the
+   * server; its init is not used) and |initial| as the state, which lives
+   * across reconnects until the last terminate. Returns its id, for
+   * post() from any thread. Loop thread, or before run() (it adds to the
+   * handlers the server keeps). Throws lariat::error. */
+  template <class H>
+  conn_id connect(const std::string &url, std::unique_ptr<H> h,
+                  const client_options &opts = client_options(),
+                  typename detail::handler_state<H>::type initial = {}) {
+    using State = typename detail::handler_state<H>::type;
+    static_assert(std::is_base_of_v<handler<State>, H>,
+                  "H must derive from lariat::handler<State>");
+    if (!h) throw error(LARIAT_ERR_INVALID_ARGUMENT);
+    lariat_server *s = checked();
+    routes_.push_back(std::make_unique<detail::route<State>>(std::move(h)));
+    detail::route_base &rb = *routes_.back();
+    auto b = std::make_unique<detail::box<State>>(
+        static_cast<detail::route_base *>(&rb));
+    b->state.emplace(std::move(initial));
+    conn_id id = 0;
+    int rc = lariat_connect(s, url.c_str(), &rb.table(), &rb.self,
+                            opts.handle(), static_cast<detail::slot *>(b.get()),
+                            &id);
+    if (rc < 0) {
+      routes_.pop_back();
+      throw error(rc);
+    }
+    b.release();  // terminate deletes it
+    return id;
+  }
+  /* Lambdas. */
+  template <class State>
+  conn_id connect(const std::string &url, handler_fns<State> fns,
+                  const client_options &opts = client_options(),
+                  State initial = {}) {
+    return connect(url,
+                   std::make_unique<detail::fns_handler<State>>(std::move(fns)),
+                   opts, std::move(initial));
+  }
+  /* Any thread: ends client |id| for good (lariat_client_close). */
+  void close_client(conn_id id) const {
+    detail::check(lariat_client_close(checked(), id));
   }
 
   /* Throws lariat::error: LARIAT_ERR_INVALID_ARGUMENT for a bad host or
@@ -1531,6 +1733,30 @@ class server {
     detail::check(lariat_server_on_stopped(
         checked(), &detail::call_on_stopped, holder.get()));
     on_stopped_ = std::move(holder);  // the old one is no longer called
+  }
+  /* Joins the fleet on the Redis at |url| (lariat_server_join_redis):
+   * topics are shared with every server joined with the same |prefix|.
+   * Throws lariat::error (LARIAT_ERR_INVALID_ARGUMENT for a bad URL...).
+   * Loop thread; with several loops, before run(). */
+  void join_redis(const std::string &url, const std::string &prefix = "lariat:") {
+    detail::check(lariat_server_join_redis(checked(), url.c_str(), prefix.c_str()));
+  }
+  /* |fn| gets every bridge event (up, down, gap) on the first loop's
+   * thread; replaces an earlier one; exceptions from |fn| are dropped.
+   * After join_redis(). */
+  void on_bridge(std::function<void(const bridge_event &)> fn) {
+    auto holder =
+        std::make_unique<std::function<void(const bridge_event &)>>(std::move(fn));
+    detail::check(lariat_server_on_bridge(checked(), &detail::call_on_bridge,
+                                          holder.get()));
+    on_bridge_ = std::move(holder);
+  }
+  /* The bridge's counters; any thread. Throws LARIAT_ERR_NOT_FOUND when
+   * not joined. */
+  [[nodiscard]] bridge_stats bridge() const {
+    bridge_stats s{};
+    detail::check(lariat_server_bridge_stats(checked(), &s, sizeof s));
+    return s;
   }
   /* Any thread; see lariat::post(). */
   template <class T>
@@ -1600,6 +1826,7 @@ class server {
   // teardown explicitly.
   std::vector<std::unique_ptr<detail::route_base>> routes_;
   std::unique_ptr<std::function<void()>> on_stopped_;  // stable address
+  std::unique_ptr<std::function<void(const bridge_event &)>> on_bridge_;
   std::unique_ptr<lariat_server, detail::server_deleter> ptr_;
 };
 

@@ -16,7 +16,7 @@ set -uo pipefail
 secs=${1:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-fuzz
-targets=${FUZZ_TARGETS:-fuzz_handshake fuzz_extensions fuzz_connection}
+targets=${FUZZ_TARGETS:-fuzz_handshake fuzz_extensions fuzz_connection fuzz_response}
 
 cmake -S "$root/fuzz" -B "$build" -DCMAKE_C_COMPILER="${CC:-clang-14}" \
   -DCMAKE_CXX_COMPILER="${CXX:-clang++-14}" >/dev/null || exit 1

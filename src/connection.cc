@@ -3,6 +3,7 @@
 #include <cstring>
 #include <new>
 
+#include "client.h"
 #include "upgrade.h"
 
 using lariat::detail::Letter;
@@ -14,15 +15,6 @@ namespace {
 
 constexpr uint64_t kNever = UINT64_MAX;
 constexpr size_t kFlushThreshold = 256 * 1024;
-// Buffers above this are given back after each message: one large message
-// must not pin its size on a connection that then idles.
-constexpr size_t kKeepCapacity = 64 * 1024;
-
-void release_if_large(std::string *buffer) {
-  buffer->clear();
-  if (buffer->capacity() > kKeepCapacity) std::string().swap(*buffer);
-}
-
 // Runs a handler callback. Handlers are C function pointers, but one
 // written in C++ may still throw through it: that crashes its connection
 // (LARIAT_CRASH with the exception's what()), never the server.
@@ -57,7 +49,8 @@ lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id)
       paused_(false),
       above_low_water_(false),
       hibernate_requested_(false),
-      finalize_pending_(false) {
+      finalize_pending_(false),
+      client_(false) {
   transport()->attach(this);
   phase_started_ = last_recv_ = server->now();
 }
@@ -84,6 +77,12 @@ void lariat_conn::set_profile(const lariat::detail::Route *route,
 uint64_t lariat_conn::deadline() const {
   switch (state) {
     case State::kHandshake:
+      if (client_) {
+        const ClientInfo &c = *cold_->client;
+        return c.connected ? phase_started_ + c.session->options().handshake_ms
+                           : c.session->connect_deadline();
+      }
+      return phase_started_ + server->options.handshake_timeout_ms;
     case State::kDeferred:
       return phase_started_ + server->options.handshake_timeout_ms;
     case State::kOpen: {
@@ -182,7 +181,26 @@ bool lariat_conn::deliver_published(lariat::detail::Publication &pub) {
   if (state != State::kOpen) return false;
   const std::string *frame = nullptr;
   std::string own;
-  if (deflate() && !(pub.flags() & LARIAT_FRAME_NO_COMPRESS) &&
+  bool compress = deflate() && !(pub.flags() & LARIAT_FRAME_NO_COMPRESS) &&
+                  pub.len() >= deflate()->threshold();
+  if (client_) {
+    // Masked with a key of its own: nothing to share.
+    const uint8_t *data = pub.data();
+    size_t len = pub.len();
+    std::string &packed = server->deflate_scratch;
+    if (compress) {
+      if (deflate()->compress(data, len, &packed) !=
+          lariat::detail::DeflateCodec::Status::kOk) {
+        ++cold().dropped;
+        return false;
+      }
+      data = reinterpret_cast<const uint8_t *>(packed.data());
+      len = packed.size();
+    }
+    server->frame_writer.write(&own, pub.opcode(), true, compress ? 4 : 0,
+                               data, len, true);
+    frame = &own;
+  } else if (compress &&
       pub.len() >= deflate()->threshold()) {
     if (deflate()->shares_output()) {
       frame = pub.compressed(*deflate(), server->frame_writer,
@@ -256,7 +274,7 @@ void lariat_conn::on_read(uint8_t *p, size_t n) {
   }
   hibernating = false;
   if (state == State::kHandshake)
-    read_head(p, n);
+    client_ ? read_response(p, n) : read_head(p, n);
   else
     read_frames(p, n);
   end_event();
@@ -264,6 +282,8 @@ void lariat_conn::on_read(uint8_t *p, size_t n) {
 
 void lariat_conn::on_eof() {
   begin_event();
+  if (client_ && state == State::kHandshake)
+    fail_client_handshake("the server closed the connection");
   if (state == State::kOpen || state == State::kDeferred)
     set_reason(LARIAT_REASON_ERROR_CLOSED);
   close_transport();
@@ -272,6 +292,9 @@ void lariat_conn::on_eof() {
 
 void lariat_conn::on_transport_error(int uv_error) {
   begin_event();
+  if (client_ && state == State::kHandshake)
+    fail_client_handshake(client_connected() ? "socket error" : "connect failed",
+                          uv_error);
   if (state == State::kOpen || state == State::kDeferred) {
     set_reason(LARIAT_REASON_ERROR_SOCKET);
     reason_socket_error_ = static_cast<int16_t>(uv_error);
@@ -293,6 +316,13 @@ void lariat_conn::on_deadline() {
   switch (state) {
     case State::kHandshake:
     case State::kDeferred:
+      if (client_) {
+        fail_client_handshake(client_connected() ? "handshake timeout"
+                                                 : "connect timeout",
+                              client_connected() ? 0 : UV_ETIMEDOUT);
+        close_transport();
+        break;
+      }
       if (reached_init_) set_reason(LARIAT_REASON_TIMEOUT);
       answer_plain(408);
       break;
@@ -303,14 +333,14 @@ void lariat_conn::on_deadline() {
       if (no_pong) {
         // The peer is presumed dead: no close handshake to wait for.
         set_reason(LARIAT_REASON_TIMEOUT);
-        server->frame_writer.write_close(&out(), 1000, nullptr, 0);
+        put_close(1000, nullptr, 0);
         close_transport();
         break;
       } else if (idle) {
         start_close(LARIAT_REASON_TIMEOUT, 1000);
       } else if (opts().ping_interval && !ping_sent_at_ &&
                  now >= last_recv_ + opts().ping_interval) {
-        server->frame_writer.write(&out(), LARIAT_OP_PING, true, 0, nullptr, 0);
+        put_frame(LARIAT_OP_PING, true, 0, nullptr, 0);
         ping_sent_at_ = now;
         reschedule();
       }
@@ -344,6 +374,10 @@ void lariat_conn::stop() {
 }
 
 void lariat_conn::deliver_info(const Letter &letter) {
+  if (client_ && state != State::kOpen) {
+    cold_->client->session->hold(letter);  // for the next open connection
+    return;
+  }
   if (state != State::kOpen || !route()->handler.websocket_info) {
     letter.discard();
     return;
@@ -587,7 +621,8 @@ bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
   bool compressed = iocb.rsv == 4 && deflate() &&
                     (iocb.opcode == LARIAT_OP_TEXT ||
                      iocb.opcode == LARIAT_OP_BINARY);
-  if ((iocb.rsv != 0 && !compressed) || !iocb.masked) {
+  // Clients mask every frame, servers none (RFC 6455 5.1).
+  if ((iocb.rsv != 0 && !compressed) || iocb.masked == client_) {
     fail_connection(LARIAT_REASON_ERROR_BADFRAME, 1002);
     return false;
   }
@@ -613,7 +648,7 @@ bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
       active_->message_opcode = iocb.opcode;
       active_->message_compressed = compressed;
       active_->message_len = 0;
-      release_if_large(&active_->message);
+      server->recycle(&active_->message);
       active_->utf8.reset();
       break;
     default:
@@ -658,9 +693,12 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
   bool whole_message_here = frame_done && active_->frame_fin &&
                             iocb.len == active_->frame_len && active_->message_len == 0;
   active_->message_len += iocb.len;
-  if (!whole_message_here)
+  if (!whole_message_here) {
+    // A large message starts: in the loop's spare buffer, if it has one.
+    if (active_->message.empty()) server->reuse(&active_->message, active_->frame_len);
     active_->message.append(reinterpret_cast<const char *>(iocb.data),
-                    iocb.len);
+                            iocb.len);
+  }
   if (!(frame_done && active_->frame_fin)) return;
 
   active_->in_message = false;
@@ -674,7 +712,7 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
   } else {
     deliver_message(reinterpret_cast<const uint8_t *>(active_->message.data()),
                     active_->message.size());
-    release_if_large(&active_->message);
+    server->recycle(&active_->message);
   }
 }
 
@@ -684,6 +722,7 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
                                       bool message_done) {
   using Status = lariat::detail::DeflateCodec::Status;
   size_t before = active_->message.size();
+  if (before == 0) server->reuse(&active_->message, active_->frame_len);
   Status status =
       deflate()->decompress(p, n, message_done, opts().max_frame_size, &active_->message);
   switch (status) {
@@ -715,7 +754,7 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
   }
   deliver_message(reinterpret_cast<const uint8_t *>(active_->message.data()),
                   active_->message.size());
-  release_if_large(&active_->message);
+  server->recycle(&active_->message);
 }
 
 void lariat_conn::deliver_message(const uint8_t *p, size_t n) {
@@ -742,7 +781,7 @@ void lariat_conn::on_control_frame() {
       return;
     case LARIAT_OP_PING:
       if (state != State::kOpen) return;
-      server->frame_writer.write(&out(), LARIAT_OP_PONG, true, 0, data, len);
+      put_frame(LARIAT_OP_PONG, true, 0, data, len);
       break;
     case LARIAT_OP_PONG:
       if (state != State::kOpen) return;
@@ -782,7 +821,7 @@ void lariat_conn::on_close_frame() {
   set_reason(LARIAT_REASON_REMOTE);
   reason_code_ = code;
   if (len > 2) details().remote_reason.assign(active_->control, 2, std::string::npos);
-  server->frame_writer.write_close(&out(), code, nullptr, 0);
+  put_close(code, nullptr, 0);
   begin_drain();
 }
 
@@ -893,7 +932,7 @@ int lariat_conn::reply_in_event(const lariat_frame *frame, bool over_cap) {
   }
   hibernating = false;
   if (frame->opcode == LARIAT_OP_CLOSE) {
-    rc = server->frame_writer.write_close(&out(), frame->close_code,
+    rc = put_close(frame->close_code,
                                           frame->data, frame->len);
     if (rc != 0) return rc;
     set_reason(LARIAT_REASON_SHUTDOWN);
@@ -907,18 +946,19 @@ int lariat_conn::reply_in_event(const lariat_frame *frame, bool over_cap) {
     if (deflate()->compress(frame->data, frame->len, &packed) !=
         lariat::detail::DeflateCodec::Status::kOk)
       return LARIAT_ERR_NOMEM;
-    rc = server->frame_writer.write(
-        &out(), static_cast<uint8_t>(frame->opcode), true, 4,
+    rc = put_frame(
+        static_cast<uint8_t>(frame->opcode), true, 4,
         reinterpret_cast<const uint8_t *>(packed.data()), packed.size());
-  } else if (frame->len >= kFlushThreshold) {
-    // Large: after what is queued, straight from the handler's buffer.
+  } else if (frame->len >= kFlushThreshold && !client_) {
+    // Large: after what is queued, straight from the handler's buffer
+    // (a client's frames are masked into a copy instead).
     flush();
     rc = server->frame_writer.write_to(transport(),
                                        static_cast<uint8_t>(frame->opcode), 0,
                                        frame->data, frame->len);
     if (transport()->buffered() > opts().low_water) above_low_water_ = true;
   } else {
-    rc = server->frame_writer.write(&out(), static_cast<uint8_t>(frame->opcode),
+    rc = put_frame(static_cast<uint8_t>(frame->opcode),
                                     true, 0, frame->data, frame->len);
   }
   // Batching pays for small frames; large output goes to the kernel early
@@ -1020,9 +1060,8 @@ void lariat_conn::fail_connection(int kind, uint16_t close_code,
                                   std::string_view reason) {
   if (state == State::kOpen) {
     set_reason(kind);
-    server->frame_writer.write_close(
-        &out(), close_code, reinterpret_cast<const uint8_t *>(reason.data()),
-        reason.size());
+    put_close(close_code, reinterpret_cast<const uint8_t *>(reason.data()),
+              reason.size());
   }
   begin_drain();
 }
@@ -1039,7 +1078,7 @@ void lariat_conn::fail_too_big() {
 void lariat_conn::start_close(int kind, uint16_t close_code) {
   if (state != State::kOpen) return;
   set_reason(kind);
-  server->frame_writer.write_close(&out(), close_code, nullptr, 0);
+  put_close(close_code, nullptr, 0);
   move_to(State::kClosing);
   phase_started_ = server->now();
   reschedule();
@@ -1074,7 +1113,7 @@ void lariat_conn::flush() {
   transport()->write(reinterpret_cast<const uint8_t *>(pending.data()),
                     pending.size());
   if (active_ && active_->out.empty()) {  // keep a modest buffer
-    release_if_large(&pending);
+    server->recycle(&pending);
     active_->out.swap(pending);
   }
   if (transport()->buffered() > opts().low_water) above_low_water_ = true;
@@ -1101,7 +1140,7 @@ void lariat_conn::finalize() {
   // Subscriptions end before terminate: nothing is published to a
   // connection that is gone.
   if (cold_) server->topics.unsubscribe_all(&cold_->subs);
-  if (reached_init_ && route() && route()->handler.terminate) {
+  if (reached_init_ && route() && (route()->handler.terminate || client_)) {
     if (!reason_set_) set_reason(LARIAT_REASON_ERROR_CLOSED);
     lariat_reason reason = {};
     reason.kind = reason_kind_;
@@ -1117,13 +1156,143 @@ void lariat_conn::finalize() {
       reason.crash_class = d ? d->crash_class.c_str() : "";
       reason.crash_reason = d ? d->crash_reason.c_str() : "";
     }
-    try {
-      route()->handler.terminate(upgraded_ ? this : nullptr, &reason,
-                                user_state);
-    } catch (...) {
-      // Nothing is left to crash: the connection is ending anyway.
+    if (client_) {
+      // The session runs terminate: it knows whether another attempt
+      // follows, and the state lives with it.
+      const ClientInfo &c = *cold_->client;
+      if (reason.kind == LARIAT_REASON_HANDSHAKE_FAILED) {
+        reason.http_status = c.http_status;
+        reason.failure = c.failure ? c.failure : "";
+        reason.response_ = client_response();
+      }
+      c.session->set_state(user_state);
+      c.session->attempt_ended(this, &reason);
+    } else {
+      try {
+        route()->handler.terminate(upgraded_ ? this : nullptr, &reason,
+                                   user_state);
+      } catch (...) {
+        // Nothing is left to crash: the connection is ending anyway.
+      }
     }
   }
   server->forget(this);
   destroy();
+}
+
+// ---------------------------------------------------------------- client
+
+void lariat_conn::start_client(lariat::detail::ClientSession *session) {
+  client_ = true;
+  reached_init_ = true;  // terminate is called for every attempt
+  cold().client.reset(new ClientInfo);
+  cold_->client->session = session;
+  user_state = session->state();
+  const lariat_client_options &o = session->options();
+  lariat::detail::ConnOptions opts = server->handshake_profile.opts;
+  opts.max_frame_size = o.max_frame_size;
+  set_profile(session->route(), session->url().target, opts);
+}
+
+void lariat_conn::on_connected() {
+  begin_event();
+  ClientInfo &c = *cold_->client;
+  c.connected = true;
+  phase_started_ = server->now();  // the handshake timeout starts
+  const lariat::detail::ClientSession &s = *c.session;
+  out().append(lariat::detail::client_request(s.url(), s.key(), s.options()));
+  reschedule();
+  end_event();
+}
+
+void lariat_conn::close_client() {
+  begin_event();
+  if (state == State::kOpen) {
+    start_close(LARIAT_REASON_SHUTDOWN, 1000);
+  } else if (state == State::kHandshake) {
+    set_reason(LARIAT_REASON_SHUTDOWN);
+    close_transport();
+  }
+  end_event();
+}
+
+void lariat_conn::fail_client_handshake(const char *failure, int socket_error) {
+  if (reason_set_) return;
+  set_reason(LARIAT_REASON_HANDSHAKE_FAILED);
+  reason_socket_error_ = static_cast<int16_t>(socket_error);
+  cold_->client->failure = failure;
+}
+
+void lariat_conn::read_response(const uint8_t *p, size_t n) {
+  const lariat_options &limits = server->options;
+  ClientInfo &c = *cold_->client;
+  if (!c.head) c.head.reset(new std::string);
+  std::string &head = *c.head;
+  head.append(reinterpret_cast<const char *>(p), n);
+  int status = 0;
+  lariat::detail::ParseResult r = lariat::detail::parse_response(
+      head.data(), head.size(), limits.max_head_size, limits.max_headers,
+      &status, &c.response);
+  switch (r.status) {
+    case ParseStatus::kIncomplete:
+      return;
+    case ParseStatus::kTooLarge:
+    case ParseStatus::kTooManyHeaders:
+      c.head.reset();
+      fail_client_handshake("response head over the size limits");
+      close_transport();
+      return;
+    case ParseStatus::kBad:
+      c.head.reset();
+      fail_client_handshake("the response is not HTTP/1.1");
+      close_transport();
+      return;
+    case ParseStatus::kDone:
+      break;
+  }
+  c.http_status = status;
+  lariat::detail::ClientAgreement agreed;
+  const char *failure = lariat::detail::check_response(
+      status, c.response, c.session->key(), c.session->options(), &agreed);
+  if (failure) {
+    fail_client_handshake(failure);
+    close_transport();  // keeps the head for lariat_reason_header()
+    return;
+  }
+  std::string rest = head.substr(r.head_len);
+  c.head.reset();
+  c.response = lariat::detail::Request();
+  if (!agreed.protocol.empty()) details().protocol = agreed.protocol;
+  if (agreed.deflate) {
+    cold().deflate.reset(new (std::nothrow) lariat::detail::DeflateCodec(
+        c.session->options().deflate, agreed.deflate_params));
+    if (!deflate()) {
+      reason_socket_error_ = UV_ENOMEM;
+      set_reason(LARIAT_REASON_ERROR_SOCKET);
+      close_transport();
+      return;
+    }
+  }
+  version = 13;
+  upgraded_ = true;
+  move_to(State::kOpen);
+  last_recv_ = server->now();
+  ping_sent_at_ = 0;  // phase_started_'s word: the handshake is over
+  reschedule();
+  if (route()->handler.websocket_init)
+    after_callback(call_handler(
+        [&] { return route()->handler.websocket_init(this, user_state); }));
+  if (state == State::kOpen) c.session->opened(this);
+  if (!rest.empty() && (state == State::kOpen || state == State::kClosing))
+    read_frames(reinterpret_cast<uint8_t *>(rest.data()), rest.size());
+}
+
+int lariat_conn::put_frame(uint8_t opcode, bool fin, uint8_t rsv,
+                           const uint8_t *data, size_t len) {
+  return server->frame_writer.write(&out(), opcode, fin, rsv, data, len,
+                                    client_);
+}
+
+int lariat_conn::put_close(uint16_t code, const uint8_t *reason, size_t len) {
+  return server->frame_writer.write_close(&out(), code, reason, len, client_);
 }

@@ -34,6 +34,10 @@
 #include "transport.h"
 #include "utf8.h"
 
+namespace lariat::detail {
+class ClientSession;
+}
+
 struct lariat_conn {
   enum class State : uint8_t {
     kHandshake,  // reading the request head
@@ -60,6 +64,23 @@ struct lariat_conn {
   }
   // Frees the connection and its transport (the end of finalize()).
   void destroy() noexcept;
+  // The client role (lariat_connect): this connection is an attempt of
+  // |session|; it sends the request once the transport is connected.
+  void start_client(lariat::detail::ClientSession *session);
+  // The transport's connect completed.
+  void on_connected();
+  // lariat_client_close(): close 1000, or abort a handshake under way.
+  void close_client();
+  bool client_connected() const {
+    return cold_ && cold_->client && cold_->client->connected;
+  }
+  bool open_or_was_open() const { return upgraded_; }
+  // Inside terminate of a failed client handshake: the response's headers.
+  const lariat::detail::Request *client_response() const {
+    return cold_ && cold_->client && cold_->client->head
+               ? &cold_->client->response
+               : nullptr;
+  }
   lariat::detail::Transport *transport() const {
     return reinterpret_cast<lariat::detail::Transport *>(
         reinterpret_cast<char *>(const_cast<lariat_conn *>(this)) +
@@ -145,6 +166,13 @@ struct lariat_conn {
  private:
   // Handshake.
   void read_head(const uint8_t *p, size_t n);
+  // The client side: the server's response to our request.
+  void read_response(const uint8_t *p, size_t n);
+  void fail_client_handshake(const char *failure, int socket_error = 0);
+  // Frames out, masked in the client role.
+  int put_frame(uint8_t opcode, bool fin, uint8_t rsv, const uint8_t *data,
+                size_t len);
+  int put_close(uint16_t code, const uint8_t *reason, size_t len);
   void answer_request(const lariat::detail::Request &req);
   // What init decided (|result|), applied: 500, the plain reply, 426, or
   // the upgrade with the options set on |up|.
@@ -244,8 +272,18 @@ struct lariat_conn {
   std::string &out() { return active().out; }
   bool output_empty() const { return !active_ || active_->out.empty(); }
 
+  // A client attempt's handshake: what it sent and what came back.
+  struct ClientInfo {
+    lariat::detail::ClientSession *session = nullptr;
+    bool connected = false;
+    int http_status = 0;
+    const char *failure = nullptr;
+    std::unique_ptr<std::string> head;  // the response head, kept for
+    lariat::detail::Request response;   // terminate when it failed
+  };
   // What only some connections have: allocated when first needed.
   struct Cold {
+    std::unique_ptr<ClientInfo> client;
     std::unique_ptr<Details> details;
     // Set when permessage-deflate was negotiated.
     std::unique_ptr<lariat::detail::DeflateCodec> deflate;
@@ -296,6 +334,7 @@ struct lariat_conn {
   bool above_low_water_ : 1;
   bool hibernate_requested_ : 1;
   bool finalize_pending_ : 1;
+  bool client_ : 1;  // made by lariat_connect: masks, expects no mask
 
   // Where the transport starts: right after the connection.
   static constexpr size_t transport_offset() {

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <new>
 
+#include <lariat/lariat.h>
+
 #include "http_syntax.h"
 
 namespace lariat::detail {
@@ -231,6 +233,135 @@ bool negotiate_deflate(const std::vector<std::string_view> &header_values,
     if (accept_offer(offer, config, params, response)) return true;
   }
   return false;
+}
+
+int set_deflate_option(DeflateConfig *config, int option, int64_t value) {
+  DeflateConfig &d = *config;
+  auto in = [value](int64_t lo, int64_t hi) { return value >= lo && value <= hi; };
+  switch (option) {
+    case LARIAT_DEFLATE_ENABLE:
+      if (!in(0, 1)) break;
+      d.enabled = value != 0;
+      return 0;
+    case LARIAT_DEFLATE_LEVEL:
+      if (!in(0, 9)) break;
+      d.level = static_cast<int>(value);
+      return 0;
+    case LARIAT_DEFLATE_MEM_LEVEL:
+      if (!in(1, 9)) break;
+      d.mem_level = static_cast<int>(value);
+      return 0;
+    case LARIAT_DEFLATE_SERVER_MAX_WINDOW_BITS:
+      if (!in(8, 15)) break;
+      d.server_max_window_bits = static_cast<int>(value);
+      return 0;
+    case LARIAT_DEFLATE_CLIENT_MAX_WINDOW_BITS:
+      if (!in(8, 15)) break;
+      d.client_max_window_bits = static_cast<int>(value);
+      return 0;
+    case LARIAT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER:
+      if (!in(0, 1)) break;
+      d.server_no_context_takeover = value != 0;
+      return 0;
+    case LARIAT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER:
+      if (!in(0, 1)) break;
+      d.client_no_context_takeover = value != 0;
+      return 0;
+    case LARIAT_DEFLATE_THRESHOLD:
+      if (value < 0) break;
+      d.threshold = static_cast<size_t>(value);
+      return 0;
+    case LARIAT_DEFLATE_STRATEGY:
+      if (!in(0, 4)) break;
+      d.strategy = static_cast<int>(value);
+      return 0;
+    default:
+      break;
+  }
+  return LARIAT_ERR_INVALID_ARGUMENT;
+}
+
+std::string deflate_offer(const DeflateConfig &config) {
+  std::string r = "permessage-deflate";
+  if (config.server_no_context_takeover) r += "; server_no_context_takeover";
+  if (config.client_no_context_takeover) r += "; client_no_context_takeover";
+  if (config.server_max_window_bits < 15)
+    r += "; server_max_window_bits=" +
+         std::to_string(config.server_max_window_bits);
+  // We can always compress with a smaller window: say so, with our limit.
+  r += "; client_max_window_bits";
+  if (config.client_max_window_bits < 15)
+    r += "=" + std::to_string(config.client_max_window_bits);
+  return r;
+}
+
+// RFC 7692 5 and 7.1: the server's answer to deflate_offer(). Anything
+// not offered, unknown, duplicated, out of range or over our limits fails
+// the handshake (the client must then fail the connection).
+bool accept_deflate_response(const std::vector<std::string_view> &header_values,
+                             const DeflateConfig &config, bool *agreed,
+                             DeflateParams *ours, std::string *why) {
+  *agreed = false;
+  std::vector<Offer> answers;
+  for (std::string_view value : header_values) {
+    for (Offer &offer : parse_offers(value)) {
+      if (offer.malformed) {
+        *why = "malformed Sec-WebSocket-Extensions";
+        return false;
+      }
+      answers.push_back(std::move(offer));
+    }
+  }
+  if (answers.empty()) return true;
+  if (!config.enabled || answers.size() > 1 ||
+      answers[0].name != "permessage-deflate") {
+    *why = "an extension that was not offered";
+    return false;
+  }
+  bool snct = false, cnct = false, smwb = false, cmwb = false;
+  int server_bits = 15, client_bits = 15;
+  for (const Param &p : answers[0].params) {
+    bool dup = false, bad = false;
+    if (p.name == "server_no_context_takeover") {
+      dup = snct;
+      bad = p.has_value;
+      snct = true;
+    } else if (p.name == "client_no_context_takeover") {
+      dup = cnct;
+      bad = p.has_value;
+      cnct = true;
+    } else if (p.name == "server_max_window_bits") {
+      dup = smwb;
+      bad = !p.has_value || !parse_window_bits(p.value, &server_bits) ||
+            server_bits > config.server_max_window_bits;
+      smwb = true;
+    } else if (p.name == "client_max_window_bits") {
+      dup = cmwb;
+      bad = !p.has_value || !parse_window_bits(p.value, &client_bits) ||
+            client_bits > config.client_max_window_bits;
+      cmwb = true;
+    } else {
+      bad = true;
+    }
+    if (dup || bad) {
+      *why = "permessage-deflate parameter not as offered";
+      return false;
+    }
+  }
+  // What we asked of the server it must have agreed to (RFC 7692 7.1.1.1,
+  // 7.1.2.1).
+  if ((config.server_no_context_takeover && !snct) ||
+      (config.server_max_window_bits < 15 && !smwb)) {
+    *why = "permessage-deflate parameter not as offered";
+    return false;
+  }
+  // The codec speaks of "server" as the side that compresses our output.
+  ours->server_window_bits = client_bits;
+  ours->client_window_bits = server_bits;
+  ours->server_no_context_takeover = cnct || config.client_no_context_takeover;
+  ours->client_no_context_takeover = snct;
+  *agreed = true;
+  return true;
 }
 
 // ------------------------------------------------------------------ codec

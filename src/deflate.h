@@ -26,6 +26,10 @@ struct DeflateConfig {
   int strategy = 0;  // see LARIAT_DEFLATE_STRATEGY: 0..4
 };
 
+// One LARIAT_DEFLATE_* knob (lariat_upgrade_set_deflate,
+// lariat_client_options_set_deflate): 0, or LARIAT_ERR_INVALID_ARGUMENT.
+int set_deflate_option(DeflateConfig *config, int option, int64_t value);
+
 // What was agreed with the client.
 struct DeflateParams {
   int server_window_bits = 15;  // we compress with at most this window
@@ -43,6 +47,16 @@ struct DeflateParams {
 bool negotiate_deflate(const std::vector<std::string_view> &header_values,
                        const DeflateConfig &config, DeflateParams *params,
                        std::string *response);
+
+// The client side. The offer lariat sends for |config| (whose "client"
+// fields are ours and "server" fields the server's), and the check of the
+// server's answer: false (and |why|) when it must fail the handshake;
+// otherwise |agreed| says whether deflate is on, with |ours| in the
+// codec's terms (its "server" side is the one compressing our output).
+std::string deflate_offer(const DeflateConfig &config);
+bool accept_deflate_response(const std::vector<std::string_view> &header_values,
+                             const DeflateConfig &config, bool *agreed,
+                             DeflateParams *ours, std::string *why);
 
 // zlib counts bytes in uInt: a longer input goes to it in pieces of at most
 // |max_piece|. Once zlib has used up its input, moves the next piece of

@@ -6,11 +6,19 @@ namespace lariat::detail {
 
 FrameWriter::~FrameWriter() {
   if (ctx_) wslay_frame_context_free(ctx_);
+  if (masked_ctx_) wslay_frame_context_free(masked_ctx_);
 }
 
-int FrameWriter::init() {
-  wslay_frame_callbacks callbacks = {on_send, nullptr, nullptr};
-  return wslay_frame_context_init(&ctx_, &callbacks, this) == 0
+int FrameWriter::on_genmask(uint8_t *buf, size_t len, void *user_data) {
+  static_cast<FrameWriter *>(user_data)->keys_->fill(buf, len);
+  return 0;
+}
+
+int FrameWriter::init(MaskKeys *keys) {
+  keys_ = keys;
+  wslay_frame_callbacks callbacks = {on_send, nullptr, on_genmask};
+  return wslay_frame_context_init(&ctx_, &callbacks, this) == 0 &&
+                 wslay_frame_context_init(&masked_ctx_, &callbacks, this) == 0
              ? 0
              : LARIAT_ERR_NOMEM;
 }
@@ -39,7 +47,7 @@ ssize_t FrameWriter::on_send(const uint8_t *data, size_t len, int flags,
 }
 
 int FrameWriter::send(wslay_frame_iocb *iocb) {
-  ssize_t sent = wslay_frame_send(ctx_, iocb);
+  ssize_t sent = wslay_frame_send(iocb->mask ? masked_ctx_ : ctx_, iocb);
   if (error_) {
     std::exception_ptr e = error_;
     error_ = nullptr;
@@ -75,18 +83,19 @@ int FrameWriter::write_to(Transport *transport, uint8_t opcode, uint8_t rsv,
 }
 
 int FrameWriter::write(std::string *out, uint8_t opcode, bool fin,
-                       uint8_t rsv, const uint8_t *data, size_t len) {
+                       uint8_t rsv, const uint8_t *data, size_t len,
+                       bool mask) {
   wslay_frame_iocb iocb = {};
   iocb.fin = fin ? 1 : 0;
   iocb.rsv = rsv;
   iocb.opcode = opcode;
-  iocb.mask = 0;
+  iocb.mask = mask ? 1 : 0;
   iocb.payload_length = len;
   iocb.data = data;
   iocb.data_length = len;
-  // Room for the header (at most 10 bytes unmasked) and the payload first:
-  // the appends in on_send then cannot fail, and a frame is whole or absent.
-  out->reserve(out->size() + len + 10);
+  // Room for the header (at most 14 bytes) and the payload first: the
+  // appends in on_send then cannot fail, and a frame is whole or absent.
+  out->reserve(out->size() + len + 14);
   out_ = out;
   int rc = send(&iocb);
   out_ = nullptr;
@@ -94,7 +103,7 @@ int FrameWriter::write(std::string *out, uint8_t opcode, bool fin,
 }
 
 int FrameWriter::write_close(std::string *out, uint16_t code,
-                             const uint8_t *reason, size_t len) {
+                             const uint8_t *reason, size_t len, bool mask) {
   uint8_t payload[125];
   size_t n = 0;
   if (code != 0) {
@@ -104,7 +113,7 @@ int FrameWriter::write_close(std::string *out, uint16_t code,
     if (len > sizeof(payload) - 2) len = sizeof(payload) - 2;
     for (size_t i = 0; i < len; ++i) payload[n++] = reason[i];
   }
-  return write(out, LARIAT_OP_CLOSE, true, 0, payload, n);
+  return write(out, LARIAT_OP_CLOSE, true, 0, payload, n, mask);
 }
 
 int validate_outgoing(const lariat_frame *frame) {

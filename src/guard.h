@@ -7,6 +7,7 @@
 
 #include <lariat/lariat.h>
 
+#include <cstddef>
 #include <new>
 
 namespace lariat::detail {
@@ -31,6 +32,16 @@ void guard_callback(Conn *conn, Body &&body) noexcept {
     body();
   } catch (...) {
     if (conn) conn->abandon();
+  }
+}
+
+// A callback with no connection to drop (a client between attempts): what
+// escapes it is dropped; the state it left is the callback's to keep sane.
+template <typename Body>
+void guard_callback(std::nullptr_t, Body &&body) noexcept {
+  try {
+    body();
+  } catch (...) {
   }
 }
 

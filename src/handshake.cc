@@ -199,6 +199,59 @@ ParseResult parse_request(const char *buf, size_t len, size_t max_head,
   return {ParseStatus::kIncomplete, 0};
 }
 
+namespace {
+
+// "HTTP/1.1 101 Switching Protocols": the version, a three-digit status
+// and any reason phrase.
+bool parse_status_line(std::string_view line, int *status) {
+  if (line.size() < 12 || line.substr(0, 9) != "HTTP/1.1 ") return false;
+  int code = 0;
+  for (size_t i = 9; i < 12; ++i) {
+    if (line[i] < '0' || line[i] > '9') return false;
+    code = code * 10 + (line[i] - '0');
+  }
+  if (line.size() > 12 && line[12] != ' ') return false;
+  for (char c : line.substr(12))
+    if (is_bad_ctl(static_cast<unsigned char>(c))) return false;
+  *status = code;
+  return true;
+}
+
+}  // namespace
+
+ParseResult parse_response(const char *buf, size_t len, size_t max_head,
+                           size_t max_headers, int *status, Request *out) {
+  reset(out);
+  const size_t limit = std::min(len, max_head);
+  size_t pos = 0, nheaders = 0;
+  bool status_line = true;
+  while (pos < limit) {
+    const void *lf = std::memchr(buf + pos, '\n', limit - pos);
+    if (!lf) break;
+    size_t eol = static_cast<size_t>(static_cast<const char *>(lf) - buf);
+    if (eol == pos || buf[eol - 1] != '\r') return {ParseStatus::kBad, 0};
+    std::string_view line(buf + pos, eol - 1 - pos);
+    pos = eol + 1;
+    if (status_line) {
+      if (!parse_status_line(line, status)) return {ParseStatus::kBad, 0};
+      status_line = false;
+    } else if (line.empty()) {
+      return {ParseStatus::kDone, pos};
+    } else {
+      if (line[0] == ' ' || line[0] == '\t') return {ParseStatus::kBad, 0};
+      if (!parse_header_line(line, out)) return {ParseStatus::kBad, 0};
+      if (++nheaders > max_headers) return {ParseStatus::kTooManyHeaders, 0};
+    }
+  }
+  if (len >= max_head) return {ParseStatus::kTooLarge, 0};
+  return {ParseStatus::kIncomplete, 0};
+}
+
+bool has_token(const Request &req, std::string_view name,
+               std::string_view token) {
+  return headers_have_token(req, name, token);
+}
+
 int validate_upgrade(Request *req) {
   req->upgrade_requested = false;
   req->is_websocket = false;

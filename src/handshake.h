@@ -69,6 +69,15 @@ bool head_tail_ok(std::string_view head, size_t line_start, size_t from);
 // other than 7, 8, 13).
 int validate_upgrade(Request *req);
 
+// The client side: the response head to an upgrade request, its status in
+// |status| and its headers in |out| (only the header fields of Request are
+// used). Same statuses as parse_request().
+ParseResult parse_response(const char *buf, size_t len, size_t max_head,
+                           size_t max_headers, int *status, Request *out);
+// Whether a |name| header lists |token| (comma-separated, any case).
+bool has_token(const Request &req, std::string_view name,
+               std::string_view token);
+
 // base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")).
 std::string accept_key(std::string_view key);
 

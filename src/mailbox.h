@@ -19,6 +19,8 @@ struct Letter {
     kResume,  // lariat_upgrade_resume(): msg is the lariat_upgrade
     kPublish,  // lariat_publish() from another thread: msg is the copy
     kCall,     // lariat_server_defer(): msg is the call
+    kConnect,  // lariat_connect(): msg is the ClientSession
+    kClientClose,  // lariat_client_close()
     kWake,     // lariat_server::wake_transport(): no msg
   };
   uint64_t conn_id;

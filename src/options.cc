@@ -63,6 +63,33 @@ LARIAT_EXTERN int lariat_options_set_threads(lariat_options *opts,
   return 0;
 }
 
+LARIAT_EXTERN int lariat_options_set_bridge_timeouts(lariat_options *opts,
+                                                     uint64_t connect_ms,
+                                                     uint64_t command_ms) {
+  if (!opts || connect_ms == 0 || command_ms == 0)
+    return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->bridge_connect_timeout_ms = connect_ms;
+  opts->bridge_command_timeout_ms = command_ms;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_options_set_bridge_backoff(lariat_options *opts,
+                                                    uint64_t min_ms,
+                                                    uint64_t max_ms) {
+  if (!opts || min_ms == 0 || max_ms < min_ms)
+    return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->bridge_backoff_min_ms = min_ms;
+  opts->bridge_backoff_max_ms = max_ms;
+  return 0;
+}
+
+LARIAT_EXTERN int lariat_options_set_bridge_linger(lariat_options *opts,
+                                                   uint64_t ms) {
+  if (!opts) return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->bridge_linger_ms = ms;
+  return 0;
+}
+
 LARIAT_EXTERN int lariat_options_set_ignore_sigpipe(lariat_options *opts,
                                                     int on) {
   if (!opts) return LARIAT_ERR_INVALID_ARGUMENT;

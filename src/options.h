@@ -14,6 +14,12 @@ struct lariat_options {
   size_t max_connections = 100000;
   bool ignore_sigpipe = true;
   unsigned threads = 1;  // event loops; 0 means one per core
+  // The Redis bridge (lariat_server_join_redis).
+  uint64_t bridge_connect_timeout_ms = 2000;
+  uint64_t bridge_command_timeout_ms = 5000;
+  uint64_t bridge_backoff_min_ms = 100;
+  uint64_t bridge_backoff_max_ms = 2000;
+  uint64_t bridge_linger_ms = 1000;
 };
 
 #endif

@@ -4,6 +4,7 @@
 #include <new>
 #include <string_view>
 
+#include "bridge.h"
 #include "connection.h"
 #include "guard.h"
 #include "publication.h"
@@ -35,11 +36,21 @@ int post_publish(lariat_server *loop, std::string_view topic,
   return rc < 0 ? rc : 0;
 }
 
+bool publishable(const lariat_frame *frame) {
+  return frame && (frame->opcode == LARIAT_OP_TEXT ||
+                   frame->opcode == LARIAT_OP_BINARY) &&
+         (frame->data || frame->len == 0);
+}
+
+}  // namespace
+
+namespace lariat::detail {
+
 // Every loop of |server| gets the publish: |here| (the caller's loop, if
 // any) at once, the others through their mailbox.
-int publish_everywhere(lariat_server *server, lariat_server *here,
-                       std::string_view topic, const lariat_frame &frame,
-                       const lariat_conn *except) {
+int publish_to_loops(lariat_server *server, lariat_server *here,
+                     std::string_view topic, const lariat_frame &frame,
+                     const lariat_conn *except) {
   int queued = 0;
   for (lariat_server *loop : server->primary->loops) {
     if (loop == here) {
@@ -53,10 +64,19 @@ int publish_everywhere(lariat_server *server, lariat_server *here,
   return queued;
 }
 
-bool publishable(const lariat_frame *frame) {
-  return frame && (frame->opcode == LARIAT_OP_TEXT ||
-                   frame->opcode == LARIAT_OP_BINARY) &&
-         (frame->data || frame->len == 0);
+}  // namespace lariat::detail
+
+namespace {
+
+// The process's loops, then the other processes of the fleet through
+// Redis (once, whatever the number of loops).
+int publish_everywhere(lariat_server *server, lariat_server *here,
+                       std::string_view topic, const lariat_frame &frame,
+                       const lariat_conn *except) {
+  int queued = lariat::detail::publish_to_loops(server, here, topic, frame, except);
+  if (queued >= 0 && !(frame.flags & LARIAT_FRAME_LOCAL))
+    lariat::detail::bridge_publish(server->primary, here, topic, frame);
+  return queued;
 }
 
 }  // namespace

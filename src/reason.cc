@@ -14,6 +14,7 @@ extern "C" LARIAT_EXTERN const char *lariat_reason_name(int kind) {
     case LARIAT_REASON_ERROR_CLOSED: return "error closed";
     case LARIAT_REASON_ERROR_SOCKET: return "error";
     case LARIAT_REASON_ERROR_BACKPRESSURE: return "error backpressure";
+    case LARIAT_REASON_HANDSHAKE_FAILED: return "handshake failed";
     default: return "unknown";
   }
 }

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <new>
 
+#include "client.h"
+#include "bridge.h"
 #include "connection.h"
 #include "guard.h"
 #include "tcp_transport.h"
@@ -68,6 +70,21 @@ void lariat_server::on_timer() {
     }
   }
   if (!timers.empty()) arm_timer(timers.top().deadline);
+}
+
+void lariat_server::recycle(std::string *buf) noexcept {
+  buf->clear();
+  if (buf->capacity() <= kKeepCapacity) return;
+  if (buf->capacity() > spare_buffer.capacity()) buf->swap(spare_buffer);
+  std::string().swap(*buf);
+}
+
+void lariat_server::reuse(std::string *buf, size_t want) noexcept {
+  if (want <= kKeepCapacity || buf->capacity() >= want ||
+      spare_buffer.capacity() <= buf->capacity())
+    return;
+  buf->swap(spare_buffer);
+  std::string().swap(spare_buffer);  // |buf|'s smaller one
 }
 
 // The low byte names the loop, so lariat_post() finds it without a lock.
@@ -149,9 +166,27 @@ void lariat_server::deliver(const Letter &letter) {
                                        [&] { conn->transport()->woken(); });
       break;
     }
+    case Letter::kConnect: {
+      auto *session = static_cast<lariat::detail::ClientSession *>(letter.msg);
+      if (!session->start()) session->abandon();
+      return;
+    }
+    case Letter::kClientClose: {
+      auto it = clients.find(letter.conn_id);
+      if (it != clients.end()) it->second->close(false);
+      return;
+    }
     case Letter::kInfo:
     case Letter::kResume: {
       lariat_conn *conn = conns.find(letter.conn_id);
+      if (!conn && letter.kind == Letter::kInfo) {
+        // A client between connections keeps it for the next one.
+        auto it = clients.find(letter.conn_id);
+        if (it != clients.end()) {
+          it->second->hold(letter);
+          return;
+        }
+      }
       if (!conn) break;
       // Both hand |letter| on (deliver_info frees it, resume takes the
       // upgrade): nothing is left to free here.
@@ -306,8 +341,10 @@ void on_connection(uv_stream_t *listener, int status) noexcept {
 
 // Once stopping and every connection is gone, the server's own handles go.
 void lariat_server::finish_stop_if_idle() {
-  if (!stopping || handles_closed || !conns.empty()) return;
+  if (!stopping || handles_closed || !conns.empty() || !clients.empty())
+    return;
   handles_closed = true;
+  lariat::detail::bridge_stop(this);  // its handles count as one of ours
   uv_timer_stop(&timer);
   uv_close(reinterpret_cast<uv_handle_t *>(&timer), on_handle_closed);
   // Deferred calls accepted before the close still run; the rest (posts
@@ -389,7 +426,7 @@ int new_loop(lariat_server **out, uv_loop_t *loop,
     }
     server->loop = loop;
     server->read_buffer.reset(new (std::nothrow) uint8_t[server->read_buffer_size]);
-    if (!server->read_buffer || server->frame_writer.init() != 0) {
+    if (!server->read_buffer || server->frame_writer.init(&server->mask_keys) != 0) {
       if (server->owned_loop) uv_loop_close(loop);
       delete server;
       return LARIAT_ERR_NOMEM;
@@ -511,6 +548,17 @@ void stop_loop(lariat_server *server) {
     server->conns.for_each([](lariat_conn *conn) {
       lariat::detail::guard_callback(conn, [&] { conn->stop(); });
     });
+    // Clients without a connection end now (terminate: shutdown); the
+    // others end with their connection. Closing one erases it from the
+    // map, so a copy of the ids is walked (an allocation that fails
+    // leaves the walk to the sessions' own ends).
+    std::vector<lariat::detail::ClientSession *> sessions;
+    try {
+      for (auto &entry : server->clients) sessions.push_back(entry.second);
+    } catch (...) {
+    }
+    for (lariat::detail::ClientSession *s : sessions)
+      lariat::detail::guard_callback(nullptr, [&] { s->close(true); });
     server->finish_stop_if_idle();
     return 0;
   });
@@ -538,6 +586,7 @@ void del_loop(lariat_server *server) {
     // purpose rather than freed under them.
     if (uv_loop_close(server->loop) == UV_EBUSY) server->owned_loop.release();
   }
+  lariat::detail::bridge_free(server);
   delete server;
 }
 

@@ -11,11 +11,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "conn_table.h"
 #include "frame_writer.h"
 #include "mailbox.h"
+#include "mask_key.h"
 #include "options.h"
 #include "profile.h"
 #include "timer_heap.h"
@@ -23,6 +25,9 @@
 #include "transport.h"
 
 namespace lariat::detail {
+
+class ClientSession;
+class Bridge;
 
 struct Route {
   lariat_handler handler;
@@ -47,6 +52,9 @@ struct lariat_server {
   std::atomic<bool> started{false};  // lariat_server_run() began
   std::atomic<size_t> connection_total{0};
   std::atomic<unsigned> loops_running{0};
+  // The Redis bridge (bridge.h), on the primary's loop; read from any
+  // thread, freed by lariat_server_del() only.
+  std::atomic<lariat::detail::Bridge *> bridge{nullptr};
   bool multi() const { return primary->loops.size() > 1; }
   // The loop that runs connection |id|, or nullptr.
   lariat_server *loop_of(lariat_conn_id id) const {
@@ -110,10 +118,15 @@ struct lariat_server {
   // many got it queued.
   int publish_local(std::string_view topic, const lariat_frame &frame,
                     const lariat_conn *except);
+  // Masking keys and nonces of this loop's client connections.
+  lariat::detail::MaskKeys mask_keys;
   // Calls connection |id|'s Transport::woken() from the loop, soon, and
   // outside whatever callback runs now; 0 or LARIAT_ERR_STOPPED.
   int wake_transport(lariat_conn_id id);
   lariat::detail::FrameWriter frame_writer;
+  // Clients (lariat_connect) of this loop by id, from their connect letter
+  // to their last terminate; owned here.
+  std::unordered_map<lariat_conn_id, lariat::detail::ClientSession *> clients;
   lariat::detail::Mailbox mailbox;
   lariat::detail::TimerHeap timers;
   uv_timer_t timer;
@@ -122,6 +135,18 @@ struct lariat_server {
   // before the read callback returns.
   std::unique_ptr<uint8_t[]> read_buffer;
   size_t read_buffer_size = 64 * 1024;
+  // Message and output buffers above kKeepCapacity are not kept by a
+  // connection after use (one large message must not pin its size on a
+  // connection that then idles); the loop keeps the largest one instead,
+  // for the next connection that needs that much - a stream of large
+  // messages then reuses warm memory instead of the allocator trimming
+  // and re-faulting pages for each one. Clears |buf|.
+  static constexpr size_t kKeepCapacity = 64 * 1024;
+  std::string spare_buffer;
+  void recycle(std::string *buf) noexcept;
+  // An empty |buf| about to take |want| bytes takes the spare instead,
+  // when that is larger.
+  void reuse(std::string *buf, size_t want) noexcept;
   // Compressed output of one message at a time, shared by the loop's
   // connections (it is copied into a connection's output at once).
   std::string deflate_scratch;

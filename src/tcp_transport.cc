@@ -26,6 +26,41 @@ int TcpTransport::accept(uv_stream_t *listener) {
   return 0;
 }
 
+int TcpTransport::connect(const sockaddr *addr) {
+  lariat_conn *c = conn();
+  int rc = uv_tcp_init(c->server->loop, &tcp_);
+  if (rc != 0) return rc;
+  tcp_.data = c;
+  ++c->server->open_handles;
+  auto *req = new (std::nothrow) uv_connect_t;
+  rc = req ? uv_tcp_connect(req, &tcp_, addr, on_connect) : UV_ENOMEM;
+  if (rc != 0) {
+    delete req;
+    guard_callback(c, [&] { c->on_transport_error(rc); });
+  }
+  return 0;
+}
+
+void TcpTransport::on_connect(uv_connect_t *req, int status) noexcept {
+  auto *h = reinterpret_cast<uv_handle_t *>(req->handle);
+  delete req;
+  if (status == UV_ECANCELED || uv_is_closing(h)) return;  // closing
+  auto *conn = static_cast<lariat_conn *>(h->data);
+  auto *self = static_cast<TcpTransport *>(conn->transport());
+  guard_callback(conn, [&] {
+    if (status < 0) {
+      conn->on_transport_error(status);
+      return;
+    }
+    uv_tcp_nodelay(&self->tcp_, 1);
+    int rc = self->start();
+    if (rc != 0)
+      conn->on_transport_error(rc);
+    else
+      conn->on_connected();
+  });
+}
+
 int TcpTransport::start() {
   return uv_read_start(stream(), on_alloc, on_read);
 }

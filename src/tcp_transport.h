@@ -34,6 +34,12 @@ class TcpTransport : public Transport {
   // On failure the connection is gone (no handle) or going (the handle is
   // closing, and its close ends the connection).
   int accept(uv_stream_t *listener);
+  // The client side: initialises the handle and connects to |addr|;
+  // lariat_conn::on_connected() or on_transport_error() follows. Returns
+  // 0, or a libuv code when the handle could not be initialised (nothing
+  // to close then); a connect refused at once is reported as an error
+  // event like a later one.
+  int connect(const sockaddr *addr);
   // Starts reading into the server's shared buffer.
   int start();
   void attach(lariat_conn *conn) override { tcp_.data = conn; }
@@ -73,6 +79,7 @@ class TcpTransport : public Transport {
   static void on_written(uv_write_t *req, int status) noexcept;
   static void on_shutdown(uv_shutdown_t *req, int status) noexcept;
   static void on_closed(uv_handle_t *h) noexcept;
+  static void on_connect(uv_connect_t *req, int status) noexcept;
   void start_write();
   // Out of memory with bytes possibly half sent: the stream is lost.
   void fail_nomem();

@@ -18,6 +18,8 @@ bool TopicRegistry::subscribe(lariat_conn *conn,
   subs->reserve(subs->size() + 1);  // nothing to undo if this throws
   topic->subscribers.push_back(conn);
   subs->push_back({topic, static_cast<uint32_t>(topic->subscribers.size() - 1)});
+  if (topic->subscribers.size() == 1 && on_change)
+    on_change(on_change_data, topic->name, true);
   return true;
 }
 
@@ -57,6 +59,7 @@ void TopicRegistry::remove(std::vector<Subscription> *subs, size_t at) {
     }
   }
   if (list.empty()) {
+    if (on_change) on_change(on_change_data, topic->name, false);
     // By iterator: erasing by key would compare against the name being
     // destroyed.
     auto it = topics_.find(std::string_view(topic->name));

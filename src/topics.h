@@ -48,6 +48,15 @@ class TopicRegistry {
   // How the subscriber list of a connection is reached from the
   // connection; set once by the server (connection.h owns the list).
   std::vector<Subscription> *(*subs_of)(lariat_conn *) = nullptr;
+  // Told when a topic gets its first subscriber on this loop (|added|) or
+  // loses its last: the Redis bridge follows topics this way.
+  void (*on_change)(void *data, std::string_view name, bool added) noexcept =
+      nullptr;
+  void *on_change_data = nullptr;
+  template <typename Fn>
+  void for_each_name(Fn &&fn) const {
+    for (const auto &entry : topics_) fn(entry.first);
+  }
 
  private:
   void remove(std::vector<Subscription> *subs, size_t at);

@@ -128,49 +128,7 @@ LARIAT_EXTERN int lariat_upgrade_set_protocol(lariat_upgrade *up,
 LARIAT_EXTERN int lariat_upgrade_set_deflate(lariat_upgrade *up, int option,
                                              int64_t value) {
   if (!up) return LARIAT_ERR_INVALID_ARGUMENT;
-  lariat::detail::DeflateConfig &d = up->deflate;
-  auto in = [value](int64_t lo, int64_t hi) { return value >= lo && value <= hi; };
-  switch (option) {
-    case LARIAT_DEFLATE_ENABLE:
-      if (!in(0, 1)) break;
-      d.enabled = value != 0;
-      return 0;
-    case LARIAT_DEFLATE_LEVEL:
-      if (!in(0, 9)) break;
-      d.level = static_cast<int>(value);
-      return 0;
-    case LARIAT_DEFLATE_MEM_LEVEL:
-      if (!in(1, 9)) break;
-      d.mem_level = static_cast<int>(value);
-      return 0;
-    case LARIAT_DEFLATE_SERVER_MAX_WINDOW_BITS:
-      if (!in(8, 15)) break;
-      d.server_max_window_bits = static_cast<int>(value);
-      return 0;
-    case LARIAT_DEFLATE_CLIENT_MAX_WINDOW_BITS:
-      if (!in(8, 15)) break;
-      d.client_max_window_bits = static_cast<int>(value);
-      return 0;
-    case LARIAT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER:
-      if (!in(0, 1)) break;
-      d.server_no_context_takeover = value != 0;
-      return 0;
-    case LARIAT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER:
-      if (!in(0, 1)) break;
-      d.client_no_context_takeover = value != 0;
-      return 0;
-    case LARIAT_DEFLATE_THRESHOLD:
-      if (value < 0) break;
-      d.threshold = static_cast<size_t>(value);
-      return 0;
-    case LARIAT_DEFLATE_STRATEGY:
-      if (!in(0, 4)) break;
-      d.strategy = static_cast<int>(value);
-      return 0;
-    default:
-      break;
-  }
-  return LARIAT_ERR_INVALID_ARGUMENT;
+  return lariat::detail::set_deflate_option(&up->deflate, option, value);
 }
 
 LARIAT_EXTERN int lariat_upgrade_set_max_queued(lariat_upgrade *up,

@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "wsclient.h"
@@ -72,6 +75,13 @@ static int t_handle(lariat_conn *conn, const lariat_frame *frame, void *state) {
   } else if (frame->len == 4 && memcmp(frame->data, "!sub", 4) == 0) {
     assert_int_equal(lariat_subscribe(conn, kRoom, sizeof kRoom - 1), 0);
     reply_text(conn, "subscribed");
+  } else if (frame->len == 6 && memcmp(frame->data, "!count", 6) == 0) {
+    /* The subscribers of this connection's loop. */
+    char buf[32];
+    snprintf(buf, sizeof buf, "%zu",
+             lariat_server_subscribers(lariat_conn_server(conn), kRoom,
+                                       sizeof kRoom - 1));
+    reply_text(conn, buf);
   }
   return LARIAT_OK;
 }
@@ -245,25 +255,81 @@ static void test_two_loops_balance_and_route_posts_in_order(void **unused) {
 
 /* ------------------------------------------------------------ topics */
 
-#define SUBSCRIBERS 1000
+#define SUBSCRIBERS 10000
+#define CLIENT_PROCESSES 2 /* each holds its share of the client sockets */
 #define PUBLISHES 100
 
-static void test_publish_reaches_subscribers_on_every_loop(void **unused) {
-  (void)unused;
-  reset_counters();
-  running r;
-  start(&r, 2, 0);
-  static wsc clients[SUBSCRIBERS];
-  int per_loop[2] = {0, 0};
-  for (int i = 0; i < SUBSCRIBERS; ++i) {
-    lariat_conn_id id = open_with_id(&clients[i], r.port);
-    per_loop[id & 0xff]++;
-    assert_int_equal(wsc_send_text(&clients[i], "!sub"), 0);
+/* One client process: its share of the subscribers connect and subscribe,
+ * it says so on |ready|, then every one must read the PUBLISHES messages
+ * in order. Exits 0, or the step that failed (no cmocka in a child). */
+static void subscriber_process(int port_fd, int ready_fd, int share) {
+  int port;
+  if (read(port_fd, &port, sizeof port) != sizeof port) _exit(10);
+  wsc *clients = calloc((size_t)share, sizeof *clients);
+  if (!clients) _exit(11);
+  for (int i = 0; i < share; ++i) {
     wsc_frame f;
-    assert_int_equal(wsc_recv_message(&clients[i], &f, 5000), 1);
+    if (wsc_connect(&clients[i], "127.0.0.1", port, 5000) != 0) _exit(12);
+    if (wsc_handshake(&clients[i], "/t", NULL, NULL, 5000) != 101) _exit(13);
+    if (wsc_send_text(&clients[i], "!sub") != 0) _exit(14);
+    if (wsc_recv_message(&clients[i], &f, 5000) != 1) _exit(15);
     wsc_frame_free(&f);
   }
-  assert_true(per_loop[0] > 0 && per_loop[1] > 0);
+  char one = 1;
+  if (write(ready_fd, &one, 1) != 1) _exit(16);
+  for (int i = 0; i < share; ++i) {
+    for (int n = 0; n < PUBLISHES; ++n) {
+      wsc_frame f;
+      char expected[16];
+      snprintf(expected, sizeof expected, "%d", n);
+      if (wsc_recv_message(&clients[i], &f, 10000) != 1) _exit(17);
+      int same = f.len == strlen(expected) &&
+                 memcmp(f.payload, expected, f.len) == 0;
+      wsc_frame_free(&f);
+      if (!same) _exit(18);
+    }
+  }
+  for (int i = 0; i < share; ++i) wsc_close(&clients[i]);
+  free(clients);
+  _exit(0);
+}
+
+/* 10,000 subscribers over loopback on 2 loops, 100 publishes from this
+ * thread: each subscriber gets all 100, in order. The client sockets live
+ * in child processes (forked before the server's threads exist), so this
+ * process holds only the server's 10,000. */
+static void test_publish_reaches_subscribers_on_every_loop(void **unused) {
+  (void)unused;
+  struct rlimit lim;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &lim), 0);
+  if (lim.rlim_cur < SUBSCRIBERS + 256 && lim.rlim_max >= SUBSCRIBERS + 256) {
+    lim.rlim_cur = lim.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+  }
+  if (lim.rlim_cur < SUBSCRIBERS + 256)
+    fail_msg("this test needs %d descriptors; the limit is %llu",
+             SUBSCRIBERS + 256, (unsigned long long)lim.rlim_cur);
+  reset_counters();
+  int port_pipe[2], ready_pipe[2];
+  assert_int_equal(pipe(port_pipe), 0);
+  assert_int_equal(pipe(ready_pipe), 0);
+  pid_t children[CLIENT_PROCESSES];
+  for (int k = 0; k < CLIENT_PROCESSES; ++k) {
+    children[k] = fork();
+    assert_true(children[k] >= 0);
+    if (children[k] == 0)
+      subscriber_process(port_pipe[0], ready_pipe[1],
+                         SUBSCRIBERS / CLIENT_PROCESSES);
+  }
+  running r;
+  start(&r, 2, 0);
+  for (int k = 0; k < CLIENT_PROCESSES; ++k)
+    assert_int_equal(write(port_pipe[1], &r.port, sizeof r.port),
+                     (ssize_t)sizeof r.port);
+  for (int k = 0; k < CLIENT_PROCESSES; ++k) {
+    char one;
+    assert_int_equal(read(ready_pipe[0], &one, 1), 1);
+  }
   for (int n = 0; n < PUBLISHES; ++n) {
     char text[16];
     snprintf(text, sizeof text, "%d", n);
@@ -272,19 +338,61 @@ static void test_publish_reaches_subscribers_on_every_loop(void **unused) {
                       .len = strlen(text)};
     assert_int_equal(lariat_publish(r.server, kRoom, sizeof kRoom - 1, &f), 0);
   }
-  for (int i = 0; i < SUBSCRIBERS; ++i) {
-    for (int n = 0; n < PUBLISHES; ++n) {
-      wsc_frame f;
-      assert_int_equal(wsc_recv_message(&clients[i], &f, 5000), 1);
-      char expected[16];
-      snprintf(expected, sizeof expected, "%d", n);
-      assert_int_equal(f.len, strlen(expected));
-      assert_memory_equal(f.payload, expected, f.len);
-      wsc_frame_free(&f);
-    }
+  for (int k = 0; k < CLIENT_PROCESSES; ++k) {
+    int status = -1;
+    assert_int_equal(waitpid(children[k], &status, 0), children[k]);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
   }
-  for (int i = 0; i < SUBSCRIBERS; ++i) wsc_close(&clients[i]);
-  assert_int_equal(wait_for(&g_terminates, SUBSCRIBERS, 10000), 0);
+  assert_int_equal(wait_for(&g_terminates, SUBSCRIBERS, 20000), 0);
+  stop(&r);
+  close(port_pipe[0]);
+  close(port_pipe[1]);
+  close(ready_pipe[0]);
+  close(ready_pipe[1]);
+}
+
+#define CYCLES 10000
+
+/* 10,000 connect / subscribe / disconnect cycles over loopback on 2
+ * loops: afterwards neither loop has a subscriber left (the core test
+ * checks that the topic tables themselves are empty). */
+static void test_subscribe_disconnect_cycles_leave_no_subscriber(void **unused) {
+  (void)unused;
+  reset_counters();
+  running r;
+  start(&r, 2, 0);
+  for (int i = 0; i < CYCLES; ++i) {
+    wsc c;
+    open_with_id(&c, r.port);
+    subscribe(&c);
+    wsc_close(&c);
+  }
+  assert_int_equal(wait_for(&g_terminates, CYCLES, 20000), 0);
+  /* One probe on each loop asks for its loop's count. */
+  wsc probes[2];
+  int found = 0, have[2] = {0, 0};
+  for (int tries = 0; found < 2 && tries < 200; ++tries) {
+    wsc c;
+    lariat_conn_id id = open_with_id(&c, r.port);
+    int loop = (int)(id & 0xff);
+    if (have[loop]) {
+      wsc_close(&c);
+      continue;
+    }
+    have[loop] = 1;
+    probes[found++] = c;
+  }
+  assert_int_equal(found, 2);
+  for (int k = 0; k < 2; ++k) {
+    wsc_frame f;
+    assert_int_equal(wsc_send_text(&probes[k], "!count"), 0);
+    assert_int_equal(wsc_recv_message(&probes[k], &f, 5000), 1);
+    assert_int_equal(f.len, 1);
+    assert_memory_equal(f.payload, "0", 1);
+    wsc_frame_free(&f);
+    wsc_close(&probes[k]);
+  }
   stop(&r);
 }
 
@@ -481,6 +589,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_two_loops_balance_and_route_posts_in_order),
       cmocka_unit_test(test_publish_reaches_subscribers_on_every_loop),
+      cmocka_unit_test(test_subscribe_disconnect_cycles_leave_no_subscriber),
       cmocka_unit_test(test_publishers_on_threads_keep_their_order),
       cmocka_unit_test(test_a_stalled_subscriber_drops_and_delays_nobody),
       cmocka_unit_test(test_connection_limit_holds_across_loops),

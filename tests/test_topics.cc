@@ -217,7 +217,7 @@ void test_published_frame_does_not_wake_a_hibernated_subscriber(void **) {
 
 void test_many_subscribe_disconnect_cycles_leave_tables_empty(void **) {
   Room room;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < 10000; ++i) {
     Wire *w = room.join();
     if (i % 3 == 0) CoreServer::feed(w, mask_frame(0x81, "leave"));
     CoreServer::eof(w);

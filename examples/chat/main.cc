@@ -1,6 +1,6 @@
 // lariat-chat: a multi-room chat server on the C++ wrapper.
 //
-//   lariat-chat [--host 127.0.0.1] [--port 8080]
+//   lariat-chat [--host 127.0.0.1] [--port 8080] [--redis URL]
 //               [--tls-cert FILE --tls-key FILE]
 //
 // GET / serves the page (built into the binary); its script connects to
@@ -13,6 +13,10 @@
 // which ("listening on http://HOST:PORT/", https with --tls-cert and
 // --tls-key, which serve the page over https and the chat over wss). SIGINT or SIGTERM closes every
 // connection with 1001 and exits 0.
+// With --redis URL (redis://host:port/db) several chat servers share their
+// rooms through Redis: a line typed on one reaches the members on all.
+// When the bridge finds that messages of a room were missed (Redis went
+// away, say), the room's members here get a notice saying so.
 #include <lariat/lariat.hpp>
 #include <uv.h>
 
@@ -308,9 +312,30 @@ void on_signal(uv_signal_t *sig, int) {
   uv_close(reinterpret_cast<uv_handle_t *>(&sigterm_watcher), nullptr);
 }
 
+// Bridge events: logged, and a gap told to the room it happened in (a
+// local notice: the other servers did not miss anything).
+void on_bridge(lariat::server &server, const lariat::bridge_event &ev) {
+  using kind = lariat::bridge_event::kind_type;
+  const char *link =
+      ev.link == lariat::bridge_event::link_type::subscriber ? "subscriber" : "publisher";
+  if (ev.kind == kind::up) {
+    std::fprintf(stderr, "lariat-chat: redis %s connection up\n", link);
+  } else if (ev.kind == kind::down) {
+    std::fprintf(stderr, "lariat-chat: redis %s connection down: %s (%.*s)\n",
+                 link, lariat_err_name(ev.error), static_cast<int>(ev.detail.size()),
+                 ev.detail.data());
+  } else if (ev.kind == kind::gap) {
+    std::string text = "* " + std::to_string(ev.missed) +
+                       " messages from another server were missed";
+    lariat::frame notice = lariat::frame::text(text);
+    notice.local = true;
+    server.publish(ev.topic, notice);
+  }
+}
+
 int usage(const char *argv0) {
   std::fprintf(stderr,
-               "usage: %s [--host HOST] [--port PORT] [--tick MS]\n"
+               "usage: %s [--host HOST] [--port PORT] [--tick MS] [--redis URL]\n"
                "  [--tls-cert FILE --tls-key FILE]\n",
                argv0);
   return 2;
@@ -323,6 +348,7 @@ int main(int argc, char **argv) {
   int port = 8080;
   long tick_ms = 0;
   const char *tls_cert = nullptr, *tls_key = nullptr;
+  std::string redis;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--host" && i + 1 < argc) {
@@ -336,6 +362,8 @@ int main(int argc, char **argv) {
       tls_cert = argv[++i];
     } else if (arg == "--tls-key" && i + 1 < argc) {
       tls_key = argv[++i];
+    } else if (arg == "--redis" && i + 1 < argc) {
+      redis = argv[++i];
     } else if (arg == "--tick" && i + 1 < argc) {
       char *end = nullptr;
       tick_ms = std::strtol(argv[++i], &end, 10);
@@ -356,6 +384,10 @@ int main(int argc, char **argv) {
       server.listen_tls(host, port, tls);  // the server keeps its own ref
     } else {
       server.listen(host, port);
+    }
+    if (!redis.empty()) {
+      server.join_redis(redis, "lariat-chat:");
+      server.on_bridge([&server](const lariat::bridge_event &ev) { on_bridge(server, ev); });
     }
 
     uv_loop_t *loop = server.loop();

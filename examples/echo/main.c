@@ -17,6 +17,11 @@
  *
  * --threads N runs the server on N event loops (lariat_options_set_threads).
  *
+ * --redis URL joins the server to Redis (lariat_server_join_redis): two
+ * `lariat-echo --publish T --redis redis://127.0.0.1:6379/` on two ports
+ * share T, a message to either reaching the clients of both. Bridge
+ * events (connections up and down, gaps) are logged on stderr.
+ *
  * --tls-cert FILE --tls-key FILE serve wss:// (and the page over https)
  * on the port instead of ws://. */
 #include <lariat/lariat.h>
@@ -205,6 +210,24 @@ static void echo_terminate(lariat_conn *conn, const lariat_reason *reason,
     registry_remove(lariat_conn_get_id(conn));
 }
 
+/* The bridge's events, for whoever runs the fleet. */
+static void on_bridge(lariat_server *server, const lariat_bridge_event *ev,
+                      void *data) {
+  (void)server;
+  (void)data;
+  const char *link = ev->link == LARIAT_BRIDGE_SUBSCRIBER ? "subscriber"
+                                                          : "publisher";
+  if (ev->kind == LARIAT_BRIDGE_UP)
+    fprintf(stderr, "lariat-echo: redis %s connection up\n", link);
+  else if (ev->kind == LARIAT_BRIDGE_DOWN)
+    fprintf(stderr, "lariat-echo: redis %s connection down: %s (%s)\n", link,
+            lariat_err_name(ev->error), ev->detail);
+  else if (ev->kind == LARIAT_BRIDGE_GAP)
+    fprintf(stderr, "lariat-echo: %llu messages on %.*s missed\n",
+            (unsigned long long)ev->missed, (int)ev->topic_len,
+            (const char *)ev->topic);
+}
+
 static uv_signal_t sigint_watcher, sigterm_watcher;
 
 /* SIGINT or SIGTERM: stop the server (close 1001 to every client) and let
@@ -223,10 +246,13 @@ static void usage(const char *argv0) {
           "  [--tls-cert FILE --tls-key FILE]\n"
           "  --tls-cert/--tls-key: wss:// and https with this PEM chain "
           "and key\n"
+          "  [--redis URL [--redis-prefix PREFIX]]\n"
           "  --threads N: N event loops (default 1; 0: one per core)\n"
           "  --publish TOPIC: every message goes to every connection\n"
           "  --broadcast-by-post: the same with one lariat_post per "
           "connection\n"
+          "  --redis URL: share topics with every server on that Redis\n"
+          "    (redis://[:password@]host:port/db; prefix default lariat:)\n"
           "  deflate options (with --compress): --deflate-level N (0-9)\n"
           "  --deflate-mem-level N (1-9) --server-max-window-bits N (8-15)\n"
           "  --client-max-window-bits N (8-15) --server-no-context-takeover\n"
@@ -240,6 +266,7 @@ int main(int argc, char **argv) {
   static echo_config config = {{0, -1, -1, -1, -1, -1, -1, -1}, NULL, 0, 0};
   long threads = 1;
   const char *tls_cert = NULL, *tls_key = NULL;
+  const char *redis = NULL, *redis_prefix = NULL;
   deflate_flags *const d = &config.deflate;
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
@@ -251,6 +278,10 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--publish") == 0 && has_value) {
       config.topic = argv[++i];
       config.topic_len = strlen(config.topic);
+    } else if (strcmp(a, "--redis") == 0 && has_value) {
+      redis = argv[++i];
+    } else if (strcmp(a, "--redis-prefix") == 0 && has_value) {
+      redis_prefix = argv[++i];
     } else if (strcmp(a, "--broadcast-by-post") == 0) {
       config.by_post = 1;
     } else if (strcmp(a, "--threads") == 0 && has_value) {
@@ -332,19 +363,29 @@ int main(int argc, char **argv) {
     lariat_server_del(server);
     return 1;
   }
+  if (redis) {
+    rc = lariat_server_join_redis(server, redis, redis_prefix);
+    if (rc != 0) {
+      fprintf(stderr, "redis %s: %s\n", redis, lariat_strerror(rc));
+      lariat_server_del(server);
+      return 1;
+    }
+    lariat_server_on_bridge(server, on_bridge, NULL);
+  }
   uv_signal_init(lariat_server_loop(server), &sigint_watcher);
   uv_signal_init(lariat_server_loop(server), &sigterm_watcher);
   sigint_watcher.data = sigterm_watcher.data = server;
   uv_signal_start(&sigint_watcher, on_signal, SIGINT);
   uv_signal_start(&sigterm_watcher, on_signal, SIGTERM);
   printf("lariat-echo listening on %s://%s:%d/ (open %s://%s:%d/ in a "
-         "browser)%s%s%s%s\n",
-         tls ? "wss" : "ws", host, lariat_server_port(server),
-         tls ? "https" : "http", host, lariat_server_port(server),
+         "browser)%s%s%s%s%s%s\n",
+         tls_cert ? "wss" : "ws", host, lariat_server_port(server),
+         tls_cert ? "https" : "http", host, lariat_server_port(server),
          d->enabled ? ", permessage-deflate on" : "",
          config.topic ? ", publishing to " : "",
          config.topic ? config.topic : "",
-         config.by_post ? ", broadcasting by post" : "");
+         config.by_post ? ", broadcasting by post" : "",
+         redis ? ", bridged through " : "", redis ? redis : "");
   fflush(stdout);
   lariat_server_run(server);
   lariat_server_del(server);

@@ -83,7 +83,11 @@ struct uv_loop_s;
      "frame larger than the connection's queued-output cap; it can never "    \
      "be sent")                                                               \
   XX(BUFFER_TOO_SMALL, -513, "buffer too small for the value")                \
-  XX(TLS, -514, "TLS configuration refused (certificate or key unusable)")    \
+  XX(UNSUPPORTED, -514, "not supported by this build of lariat")              \
+  XX(REDIS, -515,                                                             \
+     "Redis refused the bridge (an error reply or a failed connection; see "  \
+     "the event's detail)")                                                   \
+  XX(TLS, -516, "TLS configuration refused (certificate or key unusable)")    \
   XX(FATAL, -550, "fatal error")
 
 typedef enum lariat_error {
@@ -158,6 +162,10 @@ typedef enum lariat_opcode {
 /* lariat_reply(): send this message uncompressed even when
  * permessage-deflate was negotiated (Cowboy's {deflate, false}). */
 #define LARIAT_FRAME_NO_COMPRESS 0x1u
+/* lariat_publish(), lariat_conn_publish(): reach this process's
+ * subscribers only, not the other processes of a Redis bridge (a notice
+ * about the bridge itself, say). Without a bridge it changes nothing. */
+#define LARIAT_FRAME_LOCAL 0x2u
 
 /*
  * A whole message (text or binary) or a control frame. The same struct is
@@ -200,7 +208,14 @@ typedef enum lariat_reason_kind {
   LARIAT_REASON_ERROR_SOCKET = 9,
   /* Output queued past the connection's cap under a closing policy
    * (lariat_upgrade_set_max_queued); close 1008 or 1013. */
-  LARIAT_REASON_ERROR_BACKPRESSURE = 10
+  LARIAT_REASON_ERROR_BACKPRESSURE = 10,
+  /* A client's connection attempt failed before it was open: the server
+   * did not answer 101 as RFC 6455 4.1 requires (|http_status| is its
+   * status, 0 when the answer was not HTTP or was a valid status with a
+   * wrong upgrade; lariat_reason_header() reads its headers), or the name
+   * did not resolve or the TCP connect failed (|socket_error|), or the
+   * connect or handshake timeout passed. websocket_init was not called. */
+  LARIAT_REASON_HANDSHAKE_FAILED = 11
 } lariat_reason_kind;
 
 /*
@@ -215,8 +230,29 @@ typedef struct lariat_reason {
   size_t len;
   const char *crash_class;  /* CRASH: as given to lariat_conn_set_crash */
   const char *crash_reason; /* CRASH */
-  int socket_error;         /* ERROR_SOCKET: libuv error code */
+  int socket_error;         /* ERROR_SOCKET, HANDSHAKE_FAILED: libuv code */
+  /* Clients (lariat_connect) only, 0 on the server side: */
+  int http_status;  /* HANDSHAKE_FAILED: the server's status, or 0 */
+  int retrying;     /* nonzero: another attempt follows, with the same
+                       state - keep it; 0: this is the end of the client */
+  unsigned attempt; /* 1 for the first connection attempt, then 2... */
+  /* websocket_info messages posted while disconnected and dropped (over
+   * the offline queue), since the client started. */
+  uint64_t posts_dropped;
+  const char *failure; /* HANDSHAKE_FAILED: what was wrong, in English */
+  const void *response_; /* internal: see lariat_reason_header() */
 } lariat_reason;
+
+/**
+ * @function
+ *
+ * Inside terminate with LARIAT_REASON_HANDSHAKE_FAILED: the value of the
+ * server's response header |name| (any case; the first one), its length
+ * in |*len|; NULL when there is none (or no response). Borrowed for the
+ * terminate call. Thread: loop thread.
+ */
+LARIAT_EXTERN const char *lariat_reason_header(const lariat_reason *reason,
+                                               const char *name, size_t *len);
 
 /**
  * @function
@@ -813,6 +849,37 @@ LARIAT_EXTERN int lariat_options_set_max_connections(lariat_options *opts,
  */
 LARIAT_EXTERN int lariat_options_set_threads(lariat_options *opts,
                                              unsigned threads);
+/**
+ * @function
+ *
+ * The Redis bridge's timeouts (lariat_server_join_redis()): |connect_ms|
+ * (default 2000) bounds one connection attempt — name resolution, TCP
+ * connect, AUTH, SELECT and a PING answered; |command_ms| (default 5000)
+ * bounds the wait for the answer to the oldest command sent (a PUBLISH,
+ * a SUBSCRIBE). Past either, the connection is dropped as a fault
+ * (UV_ETIMEDOUT) and retried. Returns 0, or LARIAT_ERR_INVALID_ARGUMENT
+ * for a 0.
+ */
+LARIAT_EXTERN int lariat_options_set_bridge_timeouts(lariat_options *opts,
+                                                     uint64_t connect_ms,
+                                                     uint64_t command_ms);
+/**
+ * @function
+ *
+ * The bridge's reconnection backoff: after the n-th failure in a row the
+ * next attempt waits a random time in [d/2, d], d = |min_ms| * 2^n capped
+ * at |max_ms| (defaults 100 and 2000), so a fleet does not reconnect in
+ * lockstep. Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for |min_ms| 0 or
+ * |max_ms| below it.
+ */
+LARIAT_EXTERN int lariat_options_set_bridge_backoff(lariat_options *opts,
+                                                    uint64_t min_ms,
+                                                    uint64_t max_ms);
+/** @function How long the bridge stays subscribed to a topic's channel
+ * after its last local subscriber left, in ms (default 1000; 0: at once),
+ * so a topic that empties and refills does not churn Redis. */
+LARIAT_EXTERN int lariat_options_set_bridge_linger(lariat_options *opts,
+                                                   uint64_t ms);
 /** @function Whether lariat_server_new() may set SIGPIPE to SIG_IGN when
  * its disposition is SIG_DFL (default 1). */
 LARIAT_EXTERN int lariat_options_set_ignore_sigpipe(lariat_options *opts,
@@ -998,6 +1065,166 @@ LARIAT_EXTERN int lariat_server_defer(lariat_server *server,
                                       void *data);
 
 /* ------------------------------------------------------------------ */
+/* Clients                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A client connection runs on a server's loop and uses the same handler
+ * table: websocket_init when the upgrade succeeded, websocket_handle,
+ * websocket_info (lariat_post() to its id from any thread),
+ * websocket_drain and terminate; lariat_reply(), set_active, keepalive,
+ * limits, topics and permessage-deflate work as on accepted connections.
+ * init is not used: there is no request to decide on. Every frame the
+ * client sends is masked with a fresh key from a CSPRNG (ChaCha20 keyed
+ * from getrandom()); a masked frame from the server closes with 1002.
+ */
+typedef struct lariat_client_options lariat_client_options;
+
+/**
+ * @function
+ *
+ * Creates client options with the defaults: no extra headers, no
+ * subprotocols, no permessage-deflate offer, the server's maximum frame
+ * size, a 10 s connect timeout and a 10 s handshake timeout, no reconnect,
+ * an offline queue of 256 messages. Returns 0, LARIAT_ERR_INVALID_ARGUMENT
+ * or LARIAT_ERR_NOMEM. Thread: any thread.
+ */
+LARIAT_EXTERN int lariat_client_options_new(lariat_client_options **out);
+
+/**
+ * @function
+ *
+ * Frees options made by lariat_client_options_new() (NULL is allowed).
+ * lariat_connect() copies them: they may go right after it.
+ */
+LARIAT_EXTERN void lariat_client_options_del(lariat_client_options *opts);
+
+/**
+ * @function
+ *
+ * Adds a request header. Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for a
+ * name that is not an HTTP token, a value with CR, LF or NUL, or a header
+ * lariat writes itself (Host, Upgrade, Connection, Sec-WebSocket-*).
+ */
+LARIAT_EXTERN int lariat_client_options_add_header(lariat_client_options *opts,
+                                                   const char *name,
+                                                   const char *value);
+
+/**
+ * @function
+ *
+ * Offers a subprotocol; offers keep the order they were added in (most
+ * preferred first). The server may pick one of them or none; any other
+ * fails the handshake. lariat_conn_protocol() says which was picked.
+ * Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for a name that is not a
+ * token.
+ */
+LARIAT_EXTERN int lariat_client_options_add_protocol(
+    lariat_client_options *opts, const char *protocol);
+
+/**
+ * @function
+ *
+ * Offers permessage-deflate (RFC 7692) and sets its parameters, with the
+ * knobs of lariat_upgrade_set_deflate(): LARIAT_DEFLATE_ENABLE (1: offer
+ * it), _LEVEL, _MEM_LEVEL, _THRESHOLD, _STRATEGY for our compressor;
+ * _CLIENT_MAX_WINDOW_BITS (the largest window we compress with; the
+ * server may ask for less), _SERVER_MAX_WINDOW_BITS (asks the server for
+ * at most this; offered only below 15), _SERVER_NO_CONTEXT_TAKEOVER and
+ * _CLIENT_NO_CONTEXT_TAKEOVER (asked for / promised). The server's answer
+ * is checked against the offer: anything else fails the handshake.
+ * Returns 0, or LARIAT_ERR_INVALID_ARGUMENT.
+ */
+LARIAT_EXTERN int lariat_client_options_set_deflate(lariat_client_options *opts,
+                                                    int knob, int value);
+
+/**
+ * @function
+ *
+ * The largest frame or message the client accepts (close 1009 beyond).
+ * Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for 0.
+ */
+LARIAT_EXTERN int lariat_client_options_set_max_frame_size(
+    lariat_client_options *opts, uint64_t bytes);
+
+/**
+ * @function
+ *
+ * Milliseconds allowed for name resolution plus the TCP connect, and
+ * then for the server's 101 response. Either passing ends the attempt
+ * with LARIAT_REASON_HANDSHAKE_FAILED (failure "connect timeout" or
+ * "handshake timeout"). Returns 0, or LARIAT_ERR_INVALID_ARGUMENT for 0.
+ */
+LARIAT_EXTERN int lariat_client_options_set_timeouts(
+    lariat_client_options *opts, uint64_t connect_ms, uint64_t handshake_ms);
+
+/**
+ * @function
+ *
+ * Reconnects after a connection or an attempt ends for any reason but
+ * our own close (LARIAT_SHUTDOWN, a close frame we sent,
+ * lariat_client_close()) or the server's stop. The n-th retry waits
+ * min(|max_ms|, |base_ms| * |multiplier|^(n-1)), scaled by a random
+ * factor in [1 - |jitter|, 1 + |jitter|]; |max_attempts| counts every
+ * attempt, the first included (0: no limit). Each attempt redoes the
+ * whole upgrade and calls websocket_init again; the terminate of an
+ * attempt that is followed by another has reason->retrying set. A
+ * successful open resets the backoff. Off by default. Returns 0, or
+ * LARIAT_ERR_INVALID_ARGUMENT (|base_ms| 0, |max_ms| below it,
+ * |multiplier| below 1, |jitter| outside 0..1).
+ */
+LARIAT_EXTERN int lariat_client_options_set_reconnect(
+    lariat_client_options *opts, uint64_t base_ms, uint64_t max_ms,
+    double multiplier, double jitter, unsigned max_attempts);
+
+/**
+ * @function
+ *
+ * Messages lariat_post()ed to the client while it is not open (connecting
+ * or waiting to reconnect) wait, up to |max_messages|, and are delivered
+ * in order right after the next websocket_init; past that they are freed
+ * (free_fn) and counted in reason->posts_dropped. 0 drops every message
+ * posted while disconnected. Default 256. Returns 0, or
+ * LARIAT_ERR_INVALID_ARGUMENT.
+ */
+LARIAT_EXTERN int lariat_client_options_set_offline_queue(
+    lariat_client_options *opts, size_t max_messages);
+
+/**
+ * @function
+ *
+ * Any thread. Connects to |url| ("ws://host[:port]/path?query"; IPv6 as
+ * "[::1]"; names resolved without blocking the loop, IPv4 and IPv6) from
+ * one of |server|'s loops, with |handler| (its init is not used) and
+ * |handler_data|, |state| as the connection state (lariat_conn_get_data,
+ * the state argument of every callback; it lives across reconnects), and
+ * |opts| (NULL: the defaults; copied). The connection's id, good for
+ * lariat_post() from any thread and stable across reconnects, goes to
+ * |*id| (may be NULL). The outcome arrives in the handler: websocket_init
+ * once open, terminate when an attempt or the connection ends. Returns 0,
+ * LARIAT_ERR_INVALID_ARGUMENT (NULL server or handler, or a URL that does
+ * not parse: bad scheme, empty host, bad port), LARIAT_ERR_UNSUPPORTED
+ * for wss:// in a build without TLS, LARIAT_ERR_NOMEM or
+ * LARIAT_ERR_STOPPED.
+ */
+LARIAT_EXTERN int lariat_connect(lariat_server *server, const char *url,
+                                 const lariat_handler *handler,
+                                 void *handler_data,
+                                 const lariat_client_options *opts,
+                                 void *state, lariat_conn_id *id);
+
+/**
+ * @function
+ *
+ * Any thread. Ends client |id| for good: an open connection closes with
+ * 1000 (terminate: LARIAT_REASON_SHUTDOWN), a pending attempt or retry
+ * is cancelled (terminate: LARIAT_REASON_SHUTDOWN, with a NULL conn); no
+ * reconnect follows. Returns 0, LARIAT_ERR_INVALID_ARGUMENT or
+ * LARIAT_ERR_STOPPED; an id that is no client (any more) is ignored.
+ */
+LARIAT_EXTERN int lariat_client_close(lariat_server *server, lariat_conn_id id);
+
+/* ------------------------------------------------------------------ */
 /* Topics (publish/subscribe)                                          */
 /* ------------------------------------------------------------------ */
 
@@ -1089,6 +1316,188 @@ LARIAT_EXTERN size_t lariat_server_subscribers(const lariat_server *server,
  * NULL). Thread: loop thread.
  */
 LARIAT_EXTERN uint64_t lariat_conn_dropped(const lariat_conn *conn);
+
+/* ------------------------------------------------------------------ */
+/* Bridge: topics across processes through Redis                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A fleet of lariat processes (behind a load balancer, say) shares its
+ * topics through Redis pub/sub: every process joins the same Redis with
+ * lariat_server_join_redis() and the same channel prefix. Then:
+ *  - a topic's first subscriber in the process (on any loop) subscribes
+ *    the process to the Redis channel prefix + topic; when the last one
+ *    leaves, the process unsubscribes after the linger
+ *    (lariat_options_set_bridge_linger());
+ *  - every lariat_publish() and lariat_conn_publish() reaches the local
+ *    subscribers directly, as without the bridge, and goes to Redis once
+ *    (whatever the number of loops); a message that comes back from Redis
+ *    with this process's origin is dropped, so nobody gets it twice;
+ *  - messages from other processes reach the local subscribers like a
+ *    local publish, in the order each publisher published;
+ *  - a frame with LARIAT_FRAME_LOCAL stays in the process.
+ * One subscriber connection and one publisher connection per process,
+ * both on the first loop's thread (the others reach them through its
+ * queue). hiredis runs on lariat's own libuv adapter (connection errors,
+ * timeouts, non-blocking name resolution; see lariat_options_set_bridge_*).
+ *
+ * Faults (Redis unreachable, killed, restarted, the connection killed
+ * with CLIENT KILL, or disconnected by Redis' output buffer limit) never
+ * stop local delivery. The bridge reconnects with backoff and jitter and
+ * subscribes every wanted channel again. While the publisher connection
+ * is down, publishes reach the local subscribers only (counted in
+ * publish_failed); while the subscriber connection is down, the other
+ * processes' messages are missed. Neither is hidden: the handler of
+ * lariat_server_on_bridge() gets LARIAT_BRIDGE_DOWN and LARIAT_BRIDGE_UP
+ * for each connection, and LARIAT_BRIDGE_GAP, per topic and origin, when
+ * the sequence numbers show that messages were missed;
+ * lariat_server_bridge_stats() counts all of it. A handler that must
+ * tell its subscribers publishes a notice to the topic (lariat-chat does).
+ *
+ * Redis disconnects a subscriber whose unread output passes
+ * `client-output-buffer-limit pubsub 32mb 8mb 60` (its default: 32 MB at
+ * once, or 8 MB for 60 s). lariat's subscriber reads as fast as its loop
+ * runs, so this happens when the first loop is blocked (a handler that
+ * sleeps) or the fan-in outruns it; it is a fault like the others (DOWN,
+ * reconnect, GAP). Raise the limit for bursty fleets, e.g.
+ * `CONFIG SET client-output-buffer-limit "pubsub 256mb 64mb 60"`.
+ *
+ * Redis pub/sub ignores the database number: channels are shared by every
+ * database of a server, so separate fleets on one Redis by prefix.
+ *
+ * Memory: a process keeps one sequence counter per topic it has published
+ * to, and per subscribed channel the last sequence number of each origin
+ * heard on it (dropped when the channel is unsubscribed).
+ *
+ * Bridge wire format. Each message on a channel is a 24-byte header, all
+ * integers big-endian, followed by the payload:
+ *   offset 0   uint8   version: 1 (other versions are dropped, counted
+ *                      as malformed)
+ *   offset 1   uint8   opcode: 1 text (UTF-8), 2 binary
+ *   offset 2   uint16  reserved, 0
+ *   offset 4   uint32  flags: LARIAT_FRAME_* bits (LARIAT_FRAME_NO_COMPRESS)
+ *   offset 8   uint64  origin: the publishing process, random per join
+ *                      (0: an anonymous publisher, never dropped as own)
+ *   offset 16  uint64  sequence: 1, 2, 3... per origin and channel
+ *                      (0: unsequenced, no gap check)
+ *   offset 24  ...     payload, to the end of the Redis message
+ * The channel is the prefix followed by the topic's bytes. Another
+ * program publishes into the fleet with PUBLISH channel message (see
+ * README.md, "A fleet of servers", for one in Python) and reads from it
+ * with SUBSCRIBE.
+ */
+
+typedef enum lariat_bridge_event_kind {
+  /* A connection to Redis answers (at start, or again after a fault:
+   * then every channel is subscribed again). */
+  LARIAT_BRIDGE_UP = 1,
+  /* A connection failed or was lost: |error| and |detail| say why.
+   * Reported once per outage; retries follow silently until UP. */
+  LARIAT_BRIDGE_DOWN = 2,
+  /* |missed| messages of |origin| on |topic| never arrived (reported
+   * before the message that showed it is delivered). */
+  LARIAT_BRIDGE_GAP = 3
+} lariat_bridge_event_kind;
+
+typedef enum lariat_bridge_link {
+  LARIAT_BRIDGE_SUBSCRIBER = 0,
+  LARIAT_BRIDGE_PUBLISHER = 1
+} lariat_bridge_link;
+
+/* What lariat fills for the bridge handler; fields are only appended. */
+typedef struct lariat_bridge_event {
+  int age;   /* of this struct: 1 */
+  int kind;  /* lariat_bridge_event_kind */
+  int link;  /* UP, DOWN: lariat_bridge_link */
+  int error; /* DOWN: UV_ECONNREFUSED, UV_EOF, UV_ETIMEDOUT,
+                LARIAT_ERR_REDIS (an error reply, e.g. a bad password)... */
+  const char *detail;   /* DOWN: hiredis' or Redis' text; never NULL */
+  const uint8_t *topic; /* GAP: the topic (without the prefix) */
+  size_t topic_len;
+  uint64_t origin;      /* GAP: the publishing process */
+  uint64_t missed;      /* GAP: messages missed */
+  uint64_t seq;         /* GAP: the sequence number that showed it */
+  uint64_t reconnects;  /* recoveries so far (lariat_bridge_stats) */
+} lariat_bridge_event;
+
+/* Counters of the bridge since the join; fields are only appended. */
+typedef struct lariat_bridge_stats {
+  uint64_t origin;         /* this process's origin id */
+  int connected;           /* both connections answer now */
+  int last_error;          /* of the last failure, 0 if none */
+  uint64_t published;      /* PUBLISHes Redis acknowledged */
+  uint64_t publish_failed; /* not sent (publisher down, too many in flight)
+                              or lost with a connection */
+  uint64_t received;       /* messages from other processes delivered */
+  uint64_t own_dropped;    /* own messages that came back, dropped */
+  uint64_t malformed;      /* messages not in the wire format, dropped */
+  uint64_t gaps;           /* LARIAT_BRIDGE_GAP events */
+  uint64_t missed;         /* messages missed, summed over the gaps */
+  uint64_t faults;         /* LARIAT_BRIDGE_DOWN events */
+  uint64_t reconnects;     /* connections back up after a fault */
+  uint64_t channels;       /* Redis channels subscribed now */
+} lariat_bridge_stats;
+
+/**
+ * @function
+ *
+ * Joins |server| (all its loops) to the Redis at |url|,
+ * "redis://[[user]:password@]host[:port][/db]" (port 6379 and db 0 by
+ * default; user and password percent-decoded; host a name, resolved
+ * without blocking (its first IPv4 address is used, else its first IPv6
+ * one), or a numeric address, IPv6 in brackets), with
+ * |prefix| (NULL: "lariat:") before every topic to make its channel.
+ * Topics subscribed already are subscribed in Redis too. Connecting is
+ * asynchronous: this returns at once, and a Redis that cannot be reached
+ * is reported to the handler of lariat_server_on_bridge() (register it
+ * right after this call, before the loop runs again) within the connect
+ * timeout, then retried; local topics work meanwhile. The bridge stops
+ * with the server (its last publishes are flushed within the command
+ * timeout). Returns 0 if it succeeds, or one of the following negative
+ * error codes:
+ *  - LARIAT_ERR_INVALID_ARGUMENT: NULL |server| or |url|, or |url| is not
+ *    of that shape;
+ *  - LARIAT_ERR_EXISTS: the server is joined already;
+ *  - LARIAT_ERR_STOPPED: the server stops;
+ *  - LARIAT_ERR_INVALID_STATE: called off the first loop's thread, or,
+ *    with several loops, after lariat_server_run();
+ *  - LARIAT_ERR_NOMEM.
+ * |url| and |prefix| are copied. Thread: the first loop's thread.
+ */
+LARIAT_EXTERN int lariat_server_join_redis(lariat_server *server,
+                                           const char *url,
+                                           const char *prefix);
+
+/**
+ * @function
+ *
+ * Registers |on_bridge| (NULL: none), called with |data| on the first
+ * loop's thread for every bridge event (see lariat_bridge_event_kind):
+ * how subscribers learn that they may have missed messages. The event is
+ * borrowed for the call. The handler may publish, subscribe and stop the
+ * server. Returns 0 if it succeeds, or LARIAT_ERR_INVALID_ARGUMENT (NULL
+ * |server|), LARIAT_ERR_NOT_FOUND (not joined), LARIAT_ERR_INVALID_STATE
+ * (another thread). Thread: the first loop's thread.
+ */
+LARIAT_EXTERN int lariat_server_on_bridge(
+    lariat_server *server,
+    void (*on_bridge)(lariat_server *server, const lariat_bridge_event *event,
+                      void *data),
+    void *data);
+
+/**
+ * @function
+ *
+ * Copies the bridge's counters into |out|, |size| bytes of it
+ * (sizeof(lariat_bridge_stats) of the caller's header; fields the library
+ * does not know are zeroed). Returns 0 if it succeeds, or
+ * LARIAT_ERR_INVALID_ARGUMENT (NULL |server| or |out|) or
+ * LARIAT_ERR_NOT_FOUND (not joined). Thread: any thread, until
+ * lariat_server_del().
+ */
+LARIAT_EXTERN int lariat_server_bridge_stats(const lariat_server *server,
+                                             lariat_bridge_stats *out,
+                                             size_t size);
 
 /* ------------------------------------------------------------------ */
 /* TLS (wss://)                                                        */

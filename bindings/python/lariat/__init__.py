@@ -53,6 +53,7 @@ same way by close(), by its `with` block, or at interpreter exit.
 """
 
 import atexit
+import collections
 import enum
 import logging
 import math
@@ -64,7 +65,8 @@ import weakref
 from _lariat import ffi, lib
 
 __all__ = [
-    "Connection", "Deferred", "Deflate", "Error", "ErrorCode", "Frame",
+    "BridgeEvent", "Connection", "Deferred", "Deflate", "Error", "ErrorCode",
+    "Frame",
     "Opcode", "Reason", "ReasonKind", "Request", "Result", "Server",
     "Tls", "Upgrade", "version",
 ]
@@ -166,11 +168,17 @@ def _frame(opcode, payload, compress=True, close_code=0):
     return frame, buf
 
 
-def _message(data, compress):
-    """A publish's frame: text for str, binary for bytes."""
+def _message(data, compress, local=False):
+    """A publish's frame: text for str, binary for bytes; |local| keeps it
+    off the Redis bridge (LARIAT_FRAME_LOCAL)."""
     if isinstance(data, str):
-        return _frame(lib.LARIAT_OP_TEXT, data.encode("utf-8"), compress)
-    return _frame(lib.LARIAT_OP_BINARY, _bytes(data, "data"), compress)
+        frame, buf = _frame(lib.LARIAT_OP_TEXT, data.encode("utf-8"), compress)
+    else:
+        frame, buf = _frame(lib.LARIAT_OP_BINARY, _bytes(data, "data"),
+                            compress)
+    if local:
+        frame.flags |= lib.LARIAT_FRAME_LOCAL
+    return frame, buf
 
 
 def _topic(topic):
@@ -249,11 +257,32 @@ class Frame:
 
 
 class Reason:
-    """Why a connection ended, as given to terminate."""
+    """Why a connection ended, as given to terminate. Clients
+    (Server.connect) also get retrying (another attempt follows, with the
+    same state), attempt (1, 2...), posts_dropped, and for
+    HANDSHAKE_FAILED http_status, failure and header(name), the latter
+    only inside terminate."""
     __slots__ = ("kind", "name", "code", "data", "crash_class",
-                 "crash_reason", "socket_error")
+                 "crash_reason", "socket_error", "retrying", "attempt",
+                 "posts_dropped", "http_status", "failure", "_ptr")
+
+    def header(self, name):
+        """A header of the server's response to a failed client handshake
+        (str), or None. Only inside terminate."""
+        if self._ptr is None:
+            return None
+        n = ffi.new("size_t *")
+        v = lib.lariat_reason_header(self._ptr, name.encode("ascii"), n)
+        return None if v == ffi.NULL else \
+            ffi.unpack(v, n[0]).decode("latin-1")
 
     def __init__(self, r):
+        self._ptr = r
+        self.retrying = bool(r.retrying)
+        self.attempt = r.attempt
+        self.posts_dropped = r.posts_dropped
+        self.http_status = r.http_status
+        self.failure = _text(r.failure) if r.failure != ffi.NULL else None
         self.kind = _as(ReasonKind, r.kind)
         self.name = _text(lib.lariat_reason_name(r.kind))
         self.code = r.code
@@ -273,6 +302,10 @@ class Reason:
             extra = ", %s: %s" % (self.crash_class, self.crash_reason)
         elif self.kind == ReasonKind.ERROR_SOCKET:
             extra = ", %s" % Error(self.socket_error).name
+        elif self.kind == ReasonKind.HANDSHAKE_FAILED:
+            extra = ", %s, status=%d" % (self.failure, self.http_status)
+        if self.retrying:
+            extra += ", retrying"
         return "Reason(%r%s)" % (self.name, extra)
 
 
@@ -681,12 +714,13 @@ class Connection:
         _check(rc)
         return True
 
-    def publish(self, topic, data, *, compress=True):
+    def publish(self, topic, data, *, compress=True, local=False):
         """Sends |data| (str: a text message, bytes: binary) to every
         subscriber of |topic| but this connection; returns how many it
-        was queued for."""
+        was queued for. local=True: not to the other servers of a Redis
+        bridge."""
         buf, n = _topic(topic)
-        frame, _payload = _message(data, compress)
+        frame, _payload = _message(data, compress, local)
         return _check(lib.lariat_conn_publish(self._conn(), buf, n, frame))
 
     @property
@@ -948,15 +982,24 @@ def _on_terminate(conn_p, reason_p, state):
     session = _session_of(state)
     if session is None:
         return  # init never ran its Python code; nothing to release
+    reason = Reason(reason_p)
     try:
         method = getattr(session.handler, "terminate", None)
         if method is not None:
-            method(session.conn, Reason(reason_p))
+            method(session.conn, reason)
     except BaseException as exc:
         if not _interrupted(session.route.server, exc):
             _handler_failed("terminate", exc)
     finally:
-        _release(session)
+        reason._ptr = None
+        if reason.retrying:
+            # A client between attempts: its handler and state stay.
+            if session.conn is not None:
+                session.state = session.conn.state
+                session.conn._ptr = None
+                session.conn = None
+        else:
+            _release(session)
 
 
 # Objects handed to lariat_post(), by handle address, until free_fn runs.
@@ -1009,6 +1052,37 @@ def _on_stopped(server_p, data):
                 _handler_failed("on_stopped", exc)
 
 
+BridgeEvent = collections.namedtuple(
+    "BridgeEvent", "kind link error detail topic origin missed seq reconnects")
+_BRIDGE_KINDS = {}  # filled below from the header's values
+
+
+@_extern("on_bridge")
+def _on_bridge(server_p, ev, data):
+    # lariat_server_on_bridge's callback (the header names it |on_bridge|).
+    server = ffi.from_handle(data)
+    callback = server._on_bridge
+    if callback is None:
+        return
+    event = BridgeEvent(
+        _BRIDGE_KINDS.get(ev.kind, ev.kind),
+        "subscriber" if ev.link == lib.LARIAT_BRIDGE_SUBSCRIBER else "publisher",
+        ev.error, ffi.string(ev.detail).decode("utf-8", "replace")
+        if ev.detail != ffi.NULL else "",
+        ffi.unpack(ffi.cast("char *", ev.topic), ev.topic_len)
+        if ev.topic_len else b"",
+        ev.origin, ev.missed, ev.seq, ev.reconnects)
+    try:
+        callback(event)
+    except BaseException as exc:
+        if not _interrupted(server, exc):
+            _handler_failed("on_bridge", exc)
+
+
+_BRIDGE_KINDS.update({lib.LARIAT_BRIDGE_UP: "up",
+                      lib.LARIAT_BRIDGE_DOWN: "down",
+                      lib.LARIAT_BRIDGE_GAP: "gap"})
+
 # ----------------------------------------------------------------- server
 
 class Server:
@@ -1020,13 +1094,17 @@ class Server:
     handshake_timeout (s), max_frame_size, close_timeout (s),
     max_connections, ignore_sigpipe, threads (event loops; 0 one per
     core: handlers of different connections then run on different
-    threads, one at a time under the GIL).
+    threads, one at a time under the GIL); for the Redis bridge
+    (join_redis()): bridge_timeouts=(connect, command) and
+    bridge_backoff=(min, max) in seconds, bridge_linger (s).
     """
 
     def __init__(self, host="127.0.0.1", port=0, *, max_head_size=None,
                  max_headers=None, handshake_timeout=None,
                  max_frame_size=None, close_timeout=None,
-                 max_connections=None, ignore_sigpipe=None, threads=None):
+                 max_connections=None, ignore_sigpipe=None, threads=None,
+                 bridge_timeouts=None, bridge_backoff=None,
+                 bridge_linger=None):
         self._ptr = None
         self._host, self._port = host, port
         self._bound_port = None
@@ -1035,6 +1113,7 @@ class Server:
         self._pending = None
         self._thread = None
         self._on_stopped = None
+        self._on_bridge = None
         self._handle = ffi.new_handle(self)  # on_stopped's data
         # Guards _ptr against lariat_server_del() for the any-thread calls,
         # and _running. Reentrant: a signal handler calling stop() may
@@ -1062,6 +1141,14 @@ class Server:
                     (lib.lariat_options_set_close_timeout, close_timeout)):
                 if value is not None:
                     _check(setter(opts, _ms(value)))
+            for setter, pair in (
+                    (lib.lariat_options_set_bridge_timeouts, bridge_timeouts),
+                    (lib.lariat_options_set_bridge_backoff, bridge_backoff)):
+                if pair is not None:
+                    _check(setter(opts, _ms(pair[0]), _ms(pair[1])))
+            if bridge_linger is not None:  # 0 (at once) is allowed here
+                _check(lib.lariat_options_set_bridge_linger(
+                    opts, 0 if bridge_linger == 0 else _ms(bridge_linger)))
             server = ffi.new("lariat_server **")
             _check(lib.lariat_server_new(server, ffi.NULL, opts))
         finally:
@@ -1104,6 +1191,86 @@ class Server:
         self._routes.append(route)  # handler_data must outlive the server
         return None
 
+    def connect(self, url, handler, *, state=None, protocols=(), headers=(),
+                compress=None, max_frame_size=None, connect_timeout=None,
+                handshake_timeout=None, reconnect=None, offline_queue=None):
+        """Any thread: a client connection to |url| ("ws://host:port/path")
+        run by one of the server's loops, with |handler| (a class or an
+        instance; init is not used) and |state| (Connection.state, kept
+        across reconnects). protocols: offered in order; headers: a dict
+        or (name, value) pairs; compress: True or a dict of Upgrade.
+        compress() options to offer permessage-deflate; timeouts in
+        seconds; reconnect: a dict with base and max (seconds),
+        multiplier, jitter (0..1) and max_attempts (0: no limit);
+        offline_queue: messages post()ed while disconnected that wait for
+        the next connection (default 256). Returns the connection id,
+        stable across reconnects (for post()). terminate runs after every
+        attempt; reason.retrying says whether another follows."""
+        opts = ffi.new("lariat_client_options **")
+        _check(lib.lariat_client_options_new(opts))
+        o = ffi.gc(opts[0], lib.lariat_client_options_del)
+        for p in protocols:
+            _check(lib.lariat_client_options_add_protocol(o, p.encode("ascii")))
+        pairs = headers.items() if isinstance(headers, dict) else headers
+        for name, value in pairs:
+            _check(lib.lariat_client_options_add_header(
+                o, name.encode("ascii"), value.encode("latin-1")))
+        if compress:
+            _check(lib.lariat_client_options_set_deflate(o, Deflate.ENABLE, 1))
+            extra = compress if isinstance(compress, dict) else {}
+            for option, value in _deflate_options(extra):
+                _check(lib.lariat_client_options_set_deflate(o, option, value))
+        if max_frame_size is not None:
+            _check(lib.lariat_client_options_set_max_frame_size(
+                o, max_frame_size))
+        if connect_timeout is not None or handshake_timeout is not None:
+            _check(lib.lariat_client_options_set_timeouts(
+                o, _ms(connect_timeout if connect_timeout is not None else 10),
+                _ms(handshake_timeout if handshake_timeout is not None
+                    else 10)))
+        if reconnect:
+            r = dict(reconnect)
+            _check(lib.lariat_client_options_set_reconnect(
+                o, _ms(r.pop("base", 0.5)), _ms(r.pop("max", 30)),
+                float(r.pop("multiplier", 2.0)), float(r.pop("jitter", 0.2)),
+                int(r.pop("max_attempts", 0))))
+            if r:
+                raise TypeError("unknown reconnect option(s) %s" % sorted(r))
+        if offline_queue is not None:
+            _check(lib.lariat_client_options_set_offline_queue(
+                o, offline_queue))
+        route = _Route()
+        route.server, route.handler, route.deflate = self, handler, None
+        route.handle = ffi.new_handle(route)
+        session = _Session(route)
+        session.handler = handler() if isinstance(handler, type) else handler
+        session.state = state
+        table = ffi.new("lariat_handler *")
+        table.size = ffi.sizeof("lariat_handler")
+        for name in _CALLBACKS:
+            setattr(table, name, getattr(lib, "py_" + name))
+        conn_id = ffi.new("lariat_conn_id *")
+        with self._cond:
+            if self._ptr is None:
+                raise Error(lib.LARIAT_ERR_STOPPED)
+            self._routes.append(route)
+            self._sessions.add(session)
+            rc = lib.lariat_connect(self._ptr, url.encode("utf-8"), table,
+                                    route.handle, o, session.handle, conn_id)
+            if rc < 0:
+                self._sessions.discard(session)
+        _check(rc)
+        return conn_id[0]
+
+    def close_client(self, conn_id):
+        """Any thread: ends client |conn_id| for good (an open connection
+        closes with 1000; no reconnect follows)."""
+        with self._cond:
+            if self._ptr is None:
+                raise Error(lib.LARIAT_ERR_STOPPED)
+            rc = lib.lariat_client_close(self._ptr, conn_id)
+        _check(rc)
+
     def listen(self, host=None, port=None):
         """Listens (again) on host:port, by default the constructor's;
         returns the port."""
@@ -1145,6 +1312,38 @@ class Server:
         self._on_stopped = callback
         _check(lib.lariat_server_on_stopped(ptr, lib.py_cb, self._handle))
         return callback
+
+    def join_redis(self, url, prefix="lariat:"):
+        """Joins the fleet of servers on the Redis at |url|
+        ("redis://[:password@]host:port/db"): topics are shared with every
+        server joined with the same |prefix|. Before run() (or from a
+        callback with one loop). Connecting is asynchronous: failures
+        come to on_bridge()."""
+        _check(lib.lariat_server_join_redis(
+            self._setup_ptr(), url.encode("utf-8"), prefix.encode("utf-8")))
+
+    def on_bridge(self, callback):
+        """callback(BridgeEvent) runs on the (first) loop thread for every
+        bridge event: kind "up", "down" (error, detail) or "gap" (topic,
+        origin, missed). After join_redis(); returns |callback|, so it
+        works as a decorator."""
+        ptr = self._setup_ptr()
+        self._on_bridge = callback
+        _check(lib.lariat_server_on_bridge(ptr, lib.py_on_bridge,
+                                           self._handle))
+        return callback
+
+    def bridge_stats(self):
+        """The bridge's counters (lariat_bridge_stats) as a dict. Any
+        thread."""
+        stats = ffi.new("lariat_bridge_stats *")
+        with self._cond:
+            if self._ptr is None:
+                raise Error(lib.LARIAT_ERR_STOPPED)
+            _check(lib.lariat_server_bridge_stats(
+                self._ptr, stats, ffi.sizeof("lariat_bridge_stats")))
+        return {name: getattr(stats, name)
+                for name, _ in ffi.typeof("lariat_bridge_stats").fields}
 
     def _start(self):
         if self._bound_port is None and self._host is not None:
@@ -1245,15 +1444,16 @@ class Server:
                 raise
         _check(rc)  # on failure lariat has already called py_free_fn
 
-    def publish(self, topic, data, *, compress=True):
+    def publish(self, topic, data, *, compress=True, local=False):
         """Any thread: sends |data| (str: a text message, bytes: binary)
         to every subscriber of |topic| (str: its UTF-8; or bytes), in the
         order each thread published. Returns how many subscribers it was
         queued for on the loop thread, 0 from another thread (it goes
         through the same queue as post()); Error(STOPPED) once the server
-        stops. The GIL is released while lariat fans out."""
+        stops. The GIL is released while lariat fans out. With a Redis
+        bridge it also goes to the other servers, unless local=True."""
         buf, n = _topic(topic)
-        frame, _payload = _message(data, compress)
+        frame, _payload = _message(data, compress, local)
         with self._cond:
             if self._ptr is None:
                 raise Error(lib.LARIAT_ERR_STOPPED)

@@ -1,0 +1,621 @@
+/* The client (lariat_connect) over loopback: against a lariat server in
+ * the same process, against hostile servers scripted here (each broken
+ * handshake refused with its reason), reconnecting to a server that goes
+ * away and comes back, and connects to a port that never answers. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <lariat/lariat.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "wsclient.h"
+
+/* ------------------------------------------------------- the server */
+
+static int echo_handle(lariat_conn *conn, const lariat_frame *frame,
+                       void *state) {
+  (void)state;
+  lariat_reply(conn, frame);
+  return LARIAT_OK;
+}
+
+static int echo_init(lariat_req *req, lariat_upgrade *up, void *data) {
+  (void)data;
+  size_t n = 0;
+  const char *q = lariat_req_query(req, &n);
+  if (n == 7 && memcmp(q, "deflate", 7) == 0)
+    lariat_upgrade_set_deflate(up, LARIAT_DEFLATE_ENABLE, 1);
+  /* Picks chat.v2 when offered. */
+  size_t len = 0;
+  for (size_t i = 0; lariat_req_protocol_at(req, i, &len); ++i)
+    if (len == 7 && memcmp(lariat_req_protocol_at(req, i, &len), "chat.v2", 7) == 0)
+      lariat_upgrade_set_protocol(up, "chat.v2");
+  return LARIAT_OK;
+}
+
+static const lariat_handler kEcho = {.size = sizeof(lariat_handler),
+                                     .init = echo_init,
+                                     .websocket_handle = echo_handle};
+
+typedef struct running {
+  lariat_server *server;
+  uv_thread_t thread;
+  int port;
+} running;
+
+static void run_server(void *arg) { lariat_server_run(((running *)arg)->server); }
+
+static void start_on(running *r, int port) {
+  assert_int_equal(lariat_server_new(&r->server, NULL, NULL), 0);
+  assert_int_equal(lariat_server_route(r->server, "*", &kEcho, NULL), 0);
+  assert_int_equal(lariat_server_listen(r->server, "127.0.0.1", port), 0);
+  r->port = lariat_server_port(r->server);
+  assert_int_equal(uv_thread_create(&r->thread, run_server, r), 0);
+}
+
+static void stop(running *r) {
+  assert_int_equal(lariat_server_stop_async(r->server), 0);
+  assert_int_equal(uv_thread_join(&r->thread), 0);
+  lariat_server_del(r->server);
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------- the client */
+
+#define MAX_ENDS 64
+
+typedef struct client_log {
+  pthread_mutex_t lock;
+  int inits;
+  int messages;  /* echoes received */
+  int to_send;   /* echoes to ask for, one after the other */
+  int in_order;  /* every echo was the one expected */
+  int infos;
+  int info_order_ok;
+  int last_info;
+  int ends;
+  lariat_reason ends_reason[MAX_ENDS];
+  char failure[MAX_ENDS][96];
+  char header[MAX_ENDS][64];
+  uint64_t end_at[MAX_ENDS];
+  uint64_t init_at[MAX_ENDS];
+  char protocol[32];
+  int compressed;
+  int done;  /* terminate with retrying == 0 */
+} client_log;
+
+static void log_init(client_log *l, int to_send) {
+  memset(l, 0, sizeof *l);
+  pthread_mutex_init(&l->lock, NULL);
+  l->to_send = to_send;
+  l->in_order = 1;
+  l->info_order_ok = 1;
+  l->last_info = -1;
+}
+
+static void send_number(lariat_conn *conn, int n) {
+  char text[16];
+  snprintf(text, sizeof text, "%d", n);
+  lariat_frame f = {.opcode = LARIAT_OP_TEXT,
+                    .data = (const uint8_t *)text,
+                    .len = strlen(text)};
+  lariat_reply(conn, &f);
+}
+
+static int c_init(lariat_conn *conn, void *state) {
+  client_log *l = state;
+  pthread_mutex_lock(&l->lock);
+  if (l->inits < MAX_ENDS) l->init_at[l->inits] = now_ms();
+  l->inits++;
+  l->messages = 0;
+  const char *p = lariat_conn_protocol(conn);
+  snprintf(l->protocol, sizeof l->protocol, "%s", p ? p : "");
+  l->compressed = lariat_conn_compressed(conn);
+  int go = l->to_send > 0;
+  pthread_mutex_unlock(&l->lock);
+  if (go) send_number(conn, 0);
+  return LARIAT_OK;
+}
+
+static int c_handle(lariat_conn *conn, const lariat_frame *frame, void *state) {
+  client_log *l = state;
+  char expected[16];
+  pthread_mutex_lock(&l->lock);
+  snprintf(expected, sizeof expected, "%d", l->messages);
+  if (frame->len != strlen(expected) ||
+      memcmp(frame->data, expected, frame->len) != 0)
+    l->in_order = 0;
+  int next = ++l->messages;
+  int more = next < l->to_send;
+  pthread_mutex_unlock(&l->lock);
+  if (more) {
+    send_number(conn, next);
+    return LARIAT_OK;
+  }
+  return l->to_send > 0 ? LARIAT_SHUTDOWN : LARIAT_OK;
+}
+
+static int c_info(lariat_conn *conn, void *msg, void *state) {
+  (void)conn;
+  client_log *l = state;
+  int n = *(int *)msg;
+  pthread_mutex_lock(&l->lock);
+  if (n != l->last_info + 1) l->info_order_ok = 0;
+  l->last_info = n;
+  l->infos++;
+  pthread_mutex_unlock(&l->lock);
+  return LARIAT_OK;
+}
+
+static void c_terminate(lariat_conn *conn, const lariat_reason *reason,
+                        void *state) {
+  (void)conn;
+  client_log *l = state;
+  pthread_mutex_lock(&l->lock);
+  if (l->ends < MAX_ENDS) {
+    l->ends_reason[l->ends] = *reason;
+    snprintf(l->failure[l->ends], sizeof l->failure[0], "%s",
+             reason->failure ? reason->failure : "");
+    size_t n = 0;
+    const char *h = lariat_reason_header(reason, "x-test", &n);
+    snprintf(l->header[l->ends], sizeof l->header[0], "%.*s", (int)n,
+             h ? h : "");
+    l->end_at[l->ends] = now_ms();
+  }
+  l->ends++;
+  if (!reason->retrying) l->done = 1;
+  pthread_mutex_unlock(&l->lock);
+}
+
+static const lariat_handler kClient = {.size = sizeof(lariat_handler),
+                                       .websocket_init = c_init,
+                                       .websocket_handle = c_handle,
+                                       .websocket_info = c_info,
+                                       .terminate = c_terminate};
+
+static int wait_done(client_log *l, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 5) {
+    pthread_mutex_lock(&l->lock);
+    int done = l->done;
+    pthread_mutex_unlock(&l->lock);
+    if (done) return 0;
+    sleep_ms(5);
+  }
+  return -1;
+}
+
+static int wait_inits(client_log *l, int n, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 5) {
+    pthread_mutex_lock(&l->lock);
+    int k = l->inits;
+    pthread_mutex_unlock(&l->lock);
+    if (k >= n) return 0;
+    sleep_ms(5);
+  }
+  return -1;
+}
+
+/* --------------------------------------------------------- the tests */
+
+static void test_echoes_with_a_lariat_server(void **unused) {
+  (void)unused;
+  running r;
+  start_on(&r, 0);
+  client_log l;
+  log_init(&l, 1000);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/echo", r.port);
+  lariat_conn_id id = 0;
+  assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, NULL, &l, &id), 0);
+  assert_true(id != 0);
+  assert_int_equal(wait_done(&l, 10000), 0);
+  assert_int_equal(l.inits, 1);
+  if (l.messages != 1000)
+    fail_msg("%d echoes; ended: %s code %d failure %s", l.messages,
+             lariat_reason_name(l.ends_reason[0].kind), l.ends_reason[0].code,
+             l.failure[0]);
+  assert_true(l.in_order);
+  assert_int_equal(l.ends, 1);
+  assert_int_equal(l.ends_reason[0].kind, LARIAT_REASON_SHUTDOWN);
+  assert_int_equal(l.ends_reason[0].retrying, 0);
+  assert_int_equal(l.ends_reason[0].attempt, 1);
+  stop(&r);
+}
+
+static void test_negotiates_protocol_and_deflate(void **unused) {
+  (void)unused;
+  running r;
+  start_on(&r, 0);
+  client_log l;
+  log_init(&l, 1000);
+  lariat_client_options *o;
+  assert_int_equal(lariat_client_options_new(&o), 0);
+  assert_int_equal(lariat_client_options_add_protocol(o, "chat.v1"), 0);
+  assert_int_equal(lariat_client_options_add_protocol(o, "chat.v2"), 0);
+  assert_int_equal(lariat_client_options_set_deflate(o, LARIAT_DEFLATE_ENABLE, 1), 0);
+  assert_int_equal(lariat_client_options_add_header(o, "X-Who", "test"), 0);
+  assert_int_equal(lariat_client_options_add_header(o, "Host", "x"),
+                   LARIAT_ERR_INVALID_ARGUMENT);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/echo?deflate", r.port);
+  assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, o, &l, NULL), 0);
+  lariat_client_options_del(o);
+  assert_int_equal(wait_done(&l, 10000), 0);
+  assert_string_equal(l.protocol, "chat.v2");
+  assert_int_equal(l.compressed, 1);
+  assert_int_equal(l.messages, 1000);
+  assert_true(l.in_order);
+  assert_int_equal(l.ends_reason[0].kind, LARIAT_REASON_SHUTDOWN);
+  stop(&r);
+}
+
+/* An IPv6 literal, and a name resolved without blocking the loop
+ * (localhost: the addresses the resolver gives, tried in order within the
+ * attempt until one connects). */
+static void test_ipv6_and_names(void **unused) {
+  (void)unused;
+  running r6;
+  assert_int_equal(lariat_server_new(&r6.server, NULL, NULL), 0);
+  assert_int_equal(lariat_server_route(r6.server, "*", &kEcho, NULL), 0);
+  assert_int_equal(lariat_server_listen(r6.server, "::1", 0), 0);
+  r6.port = lariat_server_port(r6.server);
+  assert_int_equal(uv_thread_create(&r6.thread, run_server, &r6), 0);
+  running r4;
+  start_on(&r4, 0);
+  const char *forms[] = {"ws://[::1]:%d/", "ws://localhost:%d/"};
+  int ports[] = {r6.port, r4.port};
+  for (int i = 0; i < 2; ++i) {
+    client_log l;
+    log_init(&l, 10);
+    char url[64];
+    snprintf(url, sizeof url, forms[i], ports[i]);
+    assert_int_equal(lariat_connect(r4.server, url, &kClient, NULL, NULL, &l, NULL), 0);
+    assert_int_equal(wait_done(&l, 10000), 0);
+    if (l.messages != 10 || l.ends != 1)
+      fail_msg("%s: %d echoes, %d ends (%s %s)", url, l.messages, l.ends,
+               lariat_reason_name(l.ends_reason[0].kind), l.failure[0]);
+  }
+  stop(&r4);
+  stop(&r6);
+}
+
+static void test_bad_urls(void **unused) {
+  (void)unused;
+  running r;
+  start_on(&r, 0);
+  const char *bad[] = {"http://127.0.0.1/", "ws://", "ws://:80/",
+                       "ws://host:0/",      "ws://host:65536/", "ws://h/a b",
+                       "ws://h/#frag",      "ws://[::1/",       "ws://u@h/"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i)
+    assert_int_equal(lariat_connect(r.server, bad[i], &kClient, NULL, NULL,
+                                    NULL, NULL),
+                     LARIAT_ERR_INVALID_ARGUMENT);
+  stop(&r);
+}
+
+/* A scripted server: accepts one connection, reads the request head,
+ * answers with |response| (KEY in it replaced by the right accept key),
+ * then sends |after| (frames) and keeps the socket until the peer ends. */
+typedef struct scripted {
+  int listen_fd;
+  int port;
+  const char *response;
+  const unsigned char *after;
+  size_t after_len;
+  pthread_t thread;
+} scripted;
+
+static void *scripted_run(void *arg) {
+  scripted *s = arg;
+  int fd = accept(s->listen_fd, NULL, NULL);
+  if (fd < 0) return NULL;
+  char buf[4096];
+  size_t got = 0;
+  while (got < sizeof buf - 1) {
+    ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+    if (n <= 0) break;
+    got += (size_t)n;
+    buf[got] = 0;
+    if (strstr(buf, "\r\n\r\n")) break;
+  }
+  const char *k = strstr(buf, "Sec-WebSocket-Key: ");
+  char key[32] = {0}, accept_key[29] = {0};
+  if (k) sscanf(k + 19, "%24s", key);
+  wsc_accept_key(key, accept_key);
+  char out[2048];
+  const char *mark = strstr(s->response, "KEY");
+  if (mark)
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(mark - s->response),
+             s->response, accept_key, mark + 3);
+  else
+    snprintf(out, sizeof out, "%s", s->response);
+  send(fd, out, strlen(out), MSG_NOSIGNAL);
+  if (s->after_len) send(fd, s->after, s->after_len, MSG_NOSIGNAL);
+  /* Until the client is done with us. */
+  while (recv(fd, buf, sizeof buf, 0) > 0) {
+  }
+  close(fd);
+  return NULL;
+}
+
+static void scripted_start(scripted *s, const char *response,
+                           const unsigned char *after, size_t after_len) {
+  s->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(s->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(s->listen_fd, 16), 0);
+  socklen_t len = sizeof a;
+  getsockname(s->listen_fd, (struct sockaddr *)&a, &len);
+  s->port = ntohs(a.sin_port);
+  s->response = response;
+  s->after = after;
+  s->after_len = after_len;
+  pthread_create(&s->thread, NULL, scripted_run, s);
+}
+
+static void scripted_stop(scripted *s) {
+  pthread_join(s->thread, NULL);
+  close(s->listen_fd);
+}
+
+#define OK_HEAD                                                     \
+  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"      \
+  "Connection: Upgrade\r\nSec-WebSocket-Accept: KEY\r\n"
+
+typedef struct hostile_case {
+  const char *name;
+  const char *response;
+  const unsigned char *after;
+  size_t after_len;
+  int kind;        /* the terminate reason */
+  int http_status; /* HANDSHAKE_FAILED: the status reported */
+  const char *failure_part;
+} hostile_case;
+
+static const unsigned char kMaskedText[] = {0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1,
+                                            'i' ^ 2};
+static const unsigned char kBadCloseCode[] = {0x88, 0x02, 0x03, 0xed}; /* 1005 */
+
+static void test_hostile_servers_are_refused(void **unused) {
+  (void)unused;
+  const hostile_case cases[] = {
+      {"wrong accept",
+       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+       "Connection: Upgrade\r\nSec-WebSocket-Accept: "
+       "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+       NULL, 0, LARIAT_REASON_HANDSHAKE_FAILED, 101, "Accept"},
+      {"unoffered subprotocol", OK_HEAD "Sec-WebSocket-Protocol: evil\r\n\r\n",
+       NULL, 0, LARIAT_REASON_HANDSHAKE_FAILED, 101, "subprotocol"},
+      {"unoffered extension parameter",
+       OK_HEAD "Sec-WebSocket-Extensions: permessage-deflate; x=1\r\n\r\n", NULL,
+       0, LARIAT_REASON_HANDSHAKE_FAILED, 101, "extension"},
+      {"200 instead of 101",
+       "HTTP/1.1 200 OK\r\nX-Test: hello\r\nContent-Length: 0\r\n\r\n", NULL, 0,
+       LARIAT_REASON_HANDSHAKE_FAILED, 200, "101"},
+      {"no upgrade header",
+       "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+       "Sec-WebSocket-Accept: KEY\r\n\r\n",
+       NULL, 0, LARIAT_REASON_HANDSHAKE_FAILED, 101, "Upgrade"},
+      {"not HTTP", "SSH-2.0-OpenSSH\r\n\r\n", NULL, 0,
+       LARIAT_REASON_HANDSHAKE_FAILED, 0, "HTTP"},
+      {"masked server frame", OK_HEAD "\r\n", kMaskedText, sizeof kMaskedText,
+       LARIAT_REASON_ERROR_BADFRAME, 0, ""},
+      {"invalid close code", OK_HEAD "\r\n", kBadCloseCode,
+       sizeof kBadCloseCode, LARIAT_REASON_ERROR_BADFRAME, 0, ""},
+  };
+  running r;
+  start_on(&r, 0);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    const hostile_case *c = &cases[i];
+    scripted s;
+    scripted_start(&s, c->response, c->after, c->after_len);
+    client_log l;
+    log_init(&l, 0);
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", s.port);
+    assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, NULL, &l, NULL),
+                     0);
+    if (wait_done(&l, 5000) != 0) fail_msg("%s: no terminate", c->name);
+    if (l.ends_reason[0].kind != c->kind)
+      fail_msg("%s: reason %s, not %s (%s)", c->name,
+               lariat_reason_name(l.ends_reason[0].kind),
+               lariat_reason_name(c->kind), l.failure[0]);
+    if (c->kind == LARIAT_REASON_HANDSHAKE_FAILED) {
+      if (l.inits != 0) fail_msg("%s: websocket_init was called", c->name);
+      if (l.ends_reason[0].http_status != c->http_status)
+        fail_msg("%s: status %d", c->name, l.ends_reason[0].http_status);
+      if (!strstr(l.failure[0], c->failure_part))
+        fail_msg("%s: failure \"%s\"", c->name, l.failure[0]);
+    }
+    if (c->http_status == 200) assert_string_equal(l.header[0], "hello");
+    scripted_stop(&s);
+  }
+  stop(&r);
+}
+
+static int open_fds(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  while (readdir(d)) ++n;
+  closedir(d);
+  return n;
+}
+
+/* 1,000 attempts at a port whose listener never accepts (its backlog
+ * takes the connects): each ends at its handshake timeout, and every
+ * descriptor comes back. */
+static void test_silent_server_times_out(void **unused) {
+  (void)unused;
+  running r;
+  start_on(&r, 0);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(fd, 4096), 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &len);
+  int before = open_fds();
+  enum { N = 1000 };
+  static client_log logs[N];
+  lariat_client_options *o;
+  assert_int_equal(lariat_client_options_new(&o), 0);
+  assert_int_equal(lariat_client_options_set_timeouts(o, 2000, 300), 0);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/", ntohs(a.sin_port));
+  uint64_t t0 = now_ms();
+  for (int i = 0; i < N; ++i) {
+    log_init(&logs[i], 0);
+    assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, o, &logs[i], NULL),
+                     0);
+  }
+  lariat_client_options_del(o);
+  for (int i = 0; i < N; ++i) {
+    assert_int_equal(wait_done(&logs[i], 10000), 0);
+    assert_int_equal(logs[i].ends_reason[0].kind, LARIAT_REASON_HANDSHAKE_FAILED);
+    assert_string_equal(logs[i].failure[0], "handshake timeout");
+    assert_true(logs[i].end_at[0] - t0 >= 300);
+  }
+  /* The listener's backlog still holds the server ends; the client ends
+   * are all closed. */
+  sleep_ms(50);
+  assert_true(open_fds() <= before);
+  close(fd);
+  stop(&r);
+}
+
+/* The server goes away and comes back on the same port 2 s later: the
+ * client retries with the policy's spacing, opens again (websocket_init a
+ * second time), and what was posted during the outage arrives after it. */
+static void test_reconnects_after_an_outage(void **unused) {
+  (void)unused;
+  running client_side;
+  start_on(&client_side, 0); /* the client's own loop */
+  running r;
+  start_on(&r, 0);
+  int port = r.port;
+  client_log l;
+  log_init(&l, 0);
+  lariat_client_options *o;
+  assert_int_equal(lariat_client_options_new(&o), 0);
+  assert_int_equal(lariat_client_options_set_reconnect(o, 100, 800, 2.0, 0.25, 0), 0);
+  assert_int_equal(lariat_client_options_set_offline_queue(o, 3), 0);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
+  lariat_conn_id id;
+  assert_int_equal(lariat_connect(client_side.server, url, &kClient, NULL, o,
+                                  &l, &id),
+                   0);
+  lariat_client_options_del(o);
+  assert_int_equal(wait_inits(&l, 1, 5000), 0);
+  stop(&r);
+  uint64_t down_at = now_ms();
+  sleep_ms(300);
+  /* Posted while down: 3 are kept, 2 dropped. */
+  static int numbers[5] = {0, 1, 2, 3, 4};
+  for (int i = 0; i < 5; ++i)
+    assert_int_equal(lariat_post(client_side.server, id, &numbers[i], NULL), 0);
+  sleep_ms((int)(2000 - (now_ms() - down_at)));
+  start_on(&r, port);
+  assert_int_equal(wait_inits(&l, 2, 5000), 0);
+  sleep_ms(100);
+  pthread_mutex_lock(&l.lock);
+  int ends = l.ends;
+  assert_true(ends >= 3); /* the drop, then refused retries */
+  for (int i = 0; i < ends; ++i) assert_int_equal(l.ends_reason[i].retrying, 1);
+  assert_int_equal(l.ends_reason[0].kind == LARIAT_REASON_SHUTDOWN, 0);
+  /* Retry n waits min(800, 100 * 2^(n-1)) +-25%: the gaps between the
+   * end of one attempt and the end of the next (a refused connect ends
+   * at once). */
+  for (int i = 1; i < ends && i < 5; ++i) {
+    double want = 100.0;
+    for (int k = 1; k < i; ++k) want *= 2;
+    if (want > 800) want = 800;
+    double gap = (double)(l.end_at[i] - l.end_at[i - 1]);
+    if (gap < want * 0.75 - 5 || gap > want * 1.25 + 60)
+      fail_msg("retry %d after %.0f ms, policy %.0f +-25%%", i, gap, want);
+  }
+  assert_int_equal(l.infos, 3);
+  assert_true(l.info_order_ok);
+  assert_int_equal(l.inits, 2);
+  pthread_mutex_unlock(&l.lock);
+  assert_int_equal(lariat_client_close(client_side.server, id), 0);
+  assert_int_equal(wait_done(&l, 5000), 0);
+  assert_int_equal(l.ends_reason[l.ends - 1].kind, LARIAT_REASON_SHUTDOWN);
+  assert_int_equal(l.ends_reason[l.ends - 1].retrying, 0);
+  assert_int_equal(l.ends_reason[l.ends - 1].posts_dropped, 2);
+  stop(&r);
+  stop(&client_side);
+}
+
+/* A stopping server ends its clients, connected or waiting to retry. */
+static void test_stop_ends_clients(void **unused) {
+  (void)unused;
+  running r;
+  start_on(&r, 0);
+  client_log open_one, waiting_one;
+  log_init(&open_one, 0);
+  log_init(&waiting_one, 0);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/", r.port);
+  assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, NULL, &open_one, NULL), 0);
+  lariat_client_options *o;
+  assert_int_equal(lariat_client_options_new(&o), 0);
+  assert_int_equal(lariat_client_options_set_reconnect(o, 60000, 60000, 1, 0, 0), 0);
+  /* Nothing listens on port 1: refused, then a minute's wait. */
+  assert_int_equal(lariat_connect(r.server, "ws://127.0.0.1:1/", &kClient, NULL,
+                                  o, &waiting_one, NULL), 0);
+  lariat_client_options_del(o);
+  assert_int_equal(wait_inits(&open_one, 1, 5000), 0);
+  sleep_ms(200);
+  stop(&r);
+  assert_int_equal(open_one.done, 1);
+  assert_int_equal(waiting_one.done, 1);
+  assert_int_equal(open_one.ends_reason[open_one.ends - 1].kind, LARIAT_REASON_SHUTDOWN);
+  assert_int_equal(waiting_one.ends_reason[waiting_one.ends - 1].kind,
+                   LARIAT_REASON_SHUTDOWN);
+  assert_int_equal(waiting_one.ends_reason[0].kind, LARIAT_REASON_HANDSHAKE_FAILED);
+  assert_int_equal(waiting_one.ends_reason[0].socket_error, UV_ECONNREFUSED);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_echoes_with_a_lariat_server),
+      cmocka_unit_test(test_negotiates_protocol_and_deflate),
+      cmocka_unit_test(test_ipv6_and_names),
+      cmocka_unit_test(test_bad_urls),
+      cmocka_unit_test(test_hostile_servers_are_refused),
+      cmocka_unit_test(test_silent_server_times_out),
+      cmocka_unit_test(test_reconnects_after_an_outage),
+      cmocka_unit_test(test_stop_ends_clients),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
