@@ -147,8 +147,8 @@ int lariat_tls::make_ctx(const char *chain, size_t chain_len, const char *key,
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket_key);
   SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
   SSL_CTX_set_alpn_select_cb(ctx, on_alpn, nullptr);
-  // The traffic secrets, for a connection that leaves its SSL when it
-  // hibernates (TlsTransport::fall_asleep).
+  // The traffic secrets, for a connection that leaves its SSL once its
+  // handshake is over (TlsTransport::leave_ssl).
   SSL_CTX_set_keylog_callback(ctx, [](const SSL *ssl, const char *line) {
     if (auto *t = transport_of(const_cast<SSL *>(ssl))) t->keylog(line);
   });

@@ -278,7 +278,12 @@ void TlsTransport::pump() {
       if (closing() || failed_) return;
     }
     if (r == 1) continue;
-    if (e == SSL_ERROR_WANT_READ) return;
+    if (e == SSL_ERROR_WANT_READ) {
+      // All read and answered: a TLS 1.3 connection goes on without its
+      // SSL (fewer copies per record, 15 KiB less per connection).
+      leave_ssl();
+      return;
+    }
     if (e == SSL_ERROR_ZERO_RETURN) {
       conn()->on_eof();  // close_notify: the peer's end, as FIN is
       return;
@@ -398,12 +403,12 @@ int TlsTransport::set_reading(bool on) {
 void TlsTransport::idle() {
   if (records_) {
     records_->release();  // the cipher contexts come back when needed
-  } else if (ssl_ && !fall_asleep()) {
+  } else if (ssl_ && !leave_ssl()) {
     SSL_free_buffers(ssl_);  // refused while a record is pending
   }
 }
 
-bool TlsTransport::fall_asleep() {
+bool TlsTransport::leave_ssl() {
   Scan *sc = scan_.get();
   if (!sc || !established_ || failed_ || sc->key_updated || !sc->have_client ||
       !sc->have_server || SSL_has_pending(ssl_) ||

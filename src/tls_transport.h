@@ -7,11 +7,14 @@
 // frames of one event) is one SSL_write.
 //
 // Cheap when idle: the SSL is created once the ClientHello is in (a
-// socket that never speaks costs no OpenSSL state), its record buffers go
-// whenever they empty, and idle() (hibernation) of a TLS 1.3 connection
-// frees the SSL itself: its traffic secrets (from the keylog callback) and
-// the record counts of both directions (counted here, in the BIO) go to a
-// Tls13Records, which protects the connection's records from then on.
+// socket that never speaks costs no OpenSSL state), and a TLS 1.3
+// connection leaves it as soon as the handshake is over and everything
+// read is answered (or, failing that, when it hibernates): its traffic
+// secrets (from the keylog callback) and the record counts of both
+// directions (counted here, in the BIO) go to a Tls13Records, which
+// protects its records from then on with two cipher contexts (freed too
+// while it hibernates). TLS 1.2 keeps its SSL, whose record buffers go
+// whenever they empty.
 #ifndef LARIAT_TLS_TRANSPORT_H
 #define LARIAT_TLS_TRANSPORT_H
 
@@ -73,7 +76,7 @@ class TlsTransport final : public TcpTransport {
   void fail(const char *fallback);
   void keep_rest();
   // Hands the connection from the SSL to a Tls13Records when it can.
-  bool fall_asleep();
+  bool leave_ssl();
   // pump() once the SSL is gone.
   void pump_records();
 
