@@ -686,10 +686,11 @@ static void test_stalled_handshakes_time_out(void **st) {
   stop();
 }
 
-/* Hibernation frees the SSL of a TLS 1.3 connection (its records go on
- * through Tls13Records): everything still works after it - small and
- * multi-record messages both ways, the peer's key updates, hibernating
- * again, the close with close_notify - and TLS 1.2 keeps its SSL. */
+/* A TLS 1.3 connection runs on Tls13Records once its handshake is over,
+ * and hibernation frees their cipher contexts: everything still works
+ * after each sleep - small and multi-record messages both ways, the
+ * peer's key updates, hibernating again, the close with close_notify -
+ * and TLS 1.2 (which keeps its SSL) too. */
 static void hibernate_round(wsc *c, tlt *t, int version) {
   TH_EQ(wsc_send_text(c, "!hibernate"), 0);
   TH_EQ(th_expect_text(c, "hibernate", 5000), 0);
