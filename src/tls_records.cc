@@ -1,5 +1,6 @@
 #include "tls_records.h"
 
+#include <openssl/crypto.h>
 #include <openssl/hmac.h>
 
 #include <cstring>
@@ -108,6 +109,13 @@ bool Tls13Records::update(Direction *d) {
   std::memcpy(d->secret, next, secret_len_);
   d->seq = 0;
   return derive(d);
+}
+
+Tls13Records::~Tls13Records() {
+  release();
+  // Traffic secrets and keys do not outlive the connection in the heap.
+  OPENSSL_cleanse(&read_, sizeof read_);
+  OPENSSL_cleanse(&write_, sizeof write_);
 }
 
 void Tls13Records::release() {

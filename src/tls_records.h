@@ -29,7 +29,7 @@ class Tls13Records {
     EVP_CIPHER_CTX *ctx = nullptr;  // while awake only
   };
 
-  ~Tls13Records() { release(); }
+  ~Tls13Records();
   // The secrets of the traffic keys in use (from the keylog callback) and
   // how many records each direction has already protected. False for an
   // unknown cipher.
