@@ -11,7 +11,11 @@
  *           [--server-pid PID] [--conns N] [--inflight N] [--size BYTES]
  *           [--rate MSGS_PER_S] [--path /p] [--raw] [--json]
  *           [--hibernate-msg TEXT] [--bcast-wrap 'PREFIX%sSUFFIX']
- *           [--publishers N]
+ *           [--publishers N] [--tls]
+ *
+ * --tls speaks wss:// (OpenSSL, memory BIOs, no certificate check: the
+ * servers use throwaway certificates); every connection does a full
+ * handshake.
  *
  * Patterns: small1 small16 k16 m1 cpu32 handshakes idle json-deflate
  *           broadcast fanout (see usage()).
@@ -42,6 +46,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <zlib.h>
 
 #define MAX_FRAME (64u << 20) /* largest frame/message we accept */
@@ -228,7 +234,7 @@ static struct {
   /* --port2: odd connections go there (two processes of a fleet). */
   int port2;
   struct sockaddr_storage addr2;
-  int conns, inflight, kind, deflate, raw, json;
+  int conns, inflight, kind, deflate, raw, json, tls;
   size_t size;
   const char *path;
   const char *hib_msg;
@@ -384,7 +390,14 @@ typedef struct conn {
   uint64_t bseq;    /* broadcast: next expected seq */
   uint64_t *fseq;   /* fanout: next expected seq from each publisher */
   unsigned fo_inflight; /* fanout publisher: own copies not yet back */
+  /* --tls: the session, and ciphertext the kernel has not taken yet */
+  SSL *ssl;
+  int tls_up;
+  uint8_t *cbuf;
+  size_t coff, clen, ccap;
 } conn_t;
+
+static SSL_CTX *tls_ctx;
 
 static conn_t *conns;
 static int nconns;
@@ -626,6 +639,10 @@ static void conn_release(conn_t *c) {
   }
   c->fd = -1;
   c->gen++;
+  if (c->ssl) SSL_free(c->ssl);
+  c->ssl = NULL;
+  c->tls_up = 0;
+  c->coff = c->clen = 0;
   c->rlen = c->woff = c->wlen = 0;
   c->qhead = c->qcount = 0;
   c->in_frag = 0;
@@ -652,8 +669,42 @@ static void conn_start(conn_t *c) {
   if (connect(fd, (const struct sockaddr *)to, C.addrlen) < 0 &&
       errno != EINPROGRESS)
     fail(3, "connect %s:%d: %s", C.host, C.port, strerror(errno));
+  if (C.tls) {
+    c->ssl = SSL_new(tls_ctx);
+    if (!c->ssl) fail(3, "SSL_new");
+    SSL_set_bio(c->ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+    SSL_set_connect_state(c->ssl);
+  }
   G.started++;
   G.pending++;
+}
+
+/* --tls: what OpenSSL wrote, to the socket. */
+static void tls_send(conn_t *c) {
+  BIO *w = SSL_get_wbio(c->ssl);
+  size_t pending;
+  while ((pending = BIO_ctrl_pending(w)) > 0) {
+    if (c->clen + pending > c->ccap) {
+      size_t cap = c->ccap ? c->ccap : 65536;
+      while (cap < c->clen + pending) cap *= 2;
+      c->cbuf = xrealloc(c->cbuf, cap);
+      c->ccap = cap;
+    }
+    int n = BIO_read(w, c->cbuf + c->clen, (int)pending);
+    if (n <= 0) break;
+    c->clen += (size_t)n;
+  }
+  while (c->coff < c->clen) {
+    ssize_t n = send(c->fd, c->cbuf + c->coff, c->clen - c->coff, MSG_NOSIGNAL);
+    if (n > 0) {
+      c->coff += (size_t)n;
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0 && errno == EINTR) continue;
+    fail(1, "conn %d: write: %s", c->idx, strerror(errno));
+  }
+  c->coff = c->clen = 0;
 }
 
 static void on_open(conn_t *c);
@@ -1159,7 +1210,76 @@ static void on_eof(conn_t *c) {
 /* Reads until EAGAIN, or until a short read (the socket is drained then;
  * with edge-triggered epoll any later data raises a new event) unless the
  * event also reported the peer's FIN. */
+static void on_connected(conn_t *c);
+
+/* --tls: ciphertext from the socket into the session, plaintext into rbuf
+ * for the frame parser. */
+static void tls_read(conn_t *c) {
+  uint8_t raw[65536];
+  int eof = 0;
+  for (;;) {
+    ssize_t n = read(c->fd, raw, sizeof raw);
+    if (n > 0) {
+      BIO_write(SSL_get_rbio(c->ssl), raw, (int)n);
+      continue;
+    }
+    if (n == 0) {
+      eof = 1;
+      break;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    if (errno == EINTR) continue;
+    fail(1, "conn %d: read: %s", c->idx, strerror(errno));
+  }
+  if (!c->tls_up) {
+    int r = SSL_do_handshake(c->ssl);
+    if (r != 1) {
+      int e = SSL_get_error(c->ssl, r);
+      tls_send(c);
+      if (e != SSL_ERROR_WANT_READ)
+        fail(3, "conn %d: TLS handshake: %s", c->idx,
+             ERR_reason_error_string(ERR_peek_last_error()));
+      if (eof) on_eof(c);
+      return;
+    }
+    c->tls_up = 1;
+    on_connected(c); /* the upgrade request */
+    mark_dirty(c);
+  }
+  for (;;) {
+    if (c->rcap - c->rlen < 16384) {
+      size_t cap = c->rcap ? c->rcap * 2 : 32768;
+      c->rbuf = xrealloc(c->rbuf, cap);
+      c->rcap = cap;
+    }
+    size_t got = 0;
+    int r = SSL_read_ex(c->ssl, c->rbuf + c->rlen, c->rcap - c->rlen, &got);
+    if (r != 1) {
+      int e = SSL_get_error(c->ssl, r);
+      ERR_clear_error();
+      if (e == SSL_ERROR_WANT_READ) break;
+      if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify ends it, as FIN */
+        eof = 1;
+        break;
+      }
+      fail(1, "conn %d: TLS error %d", c->idx, e);
+    }
+    G.now = now_ns();
+    c->rlen += got;
+    uint32_t gen = c->gen;
+    parse_frames(c);
+    if (c->gen != gen) return;
+  }
+  tls_send(c); /* key updates, alerts */
+  if (eof) on_eof(c);
+}
+
 static void handle_read(conn_t *c, int to_eagain) {
+  if (C.tls) {
+    (void)to_eagain;
+    tls_read(c);
+    return;
+  }
   for (;;) {
     if (c->rcap - c->rlen < 4096) {
       size_t cap = c->rcap ? c->rcap * 2 : 8192;
@@ -1187,6 +1307,17 @@ static void handle_read(conn_t *c, int to_eagain) {
 }
 
 static void handle_write(conn_t *c) {
+  if (C.tls) {
+    /* The plaintext of this round as one SSL_write, like the servers'. */
+    if (c->tls_up && c->woff < c->wlen) {
+      size_t done = 0;
+      if (SSL_write_ex(c->ssl, c->wbuf + c->woff, c->wlen - c->woff, &done) != 1)
+        fail(1, "conn %d: SSL_write failed", c->idx);
+      c->woff = c->wlen = 0;
+    }
+    tls_send(c);
+    return;
+  }
   while (c->woff < c->wlen) {
     ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
     if (n > 0) {
@@ -1216,6 +1347,12 @@ static void handle_event(conn_t *c, uint32_t ev) {
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
     if (err) fail(3, "connect %s:%d: %s", C.host, C.port, strerror(err));
     if (!(ev & (EPOLLOUT | EPOLLIN))) return;
+    if (C.tls) {
+      c->state = S_UPGRADING;
+      SSL_do_handshake(c->ssl); /* the ClientHello */
+      tls_send(c);
+      return;
+    }
     on_connected(c); /* the request goes out in flush_dirty() */
   }
   if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -1223,7 +1360,7 @@ static void handle_event(conn_t *c, uint32_t ev) {
     handle_read(c, ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
     if (c->gen != gen || c->fd < 0) return;
   }
-  if ((ev & EPOLLOUT) && c->woff < c->wlen) handle_write(c);
+  if ((ev & EPOLLOUT) && (c->woff < c->wlen || c->coff < c->clen)) handle_write(c);
 }
 
 /* Opens connections up to the total, at most MAX_PENDING being set up. */
@@ -1602,6 +1739,7 @@ int main(int argc, char **argv) {
     else if (ARG("--bcast-wrap")) C.bcast_wrap = v;
     else if (ARG("--publishers")) C.publishers = atoi(v);
     else if (!strcmp(a, "--raw")) C.raw = 1;
+    else if (!strcmp(a, "--tls")) C.tls = 1;
     else if (!strcmp(a, "--json")) C.json = 1;
     else usage();
 #undef ARG
@@ -1612,6 +1750,11 @@ int main(int argc, char **argv) {
   if (!C.pat) {
     fprintf(stderr, "loadgen: unknown pattern %s\n", pattern);
     usage();
+  }
+  if (C.tls) {
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx) fail(2, "SSL_CTX_new");
+    SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
   }
   nconns = conns_arg > 0 ? (int)conns_arg : C.pat->conns;
   C.inflight = inflight > 0 ? (int)inflight : C.pat->inflight;

@@ -205,6 +205,78 @@ void record_crash(int (*set)(Handle *, const char *, const char *),
 }  // namespace detail
 
 /* ------------------------------------------------------------------ */
+/* TLS                                                                 */
+/* ------------------------------------------------------------------ */
+
+namespace detail {
+struct tls_deleter {
+  void operator()(lariat_tls *t) const noexcept { lariat_tls_del(t); }
+};
+}  // namespace detail
+
+/** A TLS configuration for server::listen_tls() (lariat.h, "TLS"): the
+ * first certificate is the default, the others are chosen by SNI. Move-
+ * only; servers keep their own reference, so it may go after listen_tls.
+ * Every member may be called from any thread. */
+class tls {
+ public:
+  /** An empty configuration (lariat_tls_new). */
+  tls() {
+    lariat_tls *t = nullptr;
+    detail::check(lariat_tls_new(&t));
+    ptr_.reset(t);
+  }
+  tls(const tls &) = delete;
+  tls &operator=(const tls &) = delete;
+  /** Moves the reference. */
+  tls(tls &&) noexcept = default;
+  /** Moves the reference. */
+  tls &operator=(tls &&) noexcept = default;
+
+  /** PEM chain and key files; throws lariat::error (LARIAT_ERR_TLS, or a
+   * libuv code for a file that cannot be read). */
+  tls &add_cert_file(const std::string &chain_file,
+                     const std::string &key_file) {
+    detail::check(
+        lariat_tls_add_cert_file(checked(), chain_file.c_str(), key_file.c_str()));
+    return *this;
+  }
+  /** PEM in memory (copied). */
+  tls &add_cert_pem(std::string_view chain, std::string_view key) {
+    detail::check(lariat_tls_add_cert_pem(checked(), chain.data(), chain.size(),
+                                          key.data(), key.size()));
+    return *this;
+  }
+  /** New connections use |from|'s certificates from now on (renewal
+   * without a restart); tickets still resume. */
+  void reload(const tls &from) {
+    detail::check(lariat_tls_reload(checked(), from.checked()));
+  }
+  /** Failed handshakes so far, and the latest one's reason. */
+  [[nodiscard]] std::pair<std::uint64_t, std::string> failures() const {
+    char why[256];
+    std::uint64_t n = lariat_tls_failures(checked(), why, sizeof why);
+    return {n, std::string(why)};
+  }
+  /** The C handle. */
+  [[nodiscard]] lariat_tls *handle() const noexcept { return ptr_.get(); }
+  /** False once moved from. */
+  explicit operator bool() const noexcept { return ptr_ != nullptr; }
+  /** Swaps the references. */
+  void swap(tls &other) noexcept { ptr_.swap(other.ptr_); }
+
+ private:
+  lariat_tls *checked() const {
+    if (!ptr_) throw error(LARIAT_ERR_INVALID_STATE);  // moved from
+    return ptr_.get();
+  }
+  std::unique_ptr<lariat_tls, detail::tls_deleter> ptr_;
+};
+
+/** Swaps the references. */
+inline void swap(tls &a, tls &b) noexcept { a.swap(b); }
+
+/* ------------------------------------------------------------------ */
 /* Options                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -1192,6 +1264,12 @@ class connection {
     detail::check(rc);
     return true;
   }
+  /** "TLSv1.3", "TLSv1.2"; empty on a plain connection. */
+  [[nodiscard]] std::optional<std::string_view> tls_version() const noexcept {
+    const char *p = lariat_conn_tls_version(c_);
+    if (!p) return std::nullopt;
+    return std::string_view(p);
+  }
   /** The subprotocol chosen, if any. */
   [[nodiscard]] std::optional<std::string_view> protocol() const noexcept {
     const char *p = lariat_conn_protocol(c_);
@@ -1738,9 +1816,20 @@ class server {
   void listen(const std::string &host, int port) {
     detail::check(lariat_server_listen(checked(), host.c_str(), port));
   }
-  /** The port of the first listener (what port 0 picked). */
+  /** Listens for wss:// with |cfg| (the server keeps a reference).
+   * Throws lariat::error as listen(), or LARIAT_ERR_TLS when |cfg| has no
+   * certificate. */
+  void listen_tls(const std::string &host, int port, const tls &cfg) {
+    detail::check(
+        lariat_server_listen_tls(checked(), host.c_str(), port, cfg.handle()));
+  }
+  /** The port of the first plain listener (what port 0 picked). */
   [[nodiscard]] int port() const {
     return detail::check(lariat_server_port(checked()));
+  }
+  /** The port of the first TLS listener. */
+  [[nodiscard]] int tls_port() const {
+    return detail::check(lariat_server_tls_port(checked()));
   }
   /** Runs the loop until the server has stopped and the loop is idle. */
   void run() { detail::check(lariat_server_run(checked())); }

@@ -1163,6 +1163,7 @@ void lariat_conn::hibernate_if_idle() {
     return;
   active_.reset();
   if (deflate()) deflate()->release_idle();
+  transport()->idle();
   hibernating = true;
 }
 

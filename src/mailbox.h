@@ -21,6 +21,7 @@ struct Letter {
     kCall,     // lariat_server_defer(): msg is the call
     kConnect,  // lariat_connect(): msg is the ClientSession
     kClientClose,  // lariat_client_close()
+    kWake,     // lariat_server::wake_transport(): no msg
   };
   uint64_t conn_id;
   void *msg;

@@ -13,9 +13,11 @@
 #include "connection.h"
 #include "guard.h"
 #include "tcp_transport.h"
+#include "tls_transport.h"
 
 using lariat::detail::Letter;
 using lariat::detail::TcpTransport;
+using lariat::detail::TlsTransport;
 
 namespace {
 // Unique in the process, so an id posted to the wrong server finds
@@ -169,6 +171,13 @@ void lariat_server::deliver(const Letter &letter) {
       call->fn(this, call->data);
       break;
     }
+    case Letter::kWake: {
+      lariat_conn *conn = conns.find(letter.conn_id);
+      if (conn)
+        lariat::detail::guard_callback(conn,
+                                       [&] { conn->transport()->woken(); });
+      break;
+    }
     case Letter::kConnect: {
       auto *session = static_cast<lariat::detail::ClientSession *>(letter.msg);
       if (!session->start()) session->abandon();
@@ -203,6 +212,11 @@ void lariat_server::deliver(const Letter &letter) {
     }
   }
   letter.discard();
+}
+
+int lariat_server::wake_transport(lariat_conn_id id) {
+  Letter letter = {id, nullptr, nullptr, Letter::kWake};
+  return mailbox.post(letter);
 }
 
 int lariat_server::publish_local(std::string_view name,
@@ -256,13 +270,24 @@ void lariat_server::handle_closed() {
 
 namespace {
 
+// A listening socket, and the TLS configuration of its connections (null:
+// plain TCP). The handle comes first: the server's list holds it.
+struct Listener {
+  uv_tcp_t tcp;
+  lariat_tls *tls = nullptr;  // a reference, released with the listener
+};
+
+Listener *listener_of(uv_stream_t *s) { return reinterpret_cast<Listener *>(s); }
+
 void on_handle_closed(uv_handle_t *h) noexcept {
   static_cast<lariat_server *>(h->data)->handle_closed();
 }
 
 void on_listener_closed(uv_handle_t *h) noexcept {
   auto *server = static_cast<lariat_server *>(h->data);
-  delete reinterpret_cast<uv_tcp_t *>(h);
+  Listener *listener = listener_of(reinterpret_cast<uv_stream_t *>(h));
+  if (listener->tls) listener->tls->release();
+  delete listener;
   server->handle_closed();
 }
 
@@ -300,9 +325,12 @@ void on_connection(uv_stream_t *listener, int status) noexcept {
   auto *server = static_cast<lariat_server *>(listener->data);
   server->enter_loop_thread();
   if (status < 0 || server->stopping) return;
-  // One allocation for the connection and its socket.
+  // One allocation for the connection and its socket (and its TLS).
+  lariat_tls *tls = listener_of(listener)->tls;
   lariat_conn *conn =
-      lariat_conn::create<TcpTransport>(server, server->new_conn_id());
+      tls ? lariat_conn::create<TlsTransport>(server, server->new_conn_id(),
+                                              tls)
+          : lariat_conn::create<TcpTransport>(server, server->new_conn_id());
   if (!conn) {
     turn_away(server, listener);
     return;
@@ -650,14 +678,18 @@ namespace {
 // One listener on |server|'s loop. With |reuseport|, SO_REUSEPORT is set
 // before bind so that every loop of the server listens on the port and
 // the kernel spreads connections over them.
-int listen_loop(lariat_server *server, const sockaddr *addr, bool reuseport) {
-  auto *listener = new (std::nothrow) uv_tcp_t;
-  if (!listener) return LARIAT_ERR_NOMEM;
+int listen_loop(lariat_server *server, const sockaddr *addr, bool reuseport,
+                lariat_tls *tls) {
+  auto *entry = new (std::nothrow) Listener;
+  if (!entry) return LARIAT_ERR_NOMEM;
+  uv_tcp_t *listener = &entry->tcp;
   int rc = uv_tcp_init_ex(server->loop, listener, addr->sa_family);
   if (rc != 0) {
-    delete listener;
+    delete entry;
     return rc;
   }
+  if (tls) tls->retain();
+  entry->tls = tls;
   listener->data = server;
   ++server->open_handles;
   if (reuseport) {
@@ -716,8 +748,12 @@ int port_free(const sockaddr_storage &addr) {
 
 extern "C" {
 
-LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
-                                       int port) {
+}  // extern "C"
+
+namespace {
+
+int listen_on(lariat_server *server, const char *host, int port,
+              lariat_tls *tls) {
   return lariat::detail::guard_errors([&]() -> int {
     if (!server || !host || port < 0 || port > 65535)
       return LARIAT_ERR_INVALID_ARGUMENT;
@@ -727,13 +763,14 @@ LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
     sockaddr_storage addr;
     if (parse_host(host, port, &addr) != 0) return LARIAT_ERR_INVALID_ARGUMENT;
     if (!server->multi())
-      return listen_loop(server, reinterpret_cast<sockaddr *>(&addr), false);
+      return listen_loop(server, reinterpret_cast<sockaddr *>(&addr), false,
+                         tls);
     if (port != 0) {
       int rc = port_free(addr);
       if (rc != 0) return rc;
     }
     for (lariat_server *l : server->loops) {
-      int rc = listen_loop(l, reinterpret_cast<sockaddr *>(&addr), true);
+      int rc = listen_loop(l, reinterpret_cast<sockaddr *>(&addr), true, tls);
       if (rc != 0) return rc;  // listeners made so far close with the server
       if (port == 0) {
         port = bound_port(l->listeners.back());
@@ -745,9 +782,37 @@ LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
   });
 }
 
+}  // namespace
+
+extern "C" {
+
+LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
+                                       int port) {
+  return listen_on(server, host, port, nullptr);
+}
+
+LARIAT_EXTERN int lariat_server_listen_tls(lariat_server *server,
+                                           const char *host, int port,
+                                           lariat_tls *tls) {
+  if (!tls) return LARIAT_ERR_INVALID_ARGUMENT;
+  if (!tls->certs()) return LARIAT_ERR_TLS;  // nothing to serve with
+  return listen_on(server, host, port, tls);
+}
+
 LARIAT_EXTERN int lariat_server_port(const lariat_server *server) {
   if (!server || server->listeners.empty()) return LARIAT_ERR_INVALID_STATE;
+  for (uv_tcp_t *l : server->listeners)
+    if (!listener_of(reinterpret_cast<uv_stream_t *>(l))->tls)
+      return bound_port(l);
   return bound_port(server->listeners.front());
+}
+
+LARIAT_EXTERN int lariat_server_tls_port(const lariat_server *server) {
+  if (!server) return LARIAT_ERR_INVALID_STATE;
+  for (uv_tcp_t *l : server->listeners)
+    if (listener_of(reinterpret_cast<uv_stream_t *>(l))->tls)
+      return bound_port(l);
+  return LARIAT_ERR_INVALID_STATE;
 }
 
 LARIAT_EXTERN uv_loop_t *lariat_server_loop(const lariat_server *server) {

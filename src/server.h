@@ -73,6 +73,8 @@ struct lariat_server {
   std::map<std::string, lariat::detail::Route, std::less<>> routes;
   // Routes ending in "/*", by prefix (without the '*'), longest first.
   std::vector<std::pair<std::string, lariat::detail::Route>> prefix_routes;
+  // Each listener's uv_tcp_t is the first member of a Listener
+  // (server.cc), which says whether it serves TLS.
   std::vector<uv_tcp_t *> listeners;
   lariat::detail::ConnTable conns;
   // What connections share (route, path, options), and the profile of
@@ -118,6 +120,9 @@ struct lariat_server {
                     const lariat_conn *except);
   // Masking keys and nonces of this loop's client connections.
   lariat::detail::MaskKeys mask_keys;
+  // Calls connection |id|'s Transport::woken() from the loop, soon, and
+  // outside whatever callback runs now; 0 or LARIAT_ERR_STOPPED.
+  int wake_transport(lariat_conn_id id);
   lariat::detail::FrameWriter frame_writer;
   // Clients (lariat_connect) of this loop by id, from their connect letter
   // to their last terminate; owned here.
@@ -145,6 +150,12 @@ struct lariat_server {
   // Compressed output of one message at a time, shared by the loop's
   // connections (it is copied into a connection's output at once).
   std::string deflate_scratch;
+  // What the loop's TLS transports share, both used up before the call
+  // that fills them returns: the ciphertext OpenSSL writes during one
+  // call, and the plaintext decrypted from one read.
+  std::string tls_out;
+  std::unique_ptr<uint8_t[]> tls_plain;
+  std::string tls_opened;  // the same, from connections past their SSL
   size_t open_handles = 0;  // uv handles not yet through their close cb
   // Takes a pending socket only to close it when there is no memory for a
   // connection: libuv stops watching a listener until uv_accept() is

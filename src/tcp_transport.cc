@@ -75,16 +75,21 @@ void TcpTransport::on_read(uv_stream_t *s, ssize_t nread,
                            const uv_buf_t *buf) noexcept {
   if (uv_is_closing(reinterpret_cast<uv_handle_t *>(s))) return;
   auto *conn = static_cast<lariat_conn *>(s->data);
+  auto *self = static_cast<TcpTransport *>(conn->transport());
   guard_callback(conn, [&] {
     if (nread > 0)
-      conn->on_read(reinterpret_cast<uint8_t *>(buf->base),
-                    static_cast<size_t>(nread));
+      self->received(reinterpret_cast<uint8_t *>(buf->base),
+                     static_cast<size_t>(nread));
     else if (nread == UV_EOF)
-      conn->on_eof();
+      self->ended();
     else if (nread < 0)
       conn->on_transport_error(static_cast<int>(nread));
   });
 }
+
+void TcpTransport::received(uint8_t *p, size_t n) { conn()->on_read(p, n); }
+
+void TcpTransport::ended() { conn()->on_eof(); }
 
 int TcpTransport::set_reading(bool on) {
   if (closing()) return 0;

@@ -27,7 +27,7 @@ inline uv_buf_t to_uv_buf(const void *p, size_t n) {
   return buf;
 }
 
-class TcpTransport final : public Transport {
+class TcpTransport : public Transport {
  public:
   TcpTransport() = default;
   // Initialises the handle and accepts from |listener|; 0 or a libuv code.
@@ -53,6 +53,16 @@ class TcpTransport final : public Transport {
   int set_reading(bool on) override;
   int peer(char *buf, size_t size, int *port) const override;
 
+ protected:
+  // What the socket brought, for the layer above: the connection here,
+  // the TLS record layer in TlsTransport.
+  virtual void received(uint8_t *p, size_t n);
+  virtual void ended();
+  lariat_conn *conn() const { return static_cast<lariat_conn *>(tcp_.data); }
+  bool closing() const {
+    return uv_is_closing(reinterpret_cast<const uv_handle_t *>(&tcp_)) != 0;
+  }
+
  private:
   // Bytes the kernel did not take at once: one uv_write in flight, and
   // what arrived meanwhile.
@@ -75,10 +85,6 @@ class TcpTransport final : public Transport {
   void fail_nomem();
   void send_fin();
   uv_stream_t *stream() { return reinterpret_cast<uv_stream_t *>(&tcp_); }
-  lariat_conn *conn() const { return static_cast<lariat_conn *>(tcp_.data); }
-  bool closing() const {
-    return uv_is_closing(reinterpret_cast<const uv_handle_t *>(&tcp_)) != 0;
-  }
 
   uv_tcp_t tcp_;
   std::unique_ptr<WriteQueue> queue_;

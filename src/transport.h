@@ -39,6 +39,15 @@ class Transport {
   virtual int set_reading(bool on) = 0;
   // The peer's address as text; 0 or a libuv error code.
   virtual int peer(char *buf, size_t size, int *port) const = 0;
+  // The connection hibernates: a transport with buffers of its own (TLS)
+  // gives them back.
+  virtual void idle() {}
+  // The loop delivered the transport's own wake-up (lariat_server::
+  // wake_transport): a TLS transport resumed with ciphertext it kept
+  // while paused decrypts it here, outside the caller's callback.
+  virtual void woken() {}
+  // The TLS protocol in use ("TLSv1.3"), or nullptr on a plain transport.
+  virtual const char *tls_version() const { return nullptr; }
 };
 
 }  // namespace lariat::detail

@@ -158,6 +158,11 @@ static int probe_command(lariat_conn *conn, th_server *s, const char *cmd,
     reply_text(conn, buf);
     return LARIAT_OK;
   }
+  if (strcmp(buf, "!tls") == 0) {
+    const char *v = lariat_conn_tls_version(conn);
+    reply_text(conn, v ? v : "none");
+    return LARIAT_OK;
+  }
   if (strncmp(buf, "!flood ", 7) == 0) {
     char *end;
     long n = strtol(buf + 7, &end, 10);
@@ -303,9 +308,11 @@ static void run_loop(void *arg) {
 void th_start(th_server *s, const char *host, lariat_options *opts) {
   th_init_config init = s->init;
   int owned_loop = s->owned_loop;
+  lariat_tls *tls = s->tls;
   memset(s, 0, sizeof(*s));
   s->init = init;
   s->owned_loop = owned_loop;
+  s->tls = tls;
   if (!s->init.validate_utf8) s->init.validate_utf8 = 1;
   if (s->init.validate_utf8 < 0) s->init.validate_utf8 = 0;
   pthread_mutex_init(&s->mutex, NULL);
@@ -322,6 +329,13 @@ void th_start(th_server *s, const char *host, lariat_options *opts) {
                    0);
   s->port = lariat_server_port(s->server);
   assert_true(s->port > 0);
+  if (s->tls) {
+    assert_int_equal(lariat_server_listen_tls(s->server, host ? host : "127.0.0.1",
+                                              0, s->tls),
+                     0);
+    s->tls_port = lariat_server_tls_port(s->server);
+    assert_true(s->tls_port > 0);
+  }
   assert_int_equal(uv_thread_create(&s->thread, run_loop, s), 0);
 }
 

@@ -24,6 +24,7 @@
  *                    (the status reply "sent=K rc=RC" may itself be
  *                    refused when the queue is full)
  *   !pause           reply "paused", then stop reading (set_active 0)
+ *   !tls             reply lariat_conn_tls_version() ("none" if plain)
  * websocket_drain replies "drained". A th_msg with resume set resumes
  * reading.
  * Pings and pongs received are recorded and not echoed (lariat answers
@@ -106,6 +107,9 @@ typedef struct th_msg {
 typedef struct th_server {
   int owned_loop; /* set before th_start: lariat owns the loop and the
                      thread runs lariat_server_run() */
+  lariat_tls *tls; /* set before th_start: also listen for wss:// with it
+                      (the caller keeps and deletes it) */
+  int tls_port;
   uv_loop_t loop;
   lariat_server *server;
   uv_thread_t thread;

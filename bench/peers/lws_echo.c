@@ -129,13 +129,16 @@ static void on_signal(int sig) {
 
 int main(int argc, char **argv) {
   int port = 9002, deflate = 0;
-  const char *host = "127.0.0.1";
+  const char *host = "127.0.0.1", *cert = NULL, *key = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--host") && i + 1 < argc) host = argv[++i];
     else if (!strcmp(argv[i], "--deflate")) deflate = 1;
+    else if (!strcmp(argv[i], "--tls-cert") && i + 1 < argc) cert = argv[++i];
+    else if (!strcmp(argv[i], "--tls-key") && i + 1 < argc) key = argv[++i];
     else {
-      fprintf(stderr, "usage: %s [--port N] [--host ADDR] [--deflate]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--port N] [--host ADDR] [--deflate] "
+              "[--tls-cert FILE --tls-key FILE]\n", argv[0]);
       return 2;
     }
   }
@@ -155,6 +158,11 @@ int main(int argc, char **argv) {
   info.protocols = protocols;
   info.pt_serv_buf_size = 65536;
   info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+  if (cert && key) { /* wss:// with Debian's OpenSSL build of lws */
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.ssl_cert_filepath = cert;
+    info.ssl_private_key_filepath = key;
+  }
   g_deflate = deflate;
   if (deflate) info.extensions = extensions;
   context = lws_create_context(&info);
@@ -162,8 +170,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "lws_echo: lws_create_context failed\n");
     return 1;
   }
-  printf("lws_echo listening on %s:%d%s\n", host, port,
-         deflate ? ", permessage-deflate on" : "");
+  printf("lws_echo listening on %s:%d%s%s\n", host, port,
+         deflate ? ", permessage-deflate on" : "", cert ? ", TLS" : "");
   fflush(stdout);
   int n = 0;
   while (n >= 0 && !interrupted) n = lws_service(context, 0);

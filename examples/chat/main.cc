@@ -1,6 +1,7 @@
 // lariat-chat: a multi-room chat server on the C++ wrapper.
 //
 //   lariat-chat [--host 127.0.0.1] [--port 8080] [--redis URL]
+//               [--tls-cert FILE --tls-key FILE]
 //
 // GET / serves the page (built into the binary); its script connects to
 // /ws?room=NAME&nick=NICK (room "lobby" and nick "guest-<id>" by default).
@@ -9,7 +10,8 @@
 // Rooms are topics. With --tick MS a worker thread sends every member
 // "* tick N" every MS milliseconds.
 // With --port 0 the kernel picks the port; the first line on stdout says
-// which ("listening on http://HOST:PORT/"). SIGINT or SIGTERM closes every
+// which ("listening on http://HOST:PORT/", https with --tls-cert and
+// --tls-key, which serve the page over https and the chat over wss). SIGINT or SIGTERM closes every
 // connection with 1001 and exits 0.
 // With --redis URL (redis://host:port/db) several chat servers share their
 // rooms through Redis: a line typed on one reaches the members on all.
@@ -333,7 +335,8 @@ void on_bridge(lariat::server &server, const lariat::bridge_event &ev) {
 
 int usage(const char *argv0) {
   std::fprintf(stderr,
-               "usage: %s [--host HOST] [--port PORT] [--tick MS] [--redis URL]\n",
+               "usage: %s [--host HOST] [--port PORT] [--tick MS] [--redis URL]\n"
+               "  [--tls-cert FILE --tls-key FILE]\n",
                argv0);
   return 2;
 }
@@ -344,6 +347,7 @@ int main(int argc, char **argv) {
   std::string host = "127.0.0.1";
   int port = 8080;
   long tick_ms = 0;
+  const char *tls_cert = nullptr, *tls_key = nullptr;
   std::string redis;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -354,6 +358,10 @@ int main(int argc, char **argv) {
       long p = std::strtol(argv[++i], &end, 10);
       if (*end != '\0' || p < 0 || p > 65535) return usage(argv[0]);
       port = static_cast<int>(p);
+    } else if (arg == "--tls-cert" && i + 1 < argc) {
+      tls_cert = argv[++i];
+    } else if (arg == "--tls-key" && i + 1 < argc) {
+      tls_key = argv[++i];
     } else if (arg == "--redis" && i + 1 < argc) {
       redis = argv[++i];
     } else if (arg == "--tick" && i + 1 < argc) {
@@ -364,12 +372,19 @@ int main(int argc, char **argv) {
       return usage(argv[0]);
     }
   }
+  if (!tls_cert != !tls_key) return usage(argv[0]);
 
   try {
     lariat::server server;
     server.route<page>("/");
     server.route<chat>("/ws", server);
-    server.listen(host, port);
+    if (tls_cert) {
+      lariat::tls tls;
+      tls.add_cert_file(tls_cert, tls_key);
+      server.listen_tls(host, port, tls);  // the server keeps its own ref
+    } else {
+      server.listen(host, port);
+    }
     if (!redis.empty()) {
       server.join_redis(redis, "lariat-chat:");
       server.on_bridge([&server](const lariat::bridge_event &ev) { on_bridge(server, ev); });
@@ -383,8 +398,8 @@ int main(int argc, char **argv) {
     uv_signal_start(&sigterm_watcher, on_signal, SIGTERM);
 
     bool v6 = host.find(':') != std::string::npos;
-    std::printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", host.c_str(),
-                v6 ? "]" : "", server.port());
+    std::printf("listening on %s://%s%s%s:%d/\n", tls_cert ? "https" : "http",
+                v6 ? "[" : "", host.c_str(), v6 ? "]" : "", server.port());
     std::fflush(stdout);
     // Declared after the server, so it stops (and joins) before it.
     std::optional<ticker> tick;

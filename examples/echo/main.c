@@ -20,7 +20,10 @@
  * --redis URL joins the server to Redis (lariat_server_join_redis): two
  * `lariat-echo --publish T --redis redis://127.0.0.1:6379/` on two ports
  * share T, a message to either reaching the clients of both. Bridge
- * events (connections up and down, gaps) are logged on stderr. */
+ * events (connections up and down, gaps) are logged on stderr.
+ *
+ * --tls-cert FILE --tls-key FILE serve wss:// (and the page over https)
+ * on the port instead of ws://. */
 #include <lariat/lariat.h>
 #include <uv.h>
 
@@ -240,6 +243,9 @@ static void usage(const char *argv0) {
   fprintf(stderr,
           "usage: %s [--host ADDR] [--port PORT] [--threads N]\n"
           "  [--publish TOPIC | --broadcast-by-post] [--compress]\n"
+          "  [--tls-cert FILE --tls-key FILE]\n"
+          "  --tls-cert/--tls-key: wss:// and https with this PEM chain "
+          "and key\n"
           "  [--redis URL [--redis-prefix PREFIX]]\n"
           "  --threads N: N event loops (default 1; 0: one per core)\n"
           "  --publish TOPIC: every message goes to every connection\n"
@@ -259,6 +265,7 @@ int main(int argc, char **argv) {
   int port = 8080;
   static echo_config config = {{0, -1, -1, -1, -1, -1, -1, -1}, NULL, 0, 0};
   long threads = 1;
+  const char *tls_cert = NULL, *tls_key = NULL;
   const char *redis = NULL, *redis_prefix = NULL;
   deflate_flags *const d = &config.deflate;
   for (int i = 1; i < argc; ++i) {
@@ -284,6 +291,10 @@ int main(int argc, char **argv) {
         usage(argv[0]);
         return 2;
       }
+    } else if (strcmp(a, "--tls-cert") == 0 && has_value) {
+      tls_cert = argv[++i];
+    } else if (strcmp(a, "--tls-key") == 0 && has_value) {
+      tls_key = argv[++i];
     } else if (strcmp(a, "--compress") == 0) {
       d->enabled = 1;
     } else if (strcmp(a, "--deflate-level") == 0 && has_value) {
@@ -306,7 +317,7 @@ int main(int argc, char **argv) {
     }
   }
 
-  if (config.topic && config.by_post) {
+  if ((config.topic && config.by_post) || !tls_cert != !tls_key) {
     usage(argv[0]);
     return 2;
   }
@@ -332,7 +343,21 @@ int main(int argc, char **argv) {
                                          .websocket_info = echo_info,
                                          .terminate = echo_terminate};
   lariat_server_route(server, "*", &handler, &config);
-  rc = lariat_server_listen(server, host, port);
+  lariat_tls *tls = NULL;
+  if (tls_cert) {
+    rc = lariat_tls_new(&tls);
+    if (rc == 0) rc = lariat_tls_add_cert_file(tls, tls_cert, tls_key);
+    if (rc != 0) {
+      fprintf(stderr, "%s, %s: %s\n", tls_cert, tls_key, lariat_strerror(rc));
+      lariat_tls_del(tls);
+      lariat_server_del(server);
+      return 1;
+    }
+    rc = lariat_server_listen_tls(server, host, port, tls);
+    lariat_tls_del(tls); /* the listener keeps its reference */
+  } else {
+    rc = lariat_server_listen(server, host, port);
+  }
   if (rc != 0) {
     fprintf(stderr, "listen %s:%d: %s\n", host, port, lariat_strerror(rc));
     lariat_server_del(server);
@@ -352,9 +377,10 @@ int main(int argc, char **argv) {
   sigint_watcher.data = sigterm_watcher.data = server;
   uv_signal_start(&sigint_watcher, on_signal, SIGINT);
   uv_signal_start(&sigterm_watcher, on_signal, SIGTERM);
-  printf("lariat-echo listening on ws://%s:%d/ (open http://%s:%d/ in a "
+  printf("lariat-echo listening on %s://%s:%d/ (open %s://%s:%d/ in a "
          "browser)%s%s%s%s%s%s\n",
-         host, lariat_server_port(server), host, lariat_server_port(server),
+         tls_cert ? "wss" : "ws", host, lariat_server_port(server),
+         tls_cert ? "https" : "http", host, lariat_server_port(server),
          d->enabled ? ", permessage-deflate on" : "",
          config.topic ? ", publishing to " : "",
          config.topic ? config.topic : "",

@@ -89,6 +89,7 @@ struct uv_loop_s;
   XX(REDIS, -515,                                                             \
      "Redis refused the bridge (an error reply or a failed connection; see "  \
      "the event's detail)")                                                   \
+  XX(TLS, -516, "TLS configuration refused (certificate or key unusable)")    \
   XX(FATAL, -550, "fatal error")
 
 /** lariat's error codes, LARIAT_ERR_<name> for each entry of
@@ -975,7 +976,8 @@ LARIAT_EXTERN int lariat_server_route(lariat_server *server, const char *path,
 LARIAT_EXTERN int lariat_server_listen(lariat_server *server, const char *host,
                                        int port);
 
-/** @function Returns the port of the first listener, or
+/** @function Returns the port of the first plain listener (without
+ * one, of the first TLS listener; see lariat_server_tls_port()), or
  * LARIAT_ERR_INVALID_STATE if there is none. */
 LARIAT_EXTERN int lariat_server_port(const lariat_server *server);
 
@@ -1517,6 +1519,133 @@ LARIAT_EXTERN int lariat_server_on_bridge(
 LARIAT_EXTERN int lariat_server_bridge_stats(const lariat_server *server,
                                              lariat_bridge_stats *out,
                                              size_t size);
+
+/* ------------------------------------------------------------------ */
+/* TLS (wss://)                                                        */
+/* ------------------------------------------------------------------ */
+
+/**
+ * A TLS configuration for lariat_server_listen_tls(): certificates (the
+ * first one added is the default, the others are chosen by the name the
+ * client asks for with SNI, matched against each certificate's
+ * subjectAltName DNS names, exact names before wildcards such as
+ * "*.example.com"), ALPN "http/1.1" (a client that offers ALPN without
+ * it gets the fatal no_application_protocol alert), TLS 1.2 and 1.3 only,
+ * renegotiation refused, and session resumption by stateless tickets
+ * sealed with keys that belong to the lariat_tls: every loop of every
+ * server listening with it, before and after lariat_tls_reload(), resumes
+ * the sessions of the others (keys live as long as the object; a restart
+ * makes new ones). OpenSSL 3 does the work.
+ *
+ * Servers hold references: a lariat_tls may be deleted right after
+ * lariat_server_listen_tls(); it goes when its last listener and
+ * connection are gone. Every function here may be called from any thread.
+ */
+typedef struct lariat_tls lariat_tls;
+
+/**
+ * @function
+ *
+ * Creates an empty TLS configuration in |*out|. Returns 0 if it succeeds,
+ * or one of the following negative error codes:
+ *  - LARIAT_ERR_INVALID_ARGUMENT: NULL |out|;
+ *  - LARIAT_ERR_NOMEM;
+ *  - LARIAT_ERR_TLS: no random bytes for the ticket keys.
+ * Ownership: the caller releases it with lariat_tls_del(). Thread: any.
+ */
+LARIAT_EXTERN int lariat_tls_new(lariat_tls **out);
+
+/** @function Drops the caller's reference to |tls| (NULL does nothing);
+ * listeners and connections that use it keep theirs. Thread: any. */
+LARIAT_EXTERN void lariat_tls_del(lariat_tls *tls);
+
+/**
+ * @function
+ *
+ * Adds a certificate: |chain| holds the PEM certificate followed by its
+ * intermediates, |key| its PEM private key (unencrypted), |chain_len| and
+ * |key_len| bytes of each. The first certificate added is the default;
+ * see lariat_tls for SNI. Handshakes that start afterwards see it, also
+ * on listeners already running. Returns 0 if it succeeds, or one of the
+ * following negative error codes:
+ *  - LARIAT_ERR_INVALID_ARGUMENT: a NULL or empty argument;
+ *  - LARIAT_ERR_TLS: OpenSSL refused the certificate or the key, or they
+ *    do not match;
+ *  - LARIAT_ERR_NOMEM.
+ * Ownership: copied; the library code does not refer to |chain| or |key|
+ * after this function returns. Thread: any.
+ */
+LARIAT_EXTERN int lariat_tls_add_cert_pem(lariat_tls *tls, const char *chain,
+                                          size_t chain_len, const char *key,
+                                          size_t key_len);
+
+/**
+ * @function
+ *
+ * lariat_tls_add_cert_pem() with the PEM read from the files
+ * |chain_file| and |key_file|. Returns its codes, or a negative libuv
+ * error code (UV_ENOENT, UV_EACCES...) for a file that cannot be read.
+ * Thread: any.
+ */
+LARIAT_EXTERN int lariat_tls_add_cert_file(lariat_tls *tls,
+                                           const char *chain_file,
+                                           const char *key_file);
+
+/**
+ * @function
+ *
+ * Replaces the certificates of |tls| with those of |from| (built with
+ * lariat_tls_new() and lariat_tls_add_cert_*()) for the handshakes that
+ * start from now on; connections already open keep theirs. Tickets stay
+ * sealed with |tls|'s keys, so sessions resume across the reload. Use it
+ * when certificates are renewed: no restart, no listener closed. Returns
+ * 0 if it succeeds, or LARIAT_ERR_INVALID_ARGUMENT for NULL or a |from|
+ * without certificates. Ownership: |from| stays the caller's (delete it
+ * when done; the certificates are shared). Thread: any.
+ */
+LARIAT_EXTERN int lariat_tls_reload(lariat_tls *tls, const lariat_tls *from);
+
+/**
+ * @function
+ *
+ * Returns how many TLS handshakes with |tls| failed (0 for NULL): alerts,
+ * a request in clear on the TLS port, garbage, a client without a common
+ * protocol version or cipher, a handshake the handshake timeout ended
+ * ("handshake not finished") or a peer that closed in its middle. Such
+ * connections never reach init, so terminate is not called for them; this
+ * is where their reason is. When |reason| is not NULL, the reason of the
+ * latest failure (OpenSSL's text, such as "wrong version number" or
+ * "http request") is written there, NUL-terminated and cut to |size|
+ * bytes ("" before any failure). Thread: any.
+ */
+LARIAT_EXTERN uint64_t lariat_tls_failures(const lariat_tls *tls, char *reason,
+                                           size_t size);
+
+/**
+ * @function
+ *
+ * Listens like lariat_server_listen(), for wss:// (and https) clients:
+ * each connection does its TLS handshake with |tls| first, which counts
+ * against the handshake timeout, and then runs exactly like a plain one
+ * (handlers, flow control, lariat_conn_buffered_amount(), which counts
+ * the ciphertext the kernel has not taken yet). Plain and TLS listeners
+ * may serve one server together. Returns 0 if it succeeds, or the codes of
+ * lariat_server_listen(), or LARIAT_ERR_INVALID_ARGUMENT for a NULL
+ * |tls|, or LARIAT_ERR_TLS when |tls| has no certificate. Ownership: the
+ * server keeps a reference to |tls|. Thread: loop thread.
+ */
+LARIAT_EXTERN int lariat_server_listen_tls(lariat_server *server,
+                                           const char *host, int port,
+                                           lariat_tls *tls);
+
+/** @function Returns the port of the first TLS listener, or
+ * LARIAT_ERR_INVALID_STATE if there is none. */
+LARIAT_EXTERN int lariat_server_tls_port(const lariat_server *server);
+
+/** @function Returns the TLS version of |conn| ("TLSv1.3", "TLSv1.2"),
+ * or NULL for a plain connection (and NULL). The string is static.
+ * Thread: loop thread. */
+LARIAT_EXTERN const char *lariat_conn_tls_version(const lariat_conn *conn);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,11 @@
 // End-to-end test of examples/chat in a real browser: Debian's chromium,
 // driven by playwright-core (no browser download).
 //
-//   node chat.test.mjs <path-to-lariat-chat> <screenshot.png>
+//   node chat.test.mjs <path-to-lariat-chat> <screenshot.png> [--tls]
+//
+// With --tls the same runs over https and wss://: a P-256 certificate is
+// made for the run with `openssl req` (nothing committed) and chromium
+// is told to accept it (--ignore-certificate-errors, ignoreHTTPSErrors).
 //
 // Starts lariat-chat on 127.0.0.1 with a port the kernel picks, opens two
 // pages in one room and one in another, sends a message from each of the
@@ -13,6 +17,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 let chromium;
@@ -24,7 +32,8 @@ try {
   process.exit(1);
 }
 
-const [chatPath, screenshotPath] = process.argv.slice(2);
+const [chatPath, screenshotPath, mode] = process.argv.slice(2);
+const TLS = mode === '--tls';
 if (!chatPath || !screenshotPath) {
   console.error('usage: node chat.test.mjs <lariat-chat> <screenshot.png>');
   process.exit(2);
@@ -53,13 +62,26 @@ function withTimeout(promise, ms, what) {
 }
 
 // Resolves with the base URL once lariat-chat prints its first line.
+let certDir = null;
+
+function makeCert() {
+  certDir = mkdtempSync(join(tmpdir(), 'lariat-chat-tls-'));
+  const cert = join(certDir, 'cert.pem'), key = join(certDir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt',
+    'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert],
+  { stdio: 'ignore' });
+  return ['--tls-cert', cert, '--tls-key', key];
+}
+
 function startChat() {
-  server = spawn(chatPath, ['--host', '127.0.0.1', '--port', '0'],
+  const tlsArgs = TLS ? makeCert() : [];
+  server = spawn(chatPath, ['--host', '127.0.0.1', '--port', '0', ...tlsArgs],
                  { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = new Promise((resolve, reject) => {
     const lines = createInterface({ input: server.stdout });
     lines.once('line', (line) => {
-      const m = /^listening on (http:\/\/127\.0\.0\.1:\d+\/)$/.exec(line);
+      const m = /^listening on (https?:\/\/127\.0\.0\.1:\d+\/)$/.exec(line);
       if (m) resolve(m[1]);
       else reject(new Error(`unexpected first line: ${line}`));
     });
@@ -97,6 +119,7 @@ async function waitForMessages(page, wanted) {
 async function main() {
   const baseUrl = await startChat();
   console.log(`lariat-chat at ${baseUrl}`);
+  assert.equal(baseUrl.startsWith('https:'), TLS, 'served over https with --tls');
   browser = await chromium.launch({
     executablePath,
     headless: true,
@@ -104,10 +127,12 @@ async function main() {
     // Playwright's default profile is a fresh temporary directory.
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
            '--no-first-run', '--disable-background-networking',
-           '--disable-component-update', '--disable-sync'],
+           '--disable-component-update', '--disable-sync',
+           ...(TLS ? ['--ignore-certificate-errors'] : [])],
   });
   console.log(`chromium ${browser.version()}`);
-  const context = await browser.newContext({ viewport: { width: 720, height: 420 } });
+  const context = await browser.newContext({ viewport: { width: 720, height: 420 },
+                                            ignoreHTTPSErrors: TLS });
   const pageErrors = [];
 
   const alice = await openPage(context, baseUrl, ROOM, 'alice', pageErrors);
@@ -142,12 +167,16 @@ async function main() {
   const [code, signal] = await withTimeout(exited, STEP_MS, 'lariat-chat to exit');
   assert.equal(code, 0, `lariat-chat exit status (signal ${signal})`);
   assert.deepEqual(pageErrors, [], 'no script errors in the pages');
+  if (TLS) {
+    const scheme = await alice.evaluate(() => location.protocol);
+    assert.equal(scheme, 'https:');
+  }
 }
 
 let failed = false;
 try {
   await main();
-  console.log('PASS: chat works in chromium');
+  console.log(`PASS: chat works in chromium${TLS ? ' over wss://' : ''}`);
 } catch (err) {
   failed = true;
   console.error(`FAIL: ${err.stack || err}`);
@@ -155,5 +184,6 @@ try {
   if (browser) await withTimeout(browser.close(), STEP_MS, 'browser.close').catch(() => {});
   if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
   clearTimeout(watchdog);
+  if (certDir) rmSync(certDir, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);

@@ -57,6 +57,7 @@ import collections
 import enum
 import logging
 import math
+import os
 import sys
 import threading
 import weakref
@@ -67,7 +68,7 @@ __all__ = [
     "BridgeEvent", "Connection", "Deferred", "Deflate", "Error", "ErrorCode",
     "Frame",
     "Opcode", "Reason", "ReasonKind", "Request", "Result", "Server",
-    "Upgrade", "version",
+    "Tls", "Upgrade", "version",
 ]
 
 _log = logging.getLogger("lariat")
@@ -199,6 +200,43 @@ def _deflate_options(options):
 
 
 # ----------------------------------------------------------------- values
+
+class Tls:
+    """A TLS configuration for Server.listen_tls() (lariat.h, "TLS"):
+    the first certificate is the default, others are chosen by SNI.
+    Servers keep their own reference. Any thread."""
+
+    def __init__(self, cert_file=None, key_file=None):
+        out = ffi.new("lariat_tls **")
+        _check(lib.lariat_tls_new(out))
+        self._ptr = ffi.gc(out[0], lib.lariat_tls_del)
+        if cert_file is not None:
+            self.add_cert_file(cert_file, key_file)
+
+    def add_cert_file(self, chain_file, key_file):
+        _check(lib.lariat_tls_add_cert_file(
+            self._ptr, os.fsencode(chain_file), os.fsencode(key_file)))
+        return self
+
+    def add_cert_pem(self, chain, key):
+        """PEM text (str or bytes) of the chain and of its key."""
+        chain = chain.encode("ascii") if isinstance(chain, str) else chain
+        key = key.encode("ascii") if isinstance(key, str) else key
+        _check(lib.lariat_tls_add_cert_pem(self._ptr, chain, len(chain),
+                                           key, len(key)))
+        return self
+
+    def reload(self, other):
+        """New connections use |other|'s certificates from now on."""
+        _check(lib.lariat_tls_reload(self._ptr, other._ptr))
+
+    @property
+    def failures(self):
+        """(failed handshakes, the latest one's reason)."""
+        buf = ffi.new("char[256]")
+        n = lib.lariat_tls_failures(self._ptr, buf, len(buf))
+        return n, ffi.string(buf).decode("utf-8", "replace")
+
 
 class Frame:
     """A received message or control frame; data is a bytes copy."""
@@ -626,6 +664,12 @@ class Connection:
     def buffered_amount(self):
         """Bytes queued for the peer and not yet handed to the kernel."""
         return lib.lariat_conn_buffered_amount(self._conn())
+
+    @property
+    def tls_version(self):
+        """"TLSv1.3", "TLSv1.2", or None on a plain connection."""
+        p = lib.lariat_conn_tls_version(self._conn())
+        return None if p == ffi.NULL else ffi.string(p).decode("ascii")
 
     def set_active(self, active):
         """False stops reading from the peer (Cowboy's `active`)."""
@@ -1242,6 +1286,14 @@ class Server:
         if self._bound_port is None:
             self._bound_port = _check(lib.lariat_server_port(self._ptr))
         return self._bound_port
+
+    def listen_tls(self, host, port, tls):
+        """Listens for wss:// on host:port with |tls| (a Tls); returns the
+        port."""
+        _check(lib.lariat_server_listen_tls(self._setup_ptr(),
+                                            host.encode("ascii"), port,
+                                            tls._ptr))
+        return _check(lib.lariat_server_tls_port(self._ptr))
 
     @property
     def port(self):
