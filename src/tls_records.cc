@@ -224,9 +224,12 @@ Tls13Records::Status Tls13Records::open_record(const uint8_t *rec, size_t len,
   std::string content(reinterpret_cast<const char *>(dst), n);
   plain->resize(at);
   if (type == 0x15) {
-    // close_notify ends the stream; any other alert is fatal in TLS 1.3.
-    return content.size() == 2 && content[1] == 0 ? Status::kClosed
-                                                  : Status::kError;
+    // The closure alerts (RFC 8446 6.1): close_notify ends the stream;
+    // user_canceled is no error and is followed by a close_notify. Any
+    // other alert is fatal in TLS 1.3.
+    if (content.size() != 2) return Status::kError;
+    if (content[1] == 0) return Status::kClosed;
+    return content[1] == 90 ? Status::kOk : Status::kError;
   }
   if (type != 0x16) return Status::kError;
   // Handshake messages: only KeyUpdate may come after the handshake.

@@ -51,12 +51,14 @@ class Tls13Records {
   bool close_notify(std::string *out);
   // Bytes of an incomplete record kept from the last open().
   bool has_partial() const { return !partial_.empty(); }
+  // One record of content |type| (0x15 alert, 0x16 handshake, 0x17
+  // application data) appended to |out|.
+  bool seal_record(uint8_t type, const uint8_t *p, size_t n, std::string *out);
 
  private:
   bool derive(Direction *d);
   bool update(Direction *d);  // the next generation of |d|'s secret
   bool ready(Direction *d, bool encrypt);
-  bool seal_record(uint8_t type, const uint8_t *p, size_t n, std::string *out);
   Status open_record(const uint8_t *rec, size_t len, std::string *plain,
                      std::string *out);
   const EVP_MD *md() const;

@@ -75,6 +75,27 @@ void test_roundtrip_aes128(void **) { roundtrip(0x1301, 32); }
 void test_roundtrip_aes256(void **) { roundtrip(0x1302, 48); }
 void test_roundtrip_chacha(void **) { roundtrip(0x1303, 32); }
 
+// RFC 8446 6.1: user_canceled is a closure alert, not an error (a
+// close_notify follows it); every other alert is fatal.
+void test_alerts(void **) {
+  Pair p(0x1301, 32);
+  static const uint8_t user_canceled[2] = {1, 90}, handshake_failure[2] = {2, 40};
+  std::string wire, plain, out;
+  assert_true(p.client.seal_record(0x15, user_canceled, 2, &wire));
+  assert_int_equal(p.server.open(bytes(wire), wire.size(), &plain, &out),
+                   static_cast<int>(Tls13Records::Status::kOk));
+  assert_true(plain.empty());
+  wire.clear();
+  assert_true(p.client.close_notify(&wire));
+  assert_int_equal(p.server.open(bytes(wire), wire.size(), &plain, &out),
+                   static_cast<int>(Tls13Records::Status::kClosed));
+  Pair q(0x1301, 32);
+  wire.clear();
+  assert_true(q.client.seal_record(0x15, handshake_failure, 2, &wire));
+  assert_int_equal(q.server.open(bytes(wire), wire.size(), &plain, &out),
+                   static_cast<int>(Tls13Records::Status::kError));
+}
+
 void test_bad_input_is_refused(void **) {
   Tls13Records r;
   uint8_t secret[32] = {1};
@@ -130,6 +151,7 @@ int main() {
       cmocka_unit_test(test_roundtrip_aes128),
       cmocka_unit_test(test_roundtrip_aes256),
       cmocka_unit_test(test_roundtrip_chacha),
+      cmocka_unit_test(test_alerts),
       cmocka_unit_test(test_bad_input_is_refused),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
