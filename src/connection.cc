@@ -567,6 +567,12 @@ void lariat_conn::complete_init(lariat_upgrade &up, int result) {
   }
   out().append(lariat::detail::response_101(req.key, up.protocol, extensions,
                                            up.extra_101));
+  enter_open();
+}
+
+// Both roles, once the upgrade is agreed: open, timers from now, then
+// websocket_init.
+void lariat_conn::enter_open() {
   upgraded_ = true;
   move_to(State::kOpen);
   last_recv_ = server->now();
@@ -1308,14 +1314,7 @@ void lariat_conn::read_response(const uint8_t *p, size_t n) {
     }
   }
   version = 13;
-  upgraded_ = true;
-  move_to(State::kOpen);
-  last_recv_ = server->now();
-  ping_sent_at_ = 0;  // phase_started_'s word: the handshake is over
-  reschedule();
-  if (route()->handler.websocket_init)
-    after_callback(call_handler(
-        [&] { return route()->handler.websocket_init(this, user_state); }));
+  enter_open();
   if (state == State::kOpen) c.session->opened(this);
   if (!rest.empty() && (state == State::kOpen || state == State::kClosing))
     read_frames(reinterpret_cast<uint8_t *>(rest.data()), rest.size());

@@ -177,6 +177,8 @@ struct lariat_conn {
   // What init decided (|result|), applied: 500, the plain reply, 426, or
   // the upgrade with the options set on |up|.
   void complete_init(lariat_upgrade &up, int result);
+  // The upgrade is agreed (either role): kOpen, then websocket_init.
+  void enter_open();
   // A plain HTTP response (Content-Length, Connection: close), then FIN.
   void answer_plain(
       int status,
