@@ -196,13 +196,7 @@ void ClientSession::attempt() {
   phase_ = Phase::kResolving;
   // Resolution counts against the connect timeout: the timer covers it,
   // the connection's own deadline the connect after it.
-  uv_timer_start(
-      &timer_,
-      [](uv_timer_t *t) noexcept {
-        auto *self = static_cast<ClientSession *>(t->data);
-        guard_callback(nullptr, [&] { self->on_timer(); });
-      },
-      opts_.connect_ms, 0);
+  arm(opts_.connect_ms);
   auto *r = new (std::nothrow) Resolve{{}, loop_, this};
   if (!r) {
     fail_early(UV_ENOMEM, "out of memory");
@@ -272,6 +266,16 @@ void ClientSession::connect_next() {
   loop_->adopt(conn);
 }
 
+void ClientSession::arm(uint64_t ms) {
+  uv_timer_start(
+      &timer_,
+      [](uv_timer_t *t) noexcept {
+        auto *self = static_cast<ClientSession *>(t->data);
+        guard_callback(nullptr, [&] { self->on_timer(); });
+      },
+      ms, 0);
+}
+
 void ClientSession::on_timer() {
   switch (phase_) {
     case Phase::kResolving: {
@@ -314,12 +318,7 @@ void ClientSession::attempt_ended(lariat_conn *conn, lariat_reason *reason) {
       reason->kind == LARIAT_REASON_HANDSHAKE_FAILED && reason->socket_error &&
       loop_->now() < connect_deadline_ && !loop_->stopping) {
     phase_ = Phase::kWaiting;
-    uv_timer_start(&timer_,
-                   [](uv_timer_t *t) noexcept {
-                     auto *self = static_cast<ClientSession *>(t->data);
-                     guard_callback(nullptr, [&] { self->on_timer(); });
-                   },
-                   0, 0);
+    arm(0);
     return;
   }
   ++failures_;
@@ -374,12 +373,7 @@ void ClientSession::finish_attempt(lariat_conn *conn, lariat_reason *reason,
   }
   phase_ = Phase::kWaiting;
   next_address_ = nullptr;
-  uv_timer_start(&timer_,
-                 [](uv_timer_t *t) noexcept {
-                   auto *self = static_cast<ClientSession *>(t->data);
-                   guard_callback(nullptr, [&] { self->on_timer(); });
-                 },
-                 backoff_ms(), 0);
+  arm(backoff_ms());
 }
 
 void ClientSession::opened(lariat_conn *conn) {

@@ -117,6 +117,9 @@ class ClientSession {
   uint64_t backoff_ms();
   void free_addresses();
   void end();
+  // The session's one timer: the connect timeout while resolving, then
+  // the wait before the next address or attempt.
+  void arm(uint64_t ms);
   void on_timer();
 
   lariat_server *loop_;
