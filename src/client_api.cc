@@ -16,19 +16,7 @@ using lariat::detail::Letter;
 
 namespace {
 
-bool is_token(const char *s) {
-  if (!s || !*s) return false;
-  for (; *s; ++s)
-    if (!lariat::detail::is_tchar(static_cast<unsigned char>(*s))) return false;
-  return true;
-}
-
-bool value_ok(const char *s) {
-  if (!s) return false;
-  for (; *s; ++s)
-    if (*s == '\r' || *s == '\n') return false;
-  return true;
-}
+bool is_token(const char *s) { return s && lariat::detail::is_token(s); }
 
 // Headers the request is made of: a handler may not replace them.
 bool reserved_header(const char *name) {
@@ -59,7 +47,8 @@ LARIAT_EXTERN void lariat_client_options_del(lariat_client_options *opts) {
 LARIAT_EXTERN int lariat_client_options_add_header(lariat_client_options *opts,
                                                    const char *name,
                                                    const char *value) {
-  if (!opts || !is_token(name) || !value_ok(value) || reserved_header(name))
+  if (!opts || !is_token(name) || !value || lariat::detail::has_crlf(value) ||
+      reserved_header(name))
     return LARIAT_ERR_INVALID_ARGUMENT;
   return lariat::detail::guard_errors([&] {
     opts->headers.emplace_back(name, value);

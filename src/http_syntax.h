@@ -21,6 +21,19 @@ inline bool is_tchar(unsigned char c) {
   }
 }
 
+// A non-empty RFC 7230 token (a header name, a subprotocol).
+inline bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!is_tchar(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+// A header value a handler gives: no CR or LF may split the head.
+inline bool has_crlf(std::string_view s) {
+  return s.find_first_of("\r\n") != std::string_view::npos;
+}
+
 inline char ascii_lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
 }

@@ -16,8 +16,6 @@ const char *view(std::string_view v, size_t *len) {
   return v.data();
 }
 
-bool has_crlf(const char *s) { return std::strpbrk(s, "\r\n") != nullptr; }
-
 const char *no_request(size_t *len) {
   if (len) *len = 0;
   return nullptr;
@@ -186,8 +184,8 @@ LARIAT_EXTERN int lariat_upgrade_reply(lariat_upgrade *up, int status,
     std::vector<std::pair<std::string, std::string>> pairs;
     for (size_t i = 0; i < nheaders; ++i) {
       const char *name = headers[2 * i], *value = headers[2 * i + 1];
-      if (!name || !value || !*name || has_crlf(name) || has_crlf(value) ||
-          std::strchr(name, ':'))
+      if (!name || !value || !*name || lariat::detail::has_crlf(name) ||
+          lariat::detail::has_crlf(value) || std::strchr(name, ':'))
         return LARIAT_ERR_INVALID_ARGUMENT;
       pairs.emplace_back(name, value);
     }
@@ -205,12 +203,9 @@ LARIAT_EXTERN int lariat_upgrade_add_header(lariat_upgrade *up,
                                             const char *name,
                                             const char *value) {
   return lariat::detail::guard_errors([&]() -> int {
-    if (!up || !name || !value || !*name || has_crlf(name) ||
-        has_crlf(value) || std::strchr(name, ':') || lariat_writes(name))
+    if (!up || !name || !value || !lariat::detail::is_token(name) ||
+        lariat::detail::has_crlf(value) || lariat_writes(name))
       return LARIAT_ERR_INVALID_ARGUMENT;
-    for (const char *c = name; *c; ++c)
-      if (!lariat::detail::is_tchar(static_cast<unsigned char>(*c)))
-        return LARIAT_ERR_INVALID_ARGUMENT;
     up->extra_101.emplace_back(name, value);
     return 0;
   });
