@@ -9,6 +9,7 @@
 #include "http_syntax.h"
 #include "sha1_base64.h"
 #include "tcp_transport.h"
+#include "tls_transport.h"
 
 namespace lariat::detail {
 
@@ -248,7 +249,16 @@ void ClientSession::connect_next() {
   const addrinfo *ai = next_address_;
   next_address_ = ai->ai_next;
   phase_ = Phase::kConnecting;
-  lariat_conn *conn = lariat_conn::create<TcpTransport>(loop_, id_);
+  lariat_conn *conn;
+  if (url_.tls) {
+    const std::string &name =
+        opts_.tls_server_name.empty() ? url_.host : opts_.tls_server_name;
+    SSL *ssl = opts_.tls_trust->new_ssl(name, opts_.tls_verify);
+    conn = lariat_conn::create<TlsTransport>(loop_, id_, ssl);
+    if (!conn) SSL_free(ssl);
+  } else {
+    conn = lariat_conn::create<TcpTransport>(loop_, id_);
+  }
   if (!conn) {
     fail_early(UV_ENOMEM, "out of memory");
     return;

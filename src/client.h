@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "client_tls.h"
 #include "deflate.h"
 #include "handshake.h"
 #include "mailbox.h"
@@ -35,6 +36,10 @@ struct lariat_client_options {
   double multiplier = 1, jitter = 0;
   unsigned max_attempts = 0;
   size_t offline_max = 256;
+  // wss://: null trusts the system's CAs.
+  std::shared_ptr<const lariat::detail::ClientTls> tls_trust;
+  std::string tls_server_name;  // "": the URL's host
+  bool tls_verify = true;
 };
 
 namespace lariat::detail {

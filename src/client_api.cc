@@ -109,6 +109,35 @@ LARIAT_EXTERN int lariat_client_options_set_offline_queue(
   return 0;
 }
 
+LARIAT_EXTERN int lariat_client_options_set_tls_ca(lariat_client_options *opts,
+                                                   const char *ca_file,
+                                                   const char *ca_dir) {
+  if (!opts || (!ca_file && !ca_dir)) return LARIAT_ERR_INVALID_ARGUMENT;
+  return lariat::detail::guard_errors([&] {
+    auto trust = lariat::detail::ClientTls::from_files(ca_file, ca_dir);
+    if (!trust) return static_cast<int>(LARIAT_ERR_TLS);
+    opts->tls_trust = std::move(trust);
+    return 0;
+  });
+}
+
+LARIAT_EXTERN int lariat_client_options_set_tls_server_name(
+    lariat_client_options *opts, const char *name) {
+  if (!opts || (name && lariat::detail::has_crlf(name)))
+    return LARIAT_ERR_INVALID_ARGUMENT;
+  return lariat::detail::guard_errors([&] {
+    opts->tls_server_name = name ? name : "";
+    return 0;
+  });
+}
+
+LARIAT_EXTERN int lariat_client_options_set_tls_insecure_no_verify(
+    lariat_client_options *opts, int insecure) {
+  if (!opts) return LARIAT_ERR_INVALID_ARGUMENT;
+  opts->tls_verify = insecure == 0;
+  return 0;
+}
+
 LARIAT_EXTERN int lariat_connect(lariat_server *server, const char *url,
                                  const lariat_handler *handler,
                                  void *handler_data,
@@ -120,7 +149,11 @@ LARIAT_EXTERN int lariat_connect(lariat_server *server, const char *url,
     if (!server || !url || !handler || handler->size == 0 ||
         !lariat::detail::parse_ws_url(url, &parsed))
       return LARIAT_ERR_INVALID_ARGUMENT;
-    if (parsed.tls) return LARIAT_ERR_UNSUPPORTED;
+    lariat_client_options options = opts ? *opts : lariat_client_options();
+    if (parsed.tls && !options.tls_trust) {
+      options.tls_trust = lariat::detail::ClientTls::system_default();
+      if (!options.tls_trust) return static_cast<int>(LARIAT_ERR_NOMEM);
+    }
     lariat_handler h = {};
     std::memcpy(&h, handler,
                 handler->size < sizeof h ? handler->size : sizeof h);
@@ -132,8 +165,8 @@ LARIAT_EXTERN int lariat_connect(lariat_server *server, const char *url,
                             primary->loops.size()];
     lariat_conn_id cid = loop->new_conn_id();
     auto *session = new ClientSession(
-        loop, cid, std::move(parsed),
-        opts ? *opts : lariat_client_options(), h, handler_data, state);
+        loop, cid, std::move(parsed), std::move(options), h, handler_data,
+        state);
     Letter letter = {cid, session,
                      [](void *s) { static_cast<ClientSession *>(s)->abandon(); },
                      Letter::kConnect};

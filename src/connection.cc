@@ -1202,7 +1202,7 @@ void lariat_conn::finalize() {
       const ClientInfo &c = *cold_->client;
       if (reason.kind == LARIAT_REASON_HANDSHAKE_FAILED) {
         reason.http_status = c.http_status;
-        reason.failure = c.failure ? c.failure : "";
+        reason.failure = c.failure.c_str();
         reason.response_ = client_response();
       }
       c.session->set_state(user_state);
@@ -1239,9 +1239,14 @@ void lariat_conn::on_connected() {
   ClientInfo &c = *cold_->client;
   c.connected = true;
   phase_started_ = server->now();  // the handshake timeout starts
-  const lariat::detail::ClientSession &s = *c.session;
-  out().append(lariat::detail::client_request(s.url(), s.key(), s.options()));
   reschedule();
+  end_event();
+}
+
+void lariat_conn::on_channel_ready() {
+  begin_event();
+  const lariat::detail::ClientSession &s = *cold_->client->session;
+  out().append(lariat::detail::client_request(s.url(), s.key(), s.options()));
   end_event();
 }
 
@@ -1256,11 +1261,12 @@ void lariat_conn::close_client() {
   end_event();
 }
 
-void lariat_conn::fail_client_handshake(const char *failure, int socket_error) {
+void lariat_conn::fail_client_handshake(std::string_view failure,
+                                        int socket_error) {
   if (reason_set_) return;
   set_reason(LARIAT_REASON_HANDSHAKE_FAILED);
   reason_socket_error_ = static_cast<int16_t>(socket_error);
-  cold_->client->failure = failure;
+  cold_->client->failure.assign(failure.data(), failure.size());
 }
 
 void lariat_conn::read_response(const uint8_t *p, size_t n) {

@@ -67,8 +67,14 @@ struct lariat_conn {
   // The client role (lariat_connect): this connection is an attempt of
   // |session|; it sends the request once the transport is connected.
   void start_client(lariat::detail::ClientSession *session);
-  // The transport's connect completed.
+  // The transport's connect completed: the handshake timeout starts.
   void on_connected();
+  // The transport can carry the request: at once in clear, after the TLS
+  // handshake over TLS.
+  void on_channel_ready();
+  // A client's transport could not set up its channel (TLS): |failure|
+  // is what terminate's reason says; the transport error follows.
+  void fail_client_handshake(std::string_view failure, int socket_error = 0);
   // lariat_client_close(): close 1000, or abort a handshake under way.
   void close_client();
   bool client_connected() const {
@@ -168,7 +174,6 @@ struct lariat_conn {
   void read_head(const uint8_t *p, size_t n);
   // The client side: the server's response to our request.
   void read_response(const uint8_t *p, size_t n);
-  void fail_client_handshake(const char *failure, int socket_error = 0);
   // Frames out, masked in the client role.
   int put_frame(uint8_t opcode, bool fin, uint8_t rsv, const uint8_t *data,
                 size_t len);
@@ -282,7 +287,7 @@ struct lariat_conn {
     lariat::detail::ClientSession *session = nullptr;
     bool connected = false;
     int http_status = 0;
-    const char *failure = nullptr;
+    std::string failure;  // "" when none was set
     std::unique_ptr<std::string> head;  // the response head, kept for
     lariat::detail::Request response;   // terminate when it failed
   };

@@ -54,10 +54,12 @@ void TcpTransport::on_connect(uv_connect_t *req, int status) noexcept {
     }
     uv_tcp_nodelay(&self->tcp_, 1);
     int rc = self->start();
-    if (rc != 0)
+    if (rc != 0) {
       conn->on_transport_error(rc);
-    else
-      conn->on_connected();
+      return;
+    }
+    conn->on_connected();
+    if (!self->closing()) self->connected();
   });
 }
 
@@ -90,6 +92,8 @@ void TcpTransport::on_read(uv_stream_t *s, ssize_t nread,
 void TcpTransport::received(uint8_t *p, size_t n) { conn()->on_read(p, n); }
 
 void TcpTransport::ended() { conn()->on_eof(); }
+
+void TcpTransport::connected() { conn()->on_channel_ready(); }
 
 int TcpTransport::set_reading(bool on) {
   if (closing()) return 0;

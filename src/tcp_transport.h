@@ -58,6 +58,9 @@ class TcpTransport : public Transport {
   // the TLS record layer in TlsTransport.
   virtual void received(uint8_t *p, size_t n);
   virtual void ended();
+  // The client's connect completed and reading started: in clear the
+  // request can go at once; TLS starts its handshake first.
+  virtual void connected();
   lariat_conn *conn() const { return static_cast<lariat_conn *>(tcp_.data); }
   bool closing() const {
     return uv_is_closing(reinterpret_cast<const uv_handle_t *>(&tcp_)) != 0;

@@ -67,7 +67,41 @@ BIO_METHOD *bio_method() {
 
 TlsTransport::~TlsTransport() {
   SSL_free(ssl_);  // and its BIO
-  tls_->release();
+  if (tls_) tls_->release();
+}
+
+void TlsTransport::connected() {
+  BIO_METHOD *method = bio_method();
+  BIO *bio = ssl_ && method ? BIO_new(method) : nullptr;
+  if (!bio) {
+    failed_ = true;
+    handshake_failed("out of memory");
+    conn()->on_transport_error(UV_ENOMEM);
+    return;
+  }
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);
+  SSL_set_app_data(ssl_, this);
+  SSL_set_read_ahead(ssl_, 1);
+  pump();  // the ClientHello
+}
+
+void TlsTransport::handshake_failed(const char *why) {
+  if (!client()) {
+    tls_->record_failure(why);
+    return;
+  }
+  std::string text = "TLS handshake failed: ";
+  long verify = ssl_ && SSL_get_verify_mode(ssl_) != SSL_VERIFY_NONE
+                    ? SSL_get_verify_result(ssl_)
+                    : X509_V_OK;
+  if (verify != X509_V_OK) {
+    text += "certificate verify failed: ";
+    text += X509_verify_cert_error_string(verify);
+  } else {
+    text += why;
+  }
+  conn()->fail_client_handshake(text, UV_EPROTO);
 }
 
 int TlsTransport::bio_read(char *out, size_t n, size_t *got) {
@@ -253,6 +287,10 @@ void TlsTransport::pump() {
     }
     established_ = true;
     certs_.reset();  // SNI is over
+    if (client()) {
+      conn()->on_channel_ready();  // the upgrade request
+      if (closing() || failed_) return;
+    }
     // The records this call wrote (session tickets) are the first under
     // our application keys; TLS 1.2 connections keep their SSL.
     if (scan_) scan_->app_write_start = written_before;
@@ -297,7 +335,7 @@ void TlsTransport::fail(const char *fallback) {
   failed_ = true;
   unsigned long err = ERR_peek_last_error();
   const char *why = err ? ERR_reason_error_string(err) : nullptr;
-  if (!established_) tls_->record_failure(why ? why : fallback);
+  if (!established_) handshake_failed(why ? why : fallback);
   ERR_clear_error();
   conn()->on_transport_error(UV_EPROTO);
 }
@@ -363,7 +401,7 @@ void TlsTransport::shutdown() {
   if (!established_) {
     // The core gives up on a handshake (timeout, refusal): nothing was
     // said, so nothing is waited for either.
-    if ((ssl_ || stash_) && !failed_)
+    if ((ssl_ || stash_) && !failed_ && !client())
       tls_->record_failure("handshake not finished");
     close();
     return;
@@ -385,7 +423,7 @@ void TlsTransport::ended() {
     woken();  // what came before the FIN
   if (closing()) return;
   if (!established_ && !failed_ && (ssl_ || stash_))
-    tls_->record_failure("connection closed during the handshake");
+    handshake_failed("connection closed during the handshake");
   conn()->on_eof();
 }
 

@@ -15,6 +15,13 @@
 // protects its records from then on with two cipher contexts (freed too
 // while it hibernates). TLS 1.2 keeps its SSL, whose record buffers go
 // whenever they empty.
+//
+// The client side (wss:// from lariat_connect) is the same transport
+// with an SSL in the connect state, made by the session (ClientTls):
+// the handshake starts when the socket connects, the upgrade request
+// goes once it is over, and a failure (a certificate that does not
+// verify, say) becomes the attempt's HANDSHAKE_FAILED reason. A client
+// keeps its SSL for the connection's life.
 #ifndef LARIAT_TLS_TRANSPORT_H
 #define LARIAT_TLS_TRANSPORT_H
 
@@ -33,6 +40,9 @@ class TlsTransport final : public TcpTransport {
  public:
   // Takes a reference to |tls| for the connection's life.
   explicit TlsTransport(lariat_tls *tls) : tls_(tls) { tls_->retain(); }
+  // The client side: takes |ssl| (in the connect state, or null when it
+  // could not be made: the connect then fails the attempt).
+  explicit TlsTransport(SSL *ssl) : tls_(nullptr), ssl_(ssl) {}
   ~TlsTransport() override;
 
   void write(const uint8_t *p, size_t n) override;
@@ -61,8 +71,13 @@ class TlsTransport final : public TcpTransport {
  protected:
   void received(uint8_t *p, size_t n) override;
   void ended() override;
+  void connected() override;
 
  private:
+  bool client() const { return tls_ == nullptr; }
+  // The handshake did not finish: counted on the server's lariat_tls, or
+  // the client attempt's reason.
+  void handshake_failed(const char *why);
   bool make_ssl();
   // Handshakes and decrypts what |in_| holds until it runs out, the
   // connection pauses or the connection ends.

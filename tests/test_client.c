@@ -1,7 +1,10 @@
 /* The client (lariat_connect) over loopback: against a lariat server in
  * the same process, against hostile servers scripted here (each broken
  * handshake refused with its reason), reconnecting to a server that goes
- * away and comes back, and connects to a port that never answers. */
+ * away and comes back, and connects to a port that never answers; and
+ * all of it over wss:// too, with certificates made for the run (a test
+ * CA and servers' certificates it signs), each certificate that must not
+ * verify refused with its reason. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -22,6 +25,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "test_certs.h"
 #include "wsclient.h"
 
 /* ------------------------------------------------------- the server */
@@ -55,11 +59,14 @@ typedef struct running {
   lariat_server *server;
   uv_thread_t thread;
   int port;
+  lariat_tls *tls; /* start_wss(): its certificate */
+  int tls_port;
 } running;
 
 static void run_server(void *arg) { lariat_server_run(((running *)arg)->server); }
 
 static void start_on(running *r, int port) {
+  memset(r, 0, sizeof *r);
   assert_int_equal(lariat_server_new(&r->server, NULL, NULL), 0);
   assert_int_equal(lariat_server_route(r->server, "*", &kEcho, NULL), 0);
   assert_int_equal(lariat_server_listen(r->server, "127.0.0.1", port), 0);
@@ -67,10 +74,28 @@ static void start_on(running *r, int port) {
   assert_int_equal(uv_thread_create(&r->thread, run_server, r), 0);
 }
 
+/* An echo server with a wss:// listener on |tls_port| (0: any) serving
+ * |cert|, beside its ws:// one. */
+static void start_wss(running *r, const test_cert *cert, int tls_port) {
+  memset(r, 0, sizeof *r);
+  assert_int_equal(lariat_server_new(&r->server, NULL, NULL), 0);
+  assert_int_equal(lariat_server_route(r->server, "*", &kEcho, NULL), 0);
+  assert_int_equal(lariat_server_listen(r->server, "127.0.0.1", 0), 0);
+  assert_int_equal(lariat_tls_new(&r->tls), 0);
+  assert_int_equal(lariat_tls_add_cert_pem(r->tls, cert->cert, cert->cert_len,
+                                           cert->key, cert->key_len),
+                   0);
+  assert_int_equal(lariat_server_listen_tls(r->server, "127.0.0.1", tls_port, r->tls), 0);
+  r->port = lariat_server_port(r->server);
+  r->tls_port = lariat_server_tls_port(r->server);
+  assert_int_equal(uv_thread_create(&r->thread, run_server, r), 0);
+}
+
 static void stop(running *r) {
   assert_int_equal(lariat_server_stop_async(r->server), 0);
   assert_int_equal(uv_thread_join(&r->thread), 0);
   lariat_server_del(r->server);
+  lariat_tls_del(r->tls);
 }
 
 static uint64_t now_ms(void) {
@@ -104,6 +129,7 @@ typedef struct client_log {
   uint64_t end_at[MAX_ENDS];
   uint64_t init_at[MAX_ENDS];
   char protocol[32];
+  char tls_version[16];
   int compressed;
   int done;  /* terminate with retrying == 0 */
 } client_log;
@@ -135,6 +161,8 @@ static int c_init(lariat_conn *conn, void *state) {
   const char *p = lariat_conn_protocol(conn);
   snprintf(l->protocol, sizeof l->protocol, "%s", p ? p : "");
   l->compressed = lariat_conn_compressed(conn);
+  const char *v = lariat_conn_tls_version(conn);
+  snprintf(l->tls_version, sizeof l->tls_version, "%s", v ? v : "");
   int go = l->to_send > 0;
   pthread_mutex_unlock(&l->lock);
   if (go) send_number(conn, 0);
@@ -606,6 +634,256 @@ static void test_stop_ends_clients(void **unused) {
   assert_int_equal(waiting_one.ends_reason[0].socket_error, UV_ECONNREFUSED);
 }
 
+/* ------------------------------------------------------------ wss:// */
+
+/* The run's test CA, a server certificate it signs for localhost and
+ * 127.0.0.1, one it signs for only.test, a CA nobody trusts, and a
+ * self-signed certificate. */
+static test_cert ca, leaf, only_leaf, other_ca, self_signed;
+
+static int make_certs(void **unused) {
+  (void)unused;
+  srand((unsigned)time(NULL));
+  test_cert_make(&ca, "lariat test CA", NULL, NULL, 1);
+  test_cert_make(&leaf, "localhost", "DNS:localhost,IP:127.0.0.1", &ca, 0);
+  test_cert_make(&only_leaf, "only.test", "DNS:only.test", &ca, 0);
+  test_cert_make(&other_ca, "another CA", NULL, NULL, 1);
+  test_cert_make(&self_signed, "localhost", "DNS:localhost,IP:127.0.0.1", NULL, 0);
+  return 0;
+}
+
+static int free_certs(void **unused) {
+  (void)unused;
+  test_cert_free(&ca);
+  test_cert_free(&leaf);
+  test_cert_free(&only_leaf);
+  test_cert_free(&other_ca);
+  test_cert_free(&self_signed);
+  return 0;
+}
+
+static lariat_client_options *trusting(const test_cert *authority) {
+  lariat_client_options *o;
+  assert_int_equal(lariat_client_options_new(&o), 0);
+  assert_int_equal(lariat_client_options_set_tls_ca(o, authority->cafile, NULL), 0);
+  return o;
+}
+
+/* 1,000 echoes over wss:// to a lariat server of the same process, by
+ * address and by name (SNI, with a subprotocol and permessage-deflate);
+ * the request left only after the TLS handshake (the server read it
+ * through TLS, or nothing would echo). */
+static void test_wss_echoes_with_a_lariat_server(void **unused) {
+  (void)unused;
+  running r;
+  start_wss(&r, &leaf, 0);
+  const char *forms[] = {"wss://127.0.0.1:%d/echo", "wss://localhost:%d/echo?deflate"};
+  for (int i = 0; i < 2; ++i) {
+    client_log l;
+    log_init(&l, 1000);
+    lariat_client_options *o = trusting(&ca);
+    if (i == 1) {
+      assert_int_equal(lariat_client_options_add_protocol(o, "chat.v2"), 0);
+      assert_int_equal(lariat_client_options_set_deflate(o, LARIAT_DEFLATE_ENABLE, 1), 0);
+    }
+    char url[64];
+    snprintf(url, sizeof url, forms[i], r.tls_port);
+    assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, o, &l, NULL), 0);
+    lariat_client_options_del(o);
+    assert_int_equal(wait_done(&l, 20000), 0);
+    if (l.messages != 1000)
+      fail_msg("%s: %d echoes; ended: %s failure %s", url, l.messages,
+               lariat_reason_name(l.ends_reason[0].kind), l.failure[0]);
+    assert_true(l.in_order);
+    assert_string_equal(l.tls_version, "TLSv1.3");
+    assert_int_equal(l.ends_reason[0].kind, LARIAT_REASON_SHUTDOWN);
+    if (i == 1) {
+      assert_string_equal(l.protocol, "chat.v2");
+      assert_int_equal(l.compressed, 1);
+    }
+  }
+  assert_int_equal(lariat_tls_failures(r.tls, NULL, 0), 0);
+  stop(&r);
+}
+
+typedef struct cert_case {
+  const char *name;
+  const test_cert *served;
+  const test_cert *trusted; /* NULL: the system's CAs */
+  const char *server_name;  /* NULL: the URL's host */
+  int insecure;
+  const char *failure_part; /* NULL: the connection opens */
+} cert_case;
+
+/* Every certificate that must not verify is refused, the attempt ending
+ * as a failed handshake with OpenSSL's reason and websocket_init never
+ * called; the server hears the client's alert. What should verify does,
+ * including a name given apart from the URL, and the explicitly insecure
+ * switch takes anything. */
+static void test_wss_verifies_the_server(void **unused) {
+  (void)unused;
+  const cert_case cases[] = {
+      {"the test CA", &leaf, &ca, NULL, 0, NULL},
+      {"unknown CA (system CAs)", &leaf, NULL, NULL, 0,
+       "certificate verify failed: unable to get local issuer certificate"},
+      {"unknown CA (another CA file)", &leaf, &other_ca, NULL, 0,
+       "certificate verify failed: unable to get local issuer certificate"},
+      {"self-signed", &self_signed, &ca, NULL, 0, "certificate verify failed"},
+      {"wrong host name", &leaf, &ca, "other.test", 0,
+       "certificate verify failed: hostname mismatch"},
+      {"no IP address in the certificate", &only_leaf, &ca, NULL, 0,
+       "certificate verify failed: IP address mismatch"},
+      {"the name given apart from the URL", &only_leaf, &ca, "only.test", 0, NULL},
+      {"insecure, self-signed", &self_signed, NULL, NULL, 1, NULL},
+      {"insecure, wrong name", &only_leaf, NULL, "other.test", 1, NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    const cert_case *c = &cases[i];
+    running r;
+    start_wss(&r, c->served, 0);
+    lariat_client_options *o;
+    if (c->trusted) {
+      o = trusting(c->trusted);
+    } else {
+      assert_int_equal(lariat_client_options_new(&o), 0);
+    }
+    if (c->server_name)
+      assert_int_equal(lariat_client_options_set_tls_server_name(o, c->server_name), 0);
+    if (c->insecure)
+      assert_int_equal(lariat_client_options_set_tls_insecure_no_verify(o, 1), 0);
+    client_log l;
+    log_init(&l, c->failure_part ? 0 : 10);
+    char url[64];
+    snprintf(url, sizeof url, "wss://127.0.0.1:%d/", r.tls_port);
+    assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, o, &l, NULL), 0);
+    lariat_client_options_del(o);
+    if (wait_done(&l, 10000) != 0) fail_msg("%s: no terminate", c->name);
+    if (c->failure_part) {
+      if (l.ends_reason[0].kind != LARIAT_REASON_HANDSHAKE_FAILED ||
+          !strstr(l.failure[0], c->failure_part))
+        fail_msg("%s: %s \"%s\"", c->name,
+                 lariat_reason_name(l.ends_reason[0].kind), l.failure[0]);
+      assert_int_equal(l.inits, 0);
+      assert_int_equal(l.ends_reason[0].socket_error, UV_EPROTO);
+      assert_int_equal(l.ends_reason[0].http_status, 0);
+      /* The client's alert reaches the server (counted there). */
+      for (int waited = 0; waited < 2000 && lariat_tls_failures(r.tls, NULL, 0) == 0;
+           waited += 5)
+        sleep_ms(5);
+      if (lariat_tls_failures(r.tls, NULL, 0) != 1)
+        fail_msg("%s: the server counted %llu failures", c->name,
+                 (unsigned long long)lariat_tls_failures(r.tls, NULL, 0));
+    } else {
+      if (l.messages != 10)
+        fail_msg("%s: %d echoes, %s \"%s\"", c->name, l.messages,
+                 lariat_reason_name(l.ends_reason[0].kind), l.failure[0]);
+      assert_int_equal(l.ends_reason[0].kind, LARIAT_REASON_SHUTDOWN);
+    }
+    stop(&r);
+  }
+}
+
+/* wss:// to a server in clear is refused as a TLS failure (it answers the
+ * ClientHello with an HTTP 400); 100 wss:// attempts at a listener that
+ * never answers end at the handshake timeout, every descriptor back. */
+static void test_wss_to_plain_and_silent_servers(void **unused) {
+  (void)unused;
+  running r;
+  start_on(&r, 0);
+  client_log l;
+  log_init(&l, 0);
+  char url[64];
+  snprintf(url, sizeof url, "wss://127.0.0.1:%d/", r.port);
+  assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, NULL, &l, NULL), 0);
+  assert_int_equal(wait_done(&l, 10000), 0);
+  assert_int_equal(l.ends_reason[0].kind, LARIAT_REASON_HANDSHAKE_FAILED);
+  if (strncmp(l.failure[0], "TLS handshake failed: ", 22) != 0)
+    fail_msg("failure \"%s\"", l.failure[0]);
+
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(fd, 4096), 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &len);
+  int before = open_fds();
+  enum { N = 100 };
+  static client_log logs[N];
+  lariat_client_options *o = trusting(&ca);
+  assert_int_equal(lariat_client_options_set_timeouts(o, 2000, 300), 0);
+  snprintf(url, sizeof url, "wss://127.0.0.1:%d/", ntohs(a.sin_port));
+  uint64_t t0 = now_ms();
+  for (int i = 0; i < N; ++i) {
+    log_init(&logs[i], 0);
+    assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, o, &logs[i], NULL), 0);
+  }
+  lariat_client_options_del(o);
+  for (int i = 0; i < N; ++i) {
+    assert_int_equal(wait_done(&logs[i], 10000), 0);
+    assert_int_equal(logs[i].ends_reason[0].kind, LARIAT_REASON_HANDSHAKE_FAILED);
+    assert_string_equal(logs[i].failure[0], "handshake timeout");
+    assert_true(logs[i].end_at[0] - t0 >= 300);
+  }
+  sleep_ms(50);
+  assert_true(open_fds() <= before);
+  close(fd);
+  stop(&r);
+}
+
+/* A wss:// server that restarts: the client's next attempt does the whole
+ * TLS handshake and upgrade again (websocket_init a second time). */
+static void test_wss_reconnects(void **unused) {
+  (void)unused;
+  running client_side;
+  start_on(&client_side, 0);
+  running r;
+  start_wss(&r, &leaf, 0);
+  int port = r.tls_port;
+  client_log l;
+  log_init(&l, 0);
+  lariat_client_options *o = trusting(&ca);
+  assert_int_equal(lariat_client_options_set_reconnect(o, 50, 200, 2.0, 0, 0), 0);
+  char url[64];
+  snprintf(url, sizeof url, "wss://127.0.0.1:%d/", port);
+  lariat_conn_id id;
+  assert_int_equal(lariat_connect(client_side.server, url, &kClient, NULL, o, &l, &id), 0);
+  lariat_client_options_del(o);
+  assert_int_equal(wait_inits(&l, 1, 5000), 0);
+  stop(&r);
+  sleep_ms(300);
+  start_wss(&r, &leaf, port);
+  assert_int_equal(wait_inits(&l, 2, 5000), 0);
+  assert_string_equal(l.tls_version, "TLSv1.3");
+  assert_int_equal(lariat_client_close(client_side.server, id), 0);
+  assert_int_equal(wait_done(&l, 5000), 0);
+  assert_int_equal(l.ends_reason[l.ends - 1].kind, LARIAT_REASON_SHUTDOWN);
+  stop(&r);
+  stop(&client_side);
+}
+
+static void test_wss_option_errors(void **unused) {
+  (void)unused;
+  lariat_client_options *o;
+  assert_int_equal(lariat_client_options_new(&o), 0);
+  assert_int_equal(lariat_client_options_set_tls_ca(o, NULL, NULL),
+                   LARIAT_ERR_INVALID_ARGUMENT);
+  assert_int_equal(lariat_client_options_set_tls_ca(o, "/nonexistent/ca.pem", NULL),
+                   LARIAT_ERR_TLS);
+  /* A file with no certificate in it (a key). */
+  assert_int_equal(lariat_client_options_set_tls_ca(o, leaf.keyfile, NULL),
+                   LARIAT_ERR_TLS);
+  assert_int_equal(lariat_client_options_set_tls_server_name(o, "a\r\nb"),
+                   LARIAT_ERR_INVALID_ARGUMENT);
+  assert_int_equal(lariat_client_options_set_tls_server_name(o, NULL), 0);
+  assert_int_equal(lariat_client_options_set_tls_ca(NULL, ca.cafile, NULL),
+                   LARIAT_ERR_INVALID_ARGUMENT);
+  assert_int_equal(lariat_client_options_set_tls_insecure_no_verify(NULL, 1),
+                   LARIAT_ERR_INVALID_ARGUMENT);
+  lariat_client_options_del(o);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_echoes_with_a_lariat_server),
@@ -616,6 +894,11 @@ int main(void) {
       cmocka_unit_test(test_silent_server_times_out),
       cmocka_unit_test(test_reconnects_after_an_outage),
       cmocka_unit_test(test_stop_ends_clients),
+      cmocka_unit_test(test_wss_echoes_with_a_lariat_server),
+      cmocka_unit_test(test_wss_verifies_the_server),
+      cmocka_unit_test(test_wss_to_plain_and_silent_servers),
+      cmocka_unit_test(test_wss_reconnects),
+      cmocka_unit_test(test_wss_option_errors),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, make_certs, free_certs);
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "test_certs.h"
 #include "tlstunnel.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -43,62 +44,7 @@
 
 static th_server srv;
 
-typedef struct test_cert {
-  char *cert, *key;
-  size_t cert_len, key_len;
-  char cafile[64]; /* the certificate as a file, for clients to trust */
-} test_cert;
-
 static test_cert cert_a, cert_b, cert_c;
-
-static char *bio_text(BIO *b, size_t *len) {
-  char *p;
-  long n = BIO_get_mem_data(b, &p);
-  char *copy = malloc((size_t)n + 1);
-  memcpy(copy, p, (size_t)n);
-  copy[n] = 0;
-  *len = (size_t)n;
-  return copy;
-}
-
-/* A P-256 self-signed certificate for |cn| with |san| ("DNS:a.test,..."). */
-static void make_cert(test_cert *c, const char *cn, const char *san) {
-  EVP_PKEY *k = EVP_EC_gen("P-256");
-  assert_non_null(k);
-  X509 *x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(rand() & 0x7fffffff));
-  X509_gmtime_adj(X509_getm_notBefore(x), -60);
-  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-  X509_set_pubkey(x, k);
-  X509_NAME *name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             (const unsigned char *)cn, -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  X509V3_CTX v3;
-  X509V3_set_ctx_nodb(&v3);
-  X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-  X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-  assert_non_null(ext);
-  X509_add_ext(x, ext, -1);
-  X509_EXTENSION_free(ext);
-  assert_true(X509_sign(x, k, EVP_sha256()) > 0);
-  BIO *b = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(b, x);
-  c->cert = bio_text(b, &c->cert_len);
-  BIO_free(b);
-  b = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-  c->key = bio_text(b, &c->key_len);
-  BIO_free(b);
-  X509_free(x);
-  EVP_PKEY_free(k);
-  snprintf(c->cafile, sizeof c->cafile, "/tmp/lariat-tls-ca-XXXXXX");
-  int fd = mkstemp(c->cafile);
-  assert_true(fd >= 0);
-  assert_true(write(fd, c->cert, c->cert_len) == (ssize_t)c->cert_len);
-  close(fd);
-}
 
 static lariat_tls *tls_of(const test_cert *c) {
   lariat_tls *tls;
@@ -809,23 +755,19 @@ static void test_configuration_errors(void **st) {
 static int setup(void **st) {
   (void)st;
   srand((unsigned)time(NULL));
-  make_cert(&cert_a, "a.test", "DNS:a.test,DNS:localhost,IP:127.0.0.1");
-  make_cert(&cert_b, "b.test", "DNS:b.test,DNS:*.b.test");
-  make_cert(&cert_c, "c.test", "DNS:a.test,DNS:c.test,IP:127.0.0.1");
+  test_cert_make(&cert_a, "a.test", "DNS:a.test,DNS:localhost,IP:127.0.0.1",
+                 NULL, 0);
+  test_cert_make(&cert_b, "b.test", "DNS:b.test,DNS:*.b.test", NULL, 0);
+  test_cert_make(&cert_c, "c.test", "DNS:a.test,DNS:c.test,IP:127.0.0.1",
+                 NULL, 0);
   return 0;
-}
-
-static void free_cert(test_cert *c) {
-  unlink(c->cafile);
-  free(c->cert);
-  free(c->key);
 }
 
 static int teardown(void **st) {
   (void)st;
-  free_cert(&cert_a);
-  free_cert(&cert_b);
-  free_cert(&cert_c);
+  test_cert_free(&cert_a);
+  test_cert_free(&cert_b);
+  test_cert_free(&cert_c);
   return 0;
 }
 

@@ -1212,6 +1212,45 @@ LARIAT_EXTERN int lariat_client_options_set_offline_queue(
 /**
  * @function
  *
+ * wss://: trust only the certificate authorities in |ca_file| (PEM, one
+ * or more certificates) and/or |ca_dir| (a directory hashed as by
+ * `openssl rehash`; either may be NULL, not both) instead of the system's
+ * (OpenSSL's default paths, on Debian /etc/ssl/certs). The file is read
+ * now; the options share what was read with every client made from them.
+ * Returns 0, LARIAT_ERR_INVALID_ARGUMENT, or LARIAT_ERR_TLS when the file
+ * cannot be read or holds no certificate.
+ */
+LARIAT_EXTERN int lariat_client_options_set_tls_ca(lariat_client_options *opts,
+                                                   const char *ca_file,
+                                                   const char *ca_dir);
+
+/**
+ * @function
+ *
+ * wss://: the name sent in SNI and that the server's certificate must
+ * carry, instead of the URL's host (which still goes in the Host header
+ * and is what is connected to). NULL or "" goes back to the URL's host.
+ * An IP address is matched against the certificate's IP addresses and,
+ * as RFC 6066 asks, not sent in SNI. Returns 0 or
+ * LARIAT_ERR_INVALID_ARGUMENT.
+ */
+LARIAT_EXTERN int lariat_client_options_set_tls_server_name(
+    lariat_client_options *opts, const char *name);
+
+/**
+ * @function
+ *
+ * wss://: |insecure| 1 accepts any certificate from any server: no chain
+ * and no name is checked, so anyone on the path can read and change the
+ * traffic. For tests against throwaway certificates only; 0 (the
+ * default) verifies. Returns 0 or LARIAT_ERR_INVALID_ARGUMENT.
+ */
+LARIAT_EXTERN int lariat_client_options_set_tls_insecure_no_verify(
+    lariat_client_options *opts, int insecure);
+
+/**
+ * @function
+ *
  * Any thread. Connects to |url| ("ws://host[:port]/path?query"; IPv6 as
  * "[::1]"; names resolved without blocking the loop, IPv4 and IPv6) from
  * one of |server|'s loops, with |handler| (its init is not used) and
@@ -1222,9 +1261,19 @@ LARIAT_EXTERN int lariat_client_options_set_offline_queue(
  * |*id| (may be NULL). The outcome arrives in the handler: websocket_init
  * once open, terminate when an attempt or the connection ends. Returns 0,
  * LARIAT_ERR_INVALID_ARGUMENT (NULL server or handler, or a URL that does
- * not parse: bad scheme, empty host, bad port), LARIAT_ERR_UNSUPPORTED
- * for wss:// in a build without TLS, LARIAT_ERR_NOMEM or
+ * not parse: bad scheme, empty host, bad port), LARIAT_ERR_NOMEM or
  * LARIAT_ERR_STOPPED.
+ *
+ * "wss://host..." connects over TLS 1.2 or 1.3 (OpenSSL): SNI and the
+ * certificate check use the host (see
+ * lariat_client_options_set_tls_server_name()), verified against the
+ * system's CAs unless lariat_client_options_set_tls_ca() names others,
+ * ALPN offers "http/1.1", and the upgrade request leaves once the TLS
+ * handshake is over. A certificate that does not verify ends the attempt
+ * with LARIAT_REASON_HANDSHAKE_FAILED, failure "TLS handshake failed:
+ * certificate verify failed: " and OpenSSL's reason ("hostname
+ * mismatch", "unable to get local issuer certificate", ...); the TLS
+ * handshake counts against the handshake timeout.
  */
 LARIAT_EXTERN int lariat_connect(lariat_server *server, const char *url,
                                  const lariat_handler *handler,
