@@ -441,6 +441,30 @@ class client_options {
         max_attempts));
     return *this;
   }
+  /** wss://: trust these CAs instead of the system's
+   * (lariat_client_options_set_tls_ca()); an empty string is "none".
+   * Throws lariat::error (LARIAT_ERR_TLS) when no certificate loads. */
+  client_options &tls_ca(const std::string &ca_file,
+                         const std::string &ca_dir = std::string()) {
+    detail::check(lariat_client_options_set_tls_ca(
+        checked(), ca_file.empty() ? nullptr : ca_file.c_str(),
+        ca_dir.empty() ? nullptr : ca_dir.c_str()));
+    return *this;
+  }
+  /** wss://: the name for SNI and the certificate check instead of the
+   * URL's host (lariat_client_options_set_tls_server_name()). */
+  client_options &tls_server_name(const std::string &name) {
+    detail::check(
+        lariat_client_options_set_tls_server_name(checked(), name.c_str()));
+    return *this;
+  }
+  /** wss://: accept any certificate (tests only;
+   * lariat_client_options_set_tls_insecure_no_verify()). */
+  client_options &tls_insecure_no_verify(bool insecure = true) {
+    detail::check(lariat_client_options_set_tls_insecure_no_verify(
+        checked(), insecure ? 1 : 0));
+    return *this;
+  }
   /** lariat_client_options_set_offline_queue(). */
   client_options &offline_queue(std::size_t max_messages) {
     detail::check(

@@ -1,6 +1,8 @@
 """lariat-cat and lariat-autobahn-client as a user runs them, across
 processes: lariat-cat against lariat-echo (lines in, echoes out, exit 0),
-against nothing (exit 1) and against a server closing with 4000 (exit 2);
+over ws:// and over wss:// (a test CA made now signs lariat-echo's
+certificate; without --ca the certificate is refused, exit 1), against
+nothing (exit 1) and against a server closing with 4000 (exit 2);
 lariat-autobahn-client against a small stand-in for Autobahn's
 fuzzingserver that speaks its client protocol (getCaseCount, runCase with
 echoes checked, permessage-deflate offered, updateReports).
@@ -8,9 +10,11 @@ echoes checked, permessage-deflate offered, updateReports).
 usage: client_tools_test.py LARIAT_CAT AUTOBAHN_CLIENT LARIAT_ECHO"""
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -81,6 +85,56 @@ def test_cat_with_lariat_echo():
     finally:
         echo.terminate()
         echo.wait(TIMEOUT)
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_ca_and_leaf(d):
+    """A test CA and a certificate it signs for localhost and 127.0.0.1,
+    as PEM files in |d| (made now: no key is committed)."""
+    ca, ca_key = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+    leaf, key = os.path.join(d, "leaf.pem"), os.path.join(d, "leaf.key")
+    csr, ext = os.path.join(d, "leaf.csr"), os.path.join(d, "ext.cnf")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-days", "2", "-subj", "/CN=lariat test CA",
+            "-keyout", ca_key, "-out", ca)
+    openssl("req", "-new", *ec, "-subj", "/CN=localhost", "-keyout", key,
+            "-out", csr)
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+            "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", leaf)
+    return ca, leaf, key
+
+
+def test_cat_with_lariat_echo_over_wss():
+    with tempfile.TemporaryDirectory() as d:
+        ca, leaf, key = make_ca_and_leaf(d)
+        port = free_port()
+        echo = subprocess.Popen([ECHO, "--port", str(port), "--tls-cert", leaf,
+                                 "--tls-key", key], stdout=subprocess.DEVNULL)
+        try:
+            wait_port(port)
+            lines = "".join("wss line %d\n" % i for i in range(200))
+            for url in ("wss://127.0.0.1:%d/" % port,
+                        "wss://localhost:%d/" % port):
+                r = cat(url, lines, "--ca", ca)
+                assert r.returncode == 0, r.stderr
+                assert r.stdout == lines, r.stdout[:200]
+            r = cat("wss://localhost:%d/" % port, "x\n")
+            assert r.returncode == 1, r.stderr
+            assert "certificate verify failed" in r.stderr, r.stderr
+            r = cat("wss://localhost:%d/" % port, "x\n", "--ca", ca,
+                    "--servername", "other.test")
+            assert r.returncode == 1 and "hostname mismatch" in r.stderr, \
+                r.stderr
+            r = cat("wss://localhost:%d/" % port, "x\n", "--insecure")
+            assert r.returncode == 0 and r.stdout == "x\n", r.stderr
+        finally:
+            echo.terminate()
+            echo.wait(TIMEOUT)
 
 
 def test_cat_exit_statuses():

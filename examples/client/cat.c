@@ -5,7 +5,12 @@
  * grace time.
  *
  *   lariat-cat [--protocol P]... [--header 'Name: value']... [--compress]
- *              [--grace MS] [--timeout MS] URL
+ *              [--grace MS] [--timeout MS] [--ca FILE] [--servername NAME]
+ *              [--insecure] URL
+ *
+ * URL is ws:// or wss://; wss:// verifies the server against the system's
+ * CAs, or those of --ca FILE; --servername checks (and sends in SNI)
+ * another name than the URL's host; --insecure checks nothing.
  *
  * Exit status: 0 closed normally (by us, or by the server with 1000 or
  * 1001), 1 the handshake failed (status and reason on stderr), 2 the
@@ -142,7 +147,8 @@ static void on_signal(int sig) {
 static int usage(void) {
   fprintf(stderr,
           "usage: lariat-cat [--protocol P]... [--header 'Name: value']...\n"
-          "                  [--compress] [--grace MS] [--timeout MS] URL\n");
+          "                  [--compress] [--grace MS] [--timeout MS]\n"
+          "                  [--ca FILE] [--servername NAME] [--insecure] URL\n");
   return 64;
 }
 
@@ -170,6 +176,17 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--timeout") && i + 1 < argc) {
       uint64_t ms = strtoull(argv[++i], NULL, 10);
       if (lariat_client_options_set_timeouts(opts, ms, ms) != 0) return usage();
+    } else if (!strcmp(a, "--ca") && i + 1 < argc) {
+      int rc = lariat_client_options_set_tls_ca(opts, argv[++i], NULL);
+      if (rc != 0) {
+        fprintf(stderr, "lariat-cat: %s: %s\n", argv[i], lariat_strerror(rc));
+        return 64;
+      }
+    } else if (!strcmp(a, "--servername") && i + 1 < argc) {
+      if (lariat_client_options_set_tls_server_name(opts, argv[++i]) != 0)
+        return usage();
+    } else if (!strcmp(a, "--insecure")) {
+      lariat_client_options_set_tls_insecure_no_verify(opts, 1);
     } else if (a[0] != '-' && !url) {
       url = a;
     } else {

@@ -1,12 +1,14 @@
 // The client through the C++ wrapper, over loopback: a handler object
 // connects to a lariat echo server, echoes 100 messages in order, ends
 // with shutdown; a failed handshake reports its status and headers; the
-// state lives across a reconnect and is destroyed once.
+// state lives across a reconnect and is destroyed once; over wss:// the
+// test CA is trusted through client_options and an unknown one refused.
 #include <atomic>
 #include <memory>
 #include <string>
 
 #include "support.hpp"
+#include "test_certs.h"
 
 using lariat::result;
 
@@ -104,6 +106,54 @@ TEST(failed_handshake_reports_status_and_headers) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   CHECK_EQ(status.load(), 404);
   CHECK(failure.find("101") != std::string::npos);
+}
+
+// wss:// to a server whose certificate the run's test CA signed: echoes
+// with the CA trusted; refused (verification on by default) without it.
+TEST(wss_client_verifies_through_the_wrapper) {
+  test_cert ca, leaf;
+  test_cert_make(&ca, "lariat test CA", nullptr, nullptr, 1);
+  test_cert_make(&leaf, "localhost", "DNS:localhost,IP:127.0.0.1", &ca, 0);
+  {
+    lariat::server s;
+    lariat::tls cfg;
+    cfg.add_cert_pem(std::string_view(leaf.cert, leaf.cert_len),
+                     std::string_view(leaf.key, leaf.key_len));
+    s.route<echo>("*");
+    s.listen_tls("127.0.0.1", 0, cfg);
+    t::running_server rs(std::move(s));
+    rs.start();
+    std::string url =
+        "wss://localhost:" + std::to_string(rs.server().tls_port()) + "/";
+    CHECK_LARIAT_ERROR(LARIAT_ERR_TLS,
+                       lariat::client_options().tls_ca("/nonexistent"));
+
+    auto trusted = std::make_unique<counting_client>();
+    counting_client &ok = *trusted;
+    std::atomic<int> refused_kind{-1};
+    std::string refused_failure;
+    lariat::handler_fns<> fns;
+    fns.terminate = [&](lariat::connection *, const lariat::reason &why,
+                        std::monostate *) {
+      refused_failure = std::string(why.failure());
+      refused_kind = static_cast<int>(why.kind());
+    };
+    CHECK(rs.server().defer([&] {
+      lariat::client_options o;
+      o.tls_ca(ca.cafile).tls_server_name("localhost");
+      rs.server().connect(url, std::move(trusted), o, counter_state());
+      rs.server().connect(url, std::move(fns));  // the system's CAs
+    }));
+    for (int i = 0; i < 1000 && (ok.ends == 0 || refused_kind < 0); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK_EQ(ok.echoes.load(), 100);
+    CHECK_EQ(ok.last_kind.load(), LARIAT_REASON_SHUTDOWN);
+    CHECK_EQ(refused_kind.load(), LARIAT_REASON_HANDSHAKE_FAILED);
+    CHECK(refused_failure.find("unable to get local issuer certificate") !=
+          std::string::npos);
+  }
+  test_cert_free(&leaf);
+  test_cert_free(&ca);
 }
 
 }  // namespace

@@ -137,6 +137,11 @@ def _check(rc):
     return rc
 
 
+def _path_or_null(path):
+    """A filesystem path for the C API, or NULL for None."""
+    return ffi.NULL if path is None else os.fsencode(path)
+
+
 def _ms(seconds):
     """Seconds (None: never) to the C API's milliseconds (0: never)."""
     if seconds is None:
@@ -1196,8 +1201,11 @@ class Server:
 
     def connect(self, url, handler, *, state=None, protocols=(), headers=(),
                 compress=None, max_frame_size=None, connect_timeout=None,
-                handshake_timeout=None, reconnect=None, offline_queue=None):
-        """Any thread: a client connection to |url| ("ws://host:port/path")
+                handshake_timeout=None, reconnect=None, offline_queue=None,
+                tls_ca_file=None, tls_ca_dir=None, tls_server_name=None,
+                tls_insecure_no_verify=False):
+        """Any thread: a client connection to |url| ("ws://host:port/path"
+        or "wss://...")
         run by one of the server's loops, with |handler| (a class or an
         instance; init is not used) and |state| (Connection.state, kept
         across reconnects). protocols: offered in order; headers: a dict
@@ -1206,9 +1214,13 @@ class Server:
         seconds; reconnect: a dict with base and max (seconds),
         multiplier, jitter (0..1) and max_attempts (0: no limit);
         offline_queue: messages post()ed while disconnected that wait for
-        the next connection (default 256). Returns the connection id,
-        stable across reconnects (for post()). terminate runs after every
-        attempt; reason.retrying says whether another follows."""
+        the next connection (default 256). wss:// verifies the server's
+        certificate against the system's CAs, or tls_ca_file (PEM) and/or
+        tls_ca_dir; tls_server_name: the name for SNI and the check
+        instead of the URL's host; tls_insecure_no_verify=True accepts any
+        certificate (tests only). Returns the connection id, stable across
+        reconnects (for post()). terminate runs after every attempt;
+        reason.retrying says whether another follows."""
         opts = ffi.new("lariat_client_options **")
         _check(lib.lariat_client_options_new(opts))
         o = ffi.gc(opts[0], lib.lariat_client_options_del)
@@ -1242,6 +1254,14 @@ class Server:
         if offline_queue is not None:
             _check(lib.lariat_client_options_set_offline_queue(
                 o, offline_queue))
+        if tls_ca_file is not None or tls_ca_dir is not None:
+            _check(lib.lariat_client_options_set_tls_ca(
+                o, _path_or_null(tls_ca_file), _path_or_null(tls_ca_dir)))
+        if tls_server_name is not None:
+            _check(lib.lariat_client_options_set_tls_server_name(
+                o, tls_server_name.encode("idna")))
+        if tls_insecure_no_verify:
+            _check(lib.lariat_client_options_set_tls_insecure_no_verify(o, 1))
         route = _Route()
         route.server, route.handler, route.deflate = self, handler, None
         route.handle = ffi.new_handle(route)

@@ -49,6 +49,8 @@ on it, and every connection must be on the loop that runs the batch.
 
 import asyncio as _asyncio
 import collections
+import ssl as _ssl
+import tempfile
 import threading
 import types
 import urllib.parse
@@ -500,6 +502,12 @@ class _Connection:
                         ("connect", "name resolution", "socket")):
                 exc = OSError("could not connect to %s: %s"
                               % (getattr(self, "url", "?"), reason.failure))
+            elif reason.kind == _lariat.ReasonKind.HANDSHAKE_FAILED and \
+                    (reason.failure or "").startswith("TLS"):
+                # As websockets raises them, from the ssl module.
+                verify = "certificate verify failed" in reason.failure
+                exc = (_ssl.SSLCertVerificationError if verify
+                       else _ssl.SSLError)(reason.failure)
             elif reason.kind == _lariat.ReasonKind.HANDSHAKE_FAILED:
                 exc = InvalidHandshake(reason.failure or "handshake failed")
             else:
@@ -1068,16 +1076,56 @@ def _client_host():
         return _client_server
 
 
+def _tls_options(context, server_hostname):
+    """Server.connect()'s TLS options from websockets' ssl and
+    server_hostname. An ssl.SSLContext gives what lariat can take from
+    it: the CA certificates loaded into it (none loaded: the system's),
+    and no verification when it checks neither chain nor name. Client
+    certificates, ciphers and protocol versions of the context are not
+    carried over (lariat negotiates TLS 1.2 or 1.3 with its own)."""
+    options = {}
+    if server_hostname is not None:
+        options["tls_server_name"] = server_hostname
+    if context is None or context is True:
+        return options
+    if not isinstance(context, _ssl.SSLContext):
+        raise TypeError("ssl must be an ssl.SSLContext or True")
+    if context.verify_mode == _ssl.CERT_NONE and not context.check_hostname:
+        options["tls_insecure_no_verify"] = True
+        return options
+    cas = context.get_ca_certs(binary_form=True)
+    if cas:
+        options["tls_ca_pem"] = "".join(
+            _ssl.DER_cert_to_PEM_cert(c) for c in cas)
+    return options
+
+
+def _connect_with_tls(server, uri, handler, options):
+    """server.connect(), the CAs of an SSLContext handed over as the PEM
+    file lariat reads them from (read at once, so it goes right after)."""
+    pem = options.pop("tls_ca_pem", None)
+    if pem is None:
+        return server.connect(uri, handler, **options)
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as f:
+        f.write(pem)
+        f.flush()
+        return server.connect(uri, handler, tls_ca_file=f.name, **options)
+
+
 class _Connect:
     """connect(url): `async with connect(url) as ws` or
     `ws = await connect(url)`."""
 
     def __init__(self, uri, *, subprotocols=None, compression="deflate",
                  max_size=2 ** 20, max_queue=32, write_limit=2 ** 16,
-                 open_timeout=10, extra_headers=None, **_ignored):
+                 open_timeout=10, extra_headers=None, ssl=None,
+                 server_hostname=None, **_ignored):
         parts = urllib.parse.urlsplit(uri)
-        if parts.scheme != "ws" or not parts.hostname:
-            raise InvalidURI("%r is not a ws:// URI" % (uri,))
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise InvalidURI("%r is not a ws:// or wss:// URI" % (uri,))
+        if ssl is not None and parts.scheme != "wss":
+            raise ValueError("connect() received a ssl argument for a ws:// URI")
+        self._tls = _tls_options(ssl, server_hostname)
         self._uri = uri
         self._subprotocols = list(subprotocols or ())
         self._compress = compression == "deflate"
@@ -1096,12 +1144,13 @@ class _Connect:
         options = {"protocols": self._subprotocols,
                    "headers": self._headers,
                    "compress": self._compress or None}
+        options.update(self._tls)
         if self._max_size is not None:
             options["max_frame_size"] = self._max_size
         if self._open_timeout is not None:
             options["connect_timeout"] = self._open_timeout
             options["handshake_timeout"] = self._open_timeout
-        ws.id = server.connect(self._uri, _Handler(ws), **options)
+        ws.id = _connect_with_tls(server, self._uri, _Handler(ws), options)
         await ws._opened_future
         self._ws = ws
         return ws
@@ -1118,11 +1167,17 @@ class _Connect:
 
 
 def connect(uri, **kwargs):
-    """A client connection to |uri| (ws://host:port/path), on a lariat
-    loop shared by the process's clients. Options: subprotocols (offered
-    in order), compression ("deflate" (default) or None), max_size,
-    max_queue, write_limit, open_timeout, extra_headers. Raises
+    """A client connection to |uri| (ws://host:port/path or wss://...),
+    on a lariat loop shared by the process's clients. Options:
+    subprotocols (offered in order), compression ("deflate" (default) or
+    None), max_size, max_queue, write_limit, open_timeout, extra_headers,
+    and for wss:// ssl (an ssl.SSLContext whose CA certificates are
+    trusted, the system's when it has none loaded; verify_mode CERT_NONE
+    with check_hostname False turns verification off) and
+    server_hostname. Raises
     InvalidStatusCode when the server answers other than 101,
-    InvalidHandshake for another bad answer, OSError when it cannot
+    ssl.SSLCertVerificationError for a certificate that does not verify
+    (ssl.SSLError for another TLS failure), InvalidHandshake for another
+    bad answer, OSError when it cannot
     connect."""
     return _Connect(uri, **kwargs)

@@ -1,8 +1,11 @@
 """wss:// from Python: a server with a plain and a TLS listener, the
 websockets client over ssl.create_default_context(cafile=...), SNI,
-reload and the handshake failure count."""
+reload and the handshake failure count; the lariat client over wss://
+(Server.connect with its TLS options, lariat.asyncio.connect with an
+SSLContext against websockets' own TLS server)."""
 
 import asyncio
+import queue
 import socket
 import ssl
 import subprocess
@@ -11,7 +14,8 @@ import pytest
 import websockets
 
 import lariat
-from conftest import TIMEOUT, eventually, run
+import lariat.asyncio
+from conftest import TIMEOUT, eventually, get, run
 
 
 def make_cert(tmp_path, name, *alt_names, stem=None):
@@ -102,3 +106,86 @@ def test_sni_reload_and_failures(tmp_path):
             s.recv(100)
         assert eventually(lambda: tls.failures[0] > before)
         assert tls.failures[1] in ("http request", "wrong version number")
+
+
+class Client:
+    """A client handler: sends "héllo", reports the echo, the TLS version
+    and how it ended."""
+
+    def __init__(self, events):
+        self.events = events
+
+    def websocket_init(self, conn):
+        self.events.put(("open", conn.tls_version))
+        conn.send_text("héllo")
+
+    def websocket_handle(self, conn, frame):
+        self.events.put(("echo", frame.text))
+        return "shutdown"
+
+    def terminate(self, conn, reason):
+        self.events.put(("end", reason.kind, reason.failure))
+
+
+def test_client_wss_verifies_the_server(tmp_path):
+    cert, key = make_cert(tmp_path, "localhost")
+    other, _ = make_cert(tmp_path, "other.test")
+    server = lariat.Server("127.0.0.1", 0)
+    server.route("/", Echo)
+    with server:
+        tls_port = server.listen_tls("127.0.0.1", 0, lariat.Tls(cert, key))
+        server.serve_in_thread()
+        client_checks(server, "wss://localhost:%d/" % tls_port, cert, other,
+                      tmp_path)
+
+
+def client_checks(server, url, cert, other, tmp_path):
+    events = queue.Queue()
+    server.connect(url, Client(events), tls_ca_file=cert)
+    assert get(events) == ("open", "TLSv1.3")
+    assert get(events) == ("echo", "héllo")
+    assert get(events)[1] == lariat.ReasonKind.SHUTDOWN
+    # Refused: the system's CAs, another certificate, another name.
+    for options in ({}, {"tls_ca_file": other},
+                    {"tls_ca_file": cert, "tls_server_name": "other.test"}):
+        server.connect(url, Client(events), **options)
+        end, kind, failure = get(events)
+        assert kind == lariat.ReasonKind.HANDSHAKE_FAILED, options
+        assert "certificate verify failed" in failure, (options, failure)
+    server.connect(url, Client(events), tls_insecure_no_verify=True)
+    assert get(events) == ("open", "TLSv1.3")
+    with pytest.raises(lariat.Error):
+        server.connect(url, Client(events), tls_ca_file=str(tmp_path / "no"))
+
+
+def test_asyncio_client_wss_to_a_websockets_server(tmp_path):
+    """lariat.asyncio.connect() over wss:// to websockets' server on
+    Python's ssl module: the SSLContext's CA is what is trusted."""
+    cert, key = make_cert(tmp_path, "localhost")
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def main():
+        async def handler(ws, path=None):
+            async for msg in ws:
+                await ws.send(msg)
+
+        async with websockets.serve(handler, "127.0.0.1", 0,
+                                    ssl=server_ctx) as peer:
+            port = peer.sockets[0].getsockname()[1]
+            url = "wss://localhost:%d/" % port
+            ctx = ssl.create_default_context(cafile=cert)
+            async with lariat.asyncio.connect(url, ssl=ctx) as ws:
+                for i in range(100):
+                    await ws.send("m%d" % i)
+                    assert await ws.recv() == "m%d" % i
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await lariat.asyncio.connect(url)
+            insecure = ssl.create_default_context()
+            insecure.check_hostname = False
+            insecure.verify_mode = ssl.CERT_NONE
+            async with lariat.asyncio.connect(url, ssl=insecure) as ws:
+                await ws.send(b"\x00")
+                assert await ws.recv() == b"\x00"
+
+    run(main())
