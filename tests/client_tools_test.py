@@ -12,6 +12,7 @@ usage: client_tools_test.py LARIAT_CAT AUTOBAHN_CLIENT LARIAT_ECHO"""
 import asyncio
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -48,16 +49,17 @@ def cat(url, stdin, *args):
 
 
 class Background:
-    """An asyncio websockets server on a thread."""
+    """An asyncio websockets server on a thread (over TLS with an
+    ssl.SSLContext)."""
 
-    def __init__(self, handler):
+    def __init__(self, handler, ssl=None):
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
 
         async def main():
             self.server = await websockets.serve(handler, "127.0.0.1", 0,
                                                  compression="deflate",
-                                                 max_size=None)
+                                                 max_size=None, ssl=ssl)
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()
             await self.server.wait_closed()
@@ -161,6 +163,20 @@ def test_cat_exit_statuses():
 
 
 def test_autobahn_client_protocol():
+    autobahn_client_protocol("ws", [])
+
+
+def test_autobahn_client_protocol_over_wss():
+    """The same over wss:// (Python's ssl module on the server side), the
+    test CA given with --ca."""
+    with tempfile.TemporaryDirectory() as d:
+        ca, leaf, key = make_ca_and_leaf(d)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(leaf, key)
+        autobahn_client_protocol("wss", ["--ca", ca], ctx)
+
+
+def autobahn_client_protocol(scheme, args, ssl_context=None):
     seen = {"count": 0, "cases": [], "reports": [], "deflate": [], "ok": []}
     cases = 3
 
@@ -187,9 +203,10 @@ def test_autobahn_client_protocol():
             seen["reports"].append(path)
             await ws.close()
 
-    server = Background(fuzzingserver)
+    server = Background(fuzzingserver, ssl_context)
     try:
-        r = subprocess.run([AUTOBAHN, "ws://127.0.0.1:%d" % server.port,
+        r = subprocess.run([AUTOBAHN, *args,
+                            "%s://127.0.0.1:%d" % (scheme, server.port),
                             "agent7"], timeout=TIMEOUT,
                            stdout=subprocess.PIPE, universal_newlines=True)
         assert r.returncode == 0, r.stdout

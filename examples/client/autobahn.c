@@ -4,11 +4,13 @@
  * binary message echoed back, permessage-deflate offered), then
  * /updateReports?agent=AGENT.
  *
- *   lariat-autobahn-client [URL] [AGENT]
+ *   lariat-autobahn-client [--ca FILE | --insecure] [URL] [AGENT]
  *
- * URL defaults to ws://127.0.0.1:9001, AGENT to "lariat". Exits 0 once
- * the reports were updated, 1 when the fuzzing server could not be
- * reached. */
+ * URL defaults to ws://127.0.0.1:9001, AGENT to "lariat"; a wss:// URL
+ * runs the cases over TLS, the server verified against the system's CAs,
+ * those of --ca FILE, or not at all with --insecure. Exits 0 once the
+ * reports were updated, 1 when the fuzzing server could not be reached,
+ * 64 for bad usage. */
 #include <lariat/lariat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,8 @@
 static lariat_server *server;
 static const char *base = "ws://127.0.0.1:9001";
 static const char *agent = "lariat";
+static const char *ca_file = NULL;
+static int insecure = 0;
 static int case_count = -1, current = 0, failed = 0;
 
 enum step { COUNT, CASE, REPORT };
@@ -77,6 +81,14 @@ static void connect_step(void) {
   lariat_client_options *opts;
   lariat_client_options_new(&opts);
   lariat_client_options_set_max_frame_size(opts, (uint64_t)64 << 20);
+  if (ca_file && lariat_client_options_set_tls_ca(opts, ca_file, NULL) != 0) {
+    fprintf(stderr, "lariat-autobahn-client: no CA certificate in %s\n", ca_file);
+    failed = 1;
+    lariat_server_stop(server);
+    lariat_client_options_del(opts);
+    return;
+  }
+  lariat_client_options_set_tls_insecure_no_verify(opts, insecure);
   if (step == CASE) {
     lariat_client_options_set_deflate(opts, LARIAT_DEFLATE_ENABLE, 1);
     if (current % 100 == 0) printf("case %d of %d\n", current, case_count);
@@ -89,8 +101,20 @@ static void connect_step(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1) base = argv[1];
-  if (argc > 2) agent = argv[2];
+  int positional = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--ca") && i + 1 < argc) {
+      ca_file = argv[++i];
+    } else if (!strcmp(argv[i], "--insecure")) {
+      insecure = 1;
+    } else if (argv[i][0] != '-' && positional < 2) {
+      *(positional++ == 0 ? &base : &agent) = argv[i];
+    } else {
+      fprintf(stderr,
+              "usage: lariat-autobahn-client [--ca FILE | --insecure] [URL] [AGENT]\n");
+      return 64;
+    }
+  }
   if (lariat_server_new(&server, NULL, NULL) != 0) return 1;
   connect_step();
   lariat_server_run(server);
