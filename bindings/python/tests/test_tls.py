@@ -158,12 +158,16 @@ def client_checks(server, url, cert, other, tmp_path):
         server.connect(url, Client(events), tls_ca_file=str(tmp_path / "no"))
 
 
-def test_asyncio_client_wss_to_a_websockets_server(tmp_path):
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_asyncio_client_wss_to_a_websockets_server(tmp_path, version):
     """lariat.asyncio.connect() over wss:// to websockets' server on
-    Python's ssl module: the SSLContext's CA is what is trusted."""
+    Python's ssl module (TLS 1.2 and 1.3): the SSLContext's CA is what is
+    trusted."""
     cert, key = make_cert(tmp_path, "localhost")
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
+    server_ctx.minimum_version = server_ctx.maximum_version = \
+        getattr(ssl.TLSVersion, version)
 
     async def main():
         async def handler(ws, path=None):
