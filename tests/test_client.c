@@ -25,6 +25,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <openssl/x509.h>
+
 #include "test_certs.h"
 #include "wsclient.h"
 
@@ -711,6 +713,7 @@ typedef struct cert_case {
   const test_cert *served;
   const test_cert *trusted; /* NULL: the system's CAs */
   const char *server_name;  /* NULL: the URL's host */
+  int by_dir;               /* |trusted| as a hashed CA directory */
   int insecure;
   const char *failure_part; /* NULL: the connection opens */
 } cert_case;
@@ -723,26 +726,39 @@ typedef struct cert_case {
 static void test_wss_verifies_the_server(void **unused) {
   (void)unused;
   const cert_case cases[] = {
-      {"the test CA", &leaf, &ca, NULL, 0, NULL},
-      {"unknown CA (system CAs)", &leaf, NULL, NULL, 0,
+      {"the test CA", &leaf, &ca, NULL, 0, 0, NULL},
+      {"the test CA in a hashed directory", &leaf, &ca, NULL, 1, 0, NULL},
+      {"another CA in a hashed directory", &leaf, &other_ca, NULL, 1, 0,
        "certificate verify failed: unable to get local issuer certificate"},
-      {"unknown CA (another CA file)", &leaf, &other_ca, NULL, 0,
+      {"unknown CA (system CAs)", &leaf, NULL, NULL, 0, 0,
        "certificate verify failed: unable to get local issuer certificate"},
-      {"self-signed", &self_signed, &ca, NULL, 0, "certificate verify failed"},
-      {"wrong host name", &leaf, &ca, "other.test", 0,
+      {"unknown CA (another CA file)", &leaf, &other_ca, NULL, 0, 0,
+       "certificate verify failed: unable to get local issuer certificate"},
+      {"self-signed", &self_signed, &ca, NULL, 0, 0, "certificate verify failed"},
+      {"wrong host name", &leaf, &ca, "other.test", 0, 0,
        "certificate verify failed: hostname mismatch"},
-      {"no IP address in the certificate", &only_leaf, &ca, NULL, 0,
+      {"no IP address in the certificate", &only_leaf, &ca, NULL, 0, 0,
        "certificate verify failed: IP address mismatch"},
-      {"the name given apart from the URL", &only_leaf, &ca, "only.test", 0, NULL},
-      {"insecure, self-signed", &self_signed, NULL, NULL, 1, NULL},
-      {"insecure, wrong name", &only_leaf, NULL, "other.test", 1, NULL},
+      {"the name given apart from the URL", &only_leaf, &ca, "only.test", 0, 0, NULL},
+      {"insecure, self-signed", &self_signed, NULL, NULL, 0, 1, NULL},
+      {"insecure, wrong name", &only_leaf, NULL, "other.test", 0, 1, NULL},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
     const cert_case *c = &cases[i];
     running r;
     start_wss(&r, c->served, 0);
     lariat_client_options *o;
-    if (c->trusted) {
+    char dir[64] = "", link[128] = "";
+    if (c->by_dir) {
+      /* As `openssl rehash` lays it out: <subject hash>.0 -> the PEM. */
+      snprintf(dir, sizeof dir, "/tmp/lariat-ca-dir-XXXXXX");
+      assert_non_null(mkdtemp(dir));
+      snprintf(link, sizeof link, "%s/%08lx.0", dir,
+               X509_subject_name_hash((X509 *)c->trusted->x509));
+      assert_int_equal(symlink(c->trusted->cafile, link), 0);
+      assert_int_equal(lariat_client_options_new(&o), 0);
+      assert_int_equal(lariat_client_options_set_tls_ca(o, NULL, dir), 0);
+    } else if (c->trusted) {
       o = trusting(c->trusted);
     } else {
       assert_int_equal(lariat_client_options_new(&o), 0);
@@ -758,6 +774,10 @@ static void test_wss_verifies_the_server(void **unused) {
     assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, o, &l, NULL), 0);
     lariat_client_options_del(o);
     if (wait_done(&l, 10000) != 0) fail_msg("%s: no terminate", c->name);
+    if (c->by_dir) {
+      unlink(link);
+      rmdir(dir);
+    }
     if (c->failure_part) {
       if (l.ends_reason[0].kind != LARIAT_REASON_HANDSHAKE_FAILED ||
           !strstr(l.failure[0], c->failure_part))
