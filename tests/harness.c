@@ -24,6 +24,23 @@ void th_sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
+static void run_server_loop(void *arg) { lariat_server_run(((th_running *)arg)->server); }
+
+void th_run(th_running *r, lariat_server *server) {
+  r->server = server;
+  r->port = lariat_server_port(server);
+  r->tls_port = r->tls ? lariat_server_tls_port(server) : 0;
+  TH_EQ(uv_thread_create(&r->thread, run_server_loop, r), 0);
+}
+
+void th_join(th_running *r) {
+  TH_EQ(lariat_server_stop_async(r->server), 0);
+  TH_EQ(uv_thread_join(&r->thread), 0);
+  lariat_server_del(r->server);
+  lariat_tls_del(r->tls);
+  r->tls = NULL;
+}
+
 static void reply_text(lariat_conn *conn, const char *text) {
   lariat_frame f = {LARIAT_OP_TEXT, 0, 0, (const uint8_t *)text,
                     strlen(text)};

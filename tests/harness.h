@@ -152,6 +152,20 @@ void th_open(th_server *s, wsc *c);
 /* Reads the next message and checks it is text equal to expected. */
 int th_expect_text(wsc *c, const char *expected, int timeout_ms);
 void th_sleep_ms(int ms);
+
+/* A server the test built itself (routed, listening) running
+ * lariat_server_run() on a thread of its own. */
+typedef struct th_running {
+  lariat_server *server;
+  uv_thread_t thread;
+  int port;        /* its first listener's */
+  lariat_tls *tls; /* deleted by th_join() when set */
+  int tls_port;
+} th_running;
+/* Starts |server| on the thread; fills server, port and tls_port. */
+void th_run(th_running *r, lariat_server *server);
+/* lariat_server_stop_async() from this thread, joins, deletes. */
+void th_join(th_running *r);
 /* Posts a th_msg (malloc'd; freed through th_msg_free, which counts). */
 int th_post(th_server *s, lariat_conn_id id, int thread, int seq,
             int query_hibernating);

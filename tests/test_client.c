@@ -27,6 +27,7 @@
 
 #include <openssl/x509.h>
 
+#include "harness.h"
 #include "test_certs.h"
 #include "wsclient.h"
 
@@ -57,48 +58,37 @@ static const lariat_handler kEcho = {.size = sizeof(lariat_handler),
                                      .init = echo_init,
                                      .websocket_handle = echo_handle};
 
-typedef struct running {
-  lariat_server *server;
-  uv_thread_t thread;
-  int port;
-  lariat_tls *tls; /* start_wss(): its certificate */
-  int tls_port;
-} running;
+typedef th_running running;
 
-static void run_server(void *arg) { lariat_server_run(((running *)arg)->server); }
-
-static void start_on(running *r, int port) {
+/* An echo server listening on |host| port |port| (0: any). */
+static void start_at(running *r, const char *host, int port) {
   memset(r, 0, sizeof *r);
-  assert_int_equal(lariat_server_new(&r->server, NULL, NULL), 0);
-  assert_int_equal(lariat_server_route(r->server, "*", &kEcho, NULL), 0);
-  assert_int_equal(lariat_server_listen(r->server, "127.0.0.1", port), 0);
-  r->port = lariat_server_port(r->server);
-  assert_int_equal(uv_thread_create(&r->thread, run_server, r), 0);
+  lariat_server *s;
+  assert_int_equal(lariat_server_new(&s, NULL, NULL), 0);
+  assert_int_equal(lariat_server_route(s, "*", &kEcho, NULL), 0);
+  assert_int_equal(lariat_server_listen(s, host, port), 0);
+  th_run(r, s);
 }
+
+static void start_on(running *r, int port) { start_at(r, "127.0.0.1", port); }
 
 /* An echo server with a wss:// listener on |tls_port| (0: any) serving
  * |cert|, beside its ws:// one. */
 static void start_wss(running *r, const test_cert *cert, int tls_port) {
   memset(r, 0, sizeof *r);
-  assert_int_equal(lariat_server_new(&r->server, NULL, NULL), 0);
-  assert_int_equal(lariat_server_route(r->server, "*", &kEcho, NULL), 0);
-  assert_int_equal(lariat_server_listen(r->server, "127.0.0.1", 0), 0);
+  lariat_server *s;
+  assert_int_equal(lariat_server_new(&s, NULL, NULL), 0);
+  assert_int_equal(lariat_server_route(s, "*", &kEcho, NULL), 0);
+  assert_int_equal(lariat_server_listen(s, "127.0.0.1", 0), 0);
   assert_int_equal(lariat_tls_new(&r->tls), 0);
   assert_int_equal(lariat_tls_add_cert_pem(r->tls, cert->cert, cert->cert_len,
                                            cert->key, cert->key_len),
                    0);
-  assert_int_equal(lariat_server_listen_tls(r->server, "127.0.0.1", tls_port, r->tls), 0);
-  r->port = lariat_server_port(r->server);
-  r->tls_port = lariat_server_tls_port(r->server);
-  assert_int_equal(uv_thread_create(&r->thread, run_server, r), 0);
+  assert_int_equal(lariat_server_listen_tls(s, "127.0.0.1", tls_port, r->tls), 0);
+  th_run(r, s);
 }
 
-static void stop(running *r) {
-  assert_int_equal(lariat_server_stop_async(r->server), 0);
-  assert_int_equal(uv_thread_join(&r->thread), 0);
-  lariat_server_del(r->server);
-  lariat_tls_del(r->tls);
-}
+static void stop(running *r) { th_join(r); }
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -308,12 +298,8 @@ static void test_negotiates_protocol_and_deflate(void **unused) {
  * attempt until one connects). */
 static void test_ipv6_and_names(void **unused) {
   (void)unused;
-  running r6 = {0};
-  assert_int_equal(lariat_server_new(&r6.server, NULL, NULL), 0);
-  assert_int_equal(lariat_server_route(r6.server, "*", &kEcho, NULL), 0);
-  assert_int_equal(lariat_server_listen(r6.server, "::1", 0), 0);
-  r6.port = lariat_server_port(r6.server);
-  assert_int_equal(uv_thread_create(&r6.thread, run_server, &r6), 0);
+  running r6;
+  start_at(&r6, "::1", 0);
   running r4;
   start_on(&r4, 0);
   const char *forms[] = {"ws://[::1]:%d/", "ws://localhost:%d/"};

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "harness.h"
 #include "wsclient.h"
 
 #define POSTERS 8
@@ -110,13 +111,7 @@ static const lariat_handler kHandler = {.size = sizeof(lariat_handler),
                                         .websocket_info = t_info,
                                         .terminate = t_terminate};
 
-typedef struct running {
-  lariat_server *server;
-  uv_thread_t thread;
-  int port;
-} running;
-
-static void run_server(void *arg) { lariat_server_run(((running *)arg)->server); }
+typedef th_running running;
 
 static void on_stopped(lariat_server *server, void *data) {
   (void)server;
@@ -130,21 +125,18 @@ static void start(running *r, unsigned threads, size_t max_connections) {
   assert_int_equal(lariat_options_set_threads(opts, threads), 0);
   if (max_connections)
     assert_int_equal(lariat_options_set_max_connections(opts, max_connections), 0);
-  assert_int_equal(lariat_server_new(&r->server, NULL, opts), 0);
+  lariat_server *s;
+  assert_int_equal(lariat_server_new(&s, NULL, opts), 0);
   lariat_options_del(opts);
-  assert_int_equal(lariat_server_route(r->server, "/t", &kHandler, NULL), 0);
-  assert_int_equal(lariat_server_listen(r->server, "127.0.0.1", 0), 0);
-  assert_int_equal(lariat_server_on_stopped(r->server, on_stopped, NULL), 0);
-  r->port = lariat_server_port(r->server);
+  assert_int_equal(lariat_server_route(s, "/t", &kHandler, NULL), 0);
+  assert_int_equal(lariat_server_listen(s, "127.0.0.1", 0), 0);
+  assert_int_equal(lariat_server_on_stopped(s, on_stopped, NULL), 0);
+  memset(r, 0, sizeof *r);
+  th_run(r, s);
   assert_true(r->port > 0);
-  assert_int_equal(uv_thread_create(&r->thread, run_server, r), 0);
 }
 
-static void stop(running *r) {
-  assert_int_equal(lariat_server_stop_async(r->server), 0);
-  assert_int_equal(uv_thread_join(&r->thread), 0);
-  lariat_server_del(r->server);
-}
+static void stop(running *r) { th_join(r); }
 
 static void reset_counters(void) {
   atomic_store(&g_delivered, 0);
