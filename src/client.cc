@@ -190,11 +190,16 @@ void ClientSession::attempt() {
   ++attempts_;
   conn_ = nullptr;
   free_addresses();
-  uint8_t nonce[16];
-  loop_->mask_keys.fill(nonce, sizeof nonce);
-  key_ = base64_encode(nonce, sizeof nonce);
   connect_deadline_ = loop_->now() + opts_.connect_ms;
   phase_ = Phase::kResolving;
+  uint8_t nonce[16];
+  loop_->mask_keys.fill(nonce, sizeof nonce);
+  try {
+    key_ = base64_encode(nonce, sizeof nonce);
+  } catch (const std::bad_alloc &) {
+    fail_early(UV_ENOMEM, "out of memory");
+    return;
+  }
   // Resolution counts against the connect timeout: the timer covers it,
   // the connection's own deadline the connect after it.
   arm(opts_.connect_ms);
@@ -263,7 +268,13 @@ void ClientSession::connect_next() {
     fail_early(UV_ENOMEM, "out of memory");
     return;
   }
-  conn->start_client(this);
+  try {
+    conn->start_client(this);
+  } catch (const std::bad_alloc &) {
+    conn->destroy();  // no handle yet: nothing else knows of it
+    fail_early(UV_ENOMEM, "out of memory");
+    return;
+  }
   auto *tcp = static_cast<TcpTransport *>(conn->transport());
   int rc = tcp->connect(ai->ai_addr);
   if (rc != 0) {  // no handle: nothing else knows of the connection

@@ -170,9 +170,15 @@ LARIAT_EXTERN int lariat_connect(lariat_server *server, const char *url,
     Letter letter = {cid, session,
                      [](void *s) { static_cast<ClientSession *>(s)->abandon(); },
                      Letter::kConnect};
-    int rc = loop->mailbox.post(letter);  // abandons it when refused
-    if (rc == 0 && id) *id = cid;
-    return rc;
+    // Refused, the session was never the loop's: no callback runs, and
+    // the caller keeps its state (terminate runs only once accepted).
+    int rc = loop->mailbox.try_post(letter);
+    if (rc != 0) {
+      delete session;
+      return rc;
+    }
+    if (id) *id = cid;
+    return 0;
   });
 }
 

@@ -12,26 +12,24 @@ int Mailbox::init(uv_loop_t *loop, uv_async_cb wake, void *data) {
   return rc;
 }
 
-int Mailbox::post(const Letter &letter) {
-  int rc = LARIAT_ERR_STOPPED;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!closed_) {
-      try {
-        queue_.push_back(letter);
-        queue_.back().seq = posted_.fetch_add(1, std::memory_order_acq_rel);
-      } catch (const std::bad_alloc &) {
-        rc = LARIAT_ERR_NOMEM;
-      }
-      if (rc != LARIAT_ERR_NOMEM) {
-        // Sent under the lock so close() cannot close the handle between
-        // the push and the wake-up.
-        uv_async_send(&async_);
-        return 0;
-      }
-    }
+int Mailbox::try_post(const Letter &letter) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (closed_) return LARIAT_ERR_STOPPED;
+  try {
+    queue_.push_back(letter);
+  } catch (const std::bad_alloc &) {
+    return LARIAT_ERR_NOMEM;
   }
-  letter.discard();  // handed over in every case, also on failure
+  queue_.back().seq = posted_.fetch_add(1, std::memory_order_acq_rel);
+  // Sent under the lock so close() cannot close the handle between the
+  // push and the wake-up.
+  uv_async_send(&async_);
+  return 0;
+}
+
+int Mailbox::post(const Letter &letter) {
+  int rc = try_post(letter);
+  if (rc != 0) letter.discard();  // handed over in every case
   return rc;
 }
 

@@ -40,6 +40,10 @@ class Mailbox {
   // Any thread. Hands |letter| over; after close() it is discarded at once
   // and LARIAT_ERR_STOPPED returned.
   int post(const Letter &letter);
+  // As post(), but a letter refused (LARIAT_ERR_STOPPED, LARIAT_ERR_NOMEM)
+  // stays the caller's: nothing is discarded. Once accepted (0), it is
+  // delivered or, if the mailbox closes first, discarded.
+  int try_post(const Letter &letter);
   // Loop thread: moves every waiting letter into |out| (in post order).
   void take(std::vector<Letter> *out);
   // Loop thread: refuses further posts, hands what is waiting to |rest|

@@ -13,6 +13,7 @@ extern "C" {
 }
 
 #include <arpa/inet.h>
+#include <execinfo.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,6 +34,7 @@ extern "C" {
 #include "deflate.h"
 #include "guard.h"
 #include "server.h"
+#include "test_certs.h"
 
 // ------------------------------------------------------------------ hook
 
@@ -44,9 +46,15 @@ long g_fail_at = 0;     // 0: none fails; else the g_fail_at-th fails
 bool g_failed = false;  // the chosen allocation was reached
 bool g_fail_all = false;  // every armed allocation fails
 
+// Where the failed allocation was, for the report of a run that went
+// wrong.
+void *g_fail_stack[32];
+int g_fail_depth = 0;
+
 void *counted_alloc(size_t n) noexcept {
   if (g_armed && (++g_count == g_fail_at || g_fail_all)) {
     g_failed = true;
+    if (!g_fail_all) g_fail_depth = backtrace(g_fail_stack, 32);
     return nullptr;
   }
   return std::malloc(n ? n : 1);
@@ -174,7 +182,9 @@ int fm_handle(lariat_conn *conn, const lariat_frame *frame, void *) {
     lariat_reply(conn, &f);
     return LARIAT_OK;
   }
-  lariat_reply(conn, frame);
+  // An echo refused (no memory) is one a peer waiting for it never gets:
+  // the connection closes rather than leave it waiting.
+  if (lariat_reply(conn, frame) != 0) return LARIAT_SHUTDOWN;
   return text == "hibernate" ? LARIAT_HIBERNATE : LARIAT_OK;
 }
 
@@ -474,6 +484,165 @@ void test_listener_survives_failed_accepts(void **) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+// ------------------------------------------------------------ the client
+
+struct ClientRun {
+  int opens = 0;
+  int ends = 0;       // client terminates
+  int last_ends = 0;  // ... with retrying == 0
+  int connect_rc = 0;
+  bool hung = false;  // still going when the loop ran out of events
+};
+ClientRun *g_client = nullptr;
+
+int fc_init(lariat_conn *conn, void *) {
+  ++g_client->opens;
+  lariat_frame f = {};
+  f.opcode = LARIAT_OP_TEXT;
+  f.data = reinterpret_cast<const uint8_t *>("hello, server");
+  f.len = 13;
+  // Refused (no memory for the compressor, say), the echo it waits for
+  // would never come: it closes instead.
+  return lariat_reply(conn, &f) == 0 ? LARIAT_OK : LARIAT_SHUTDOWN;
+}
+
+int fc_handle(lariat_conn *, const lariat_frame *, void *) {
+  return LARIAT_SHUTDOWN;  // the echo came back: close 1000
+}
+
+void fc_terminate(lariat_conn *, const lariat_reason *r, void *) {
+  ++g_client->ends;
+  if (!r->retrying) ++g_client->last_ends;
+}
+
+lariat_handler make_client_handler() {
+  lariat_handler h = {};
+  h.size = sizeof(h);
+  h.websocket_init = fc_init;
+  h.websocket_handle = fc_handle;
+  h.terminate = fc_terminate;
+  return h;
+}
+const lariat_handler kClientHandler = make_client_handler();
+
+// One client run on one loop with the server it connects to: connect
+// (deflate offered), upgrade, one echo, close; every allocation from
+// lariat_connect() on is armed.
+// |cert|: over wss:// with that certificate (the client trusting it).
+void run_client(long fail_at, Counts *server_counts, ClientRun *client,
+                const test_cert *cert) {
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  lariat_server *server = nullptr;
+  assert_int_equal(lariat_server_new(&server, &loop, nullptr), 0);
+  assert_int_equal(lariat_server_route(server, "/chat", &kHandler, nullptr),
+                   0);
+  char url[64];
+  lariat_client_options *opts = nullptr;
+  assert_int_equal(lariat_client_options_new(&opts), 0);
+  if (cert) {
+    lariat_tls *tls = nullptr;
+    assert_int_equal(lariat_tls_new(&tls), 0);
+    assert_int_equal(lariat_tls_add_cert_pem(tls, cert->cert, cert->cert_len,
+                                             cert->key, cert->key_len),
+                     0);
+    assert_int_equal(lariat_server_listen_tls(server, "127.0.0.1", 0, tls), 0);
+    lariat_tls_del(tls);
+    std::snprintf(url, sizeof url, "wss://127.0.0.1:%d/chat",
+                  lariat_server_tls_port(server));
+    assert_int_equal(lariat_client_options_set_tls_ca(opts, cert->cafile,
+                                                      nullptr),
+                     0);
+  } else {
+    assert_int_equal(lariat_server_listen(server, "127.0.0.1", 0), 0);
+    std::snprintf(url, sizeof url, "ws://127.0.0.1:%d/chat",
+                  lariat_server_port(server));
+  }
+  assert_int_equal(
+      lariat_client_options_set_deflate(opts, LARIAT_DEFLATE_ENABLE, 1), 0);
+  assert_int_equal(lariat_client_options_set_timeouts(opts, 2000, 2000), 0);
+  g_counts = server_counts;
+  g_client = client;
+  g_init = Init::kDeflate;
+  g_count = 0;
+  g_fail_at = fail_at;
+  g_failed = false;
+  g_armed = true;
+  client->connect_rc =
+      lariat_connect(server, url, &kClientHandler, nullptr, opts, nullptr,
+                     nullptr);
+  // Wakes the loop so that a run where nothing is left to happen (a
+  // client that would never end) is seen, not waited for.
+  g_armed = false;
+  uv_timer_t watchdog;
+  uv_timer_init(&loop, &watchdog);
+  uv_timer_start(&watchdog, [](uv_timer_t *) {}, 50, 50);
+  g_armed = true;
+  uint64_t deadline = uv_now(&loop) + 5000;
+  while (client->connect_rc == 0 && client->last_ends == 0 &&
+         uv_now(&loop) < deadline)
+    uv_run(&loop, UV_RUN_ONCE);
+  g_armed = false;
+  uv_close(reinterpret_cast<uv_handle_t *>(&watchdog), nullptr);
+  client->hung = client->connect_rc == 0 && client->last_ends == 0;
+  if (client->hung) {
+    std::fprintf(stderr, "allocation %ld failing: the client never ended; "
+                         "the allocation that failed:\n", fail_at);
+    backtrace_symbols_fd(g_fail_stack, g_fail_depth, 2);
+  }
+  lariat_client_options_del(opts);
+  lariat_server_del(server);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+// Every allocation of a client's whole life failing in turn: lariat_connect
+// refuses (and nothing follows), or the client's terminate runs exactly
+// once, with retrying 0, whatever failed - in the client, in the server
+// it talks to, or in the codec they agreed on - and nothing leaks.
+void check_client_failures(const char *name, const test_cert *cert) {
+  Counts clean_server;
+  ClientRun clean;
+  run_client(0, &clean_server, &clean, cert);
+  long total = g_count;
+  assert_int_equal(clean.connect_rc, 0);
+  assert_int_equal(clean.opens, 1);
+  assert_int_equal(clean.ends, 1);
+  assert_int_equal(clean.last_ends, 1);
+  assert_int_equal(clean_server.inits, 1);
+  assert_int_equal(clean_server.handled, 1);  // the text
+  assert_true(total > 10);
+  for (long n = 1; n <= total; n++) {
+    Counts server_counts;
+    ClientRun client;
+    run_client(n, &server_counts, &client, cert);
+    if (!g_failed) fail_msg("%s: allocation %ld never came", name, n);
+    if (client.connect_rc != 0) {
+      if (client.ends != 0)
+        fail_msg("%s, allocation %ld failing: refused with %d, yet %d "
+                 "terminate", name, n, client.connect_rc, client.ends);
+      continue;
+    }
+    if (client.hung) fail_msg("%s, allocation %ld failing: hung", name, n);
+    if (client.ends != 1 || client.last_ends != 1 || client.opens > 1)
+      fail_msg("%s, allocation %ld failing: %d websocket_init, %d "
+               "terminate (%d final)", name, n, client.opens, client.ends,
+               client.last_ends);
+    if (server_counts.terminates != server_counts.inits)
+      fail_msg("%s, allocation %ld failing: the server had %d init, %d "
+               "terminate", name, n, server_counts.inits,
+               server_counts.terminates);
+  }
+  std::printf("  %s: %ld allocations, each failed once\n", name, total);
+}
+
+void test_client_every_allocation_fails_once(void **) {
+  check_client_failures("client over ws://", nullptr);
+  test_cert cert;
+  test_cert_make(&cert, "localhost", "IP:127.0.0.1", nullptr, 0);
+  check_client_failures("client over wss://", &cert);
+  test_cert_free(&cert);
+}
+
 }  // namespace
 
 int main(void) {
@@ -482,6 +651,7 @@ int main(void) {
       cmocka_unit_test(test_every_allocation_fails_once),
       cmocka_unit_test(test_failed_compress_does_not_poison_the_next),
       cmocka_unit_test(test_listener_survives_failed_accepts),
+      cmocka_unit_test(test_client_every_allocation_fails_once),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -1262,7 +1262,9 @@ LARIAT_EXTERN int lariat_client_options_set_tls_insecure_no_verify(
  * once open, terminate when an attempt or the connection ends. Returns 0,
  * LARIAT_ERR_INVALID_ARGUMENT (NULL server or handler, or a URL that does
  * not parse: bad scheme, empty host, bad port), LARIAT_ERR_NOMEM or
- * LARIAT_ERR_STOPPED.
+ * LARIAT_ERR_STOPPED; after an error no callback runs for this call and
+ * |state| stays the caller's, after 0 terminate runs at least once (the
+ * last time with reason->retrying 0), even if the server stops first.
  *
  * "wss://host..." connects over TLS 1.2 or 1.3 (OpenSSL): SNI and the
  * certificate check use the host (see
