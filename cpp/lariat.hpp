@@ -1294,6 +1294,11 @@ class connection {
     if (!p) return std::nullopt;
     return std::string_view(p);
   }
+  /** Whether the TLS handshake resumed a session
+   * (lariat_conn_tls_resumed()). */
+  [[nodiscard]] bool tls_resumed() const noexcept {
+    return lariat_conn_tls_resumed(c_) != 0;
+  }
   /** The subprotocol chosen, if any. */
   [[nodiscard]] std::optional<std::string_view> protocol() const noexcept {
     const char *p = lariat_conn_protocol(c_);

@@ -151,6 +151,7 @@ ClientSession::ClientSession(lariat_server *loop, lariat_conn_id id, Url url,
 }
 
 ClientSession::~ClientSession() {
+  SSL_SESSION_free(tls_session_);
   free_addresses();
   for (const Letter &l : offline_) l.discard();
 }
@@ -259,6 +260,7 @@ void ClientSession::connect_next() {
     const std::string &name =
         opts_.tls_server_name.empty() ? url_.host : opts_.tls_server_name;
     SSL *ssl = opts_.tls_trust->new_ssl(name, opts_.tls_verify);
+    if (ssl && tls_session_) SSL_set_session(ssl, tls_session_);
     conn = lariat_conn::create<TlsTransport>(loop_, id_, ssl);
     if (!conn) SSL_free(ssl);
   } else {
@@ -285,6 +287,11 @@ void ClientSession::connect_next() {
   conn_ = conn;
   // Failing, the connection closes and its end comes back here.
   loop_->adopt(conn);
+}
+
+void ClientSession::keep_tls_session(SSL_SESSION *session) {
+  SSL_SESSION_free(tls_session_);
+  tls_session_ = session;
 }
 
 void ClientSession::arm(uint64_t ms) {

@@ -107,6 +107,10 @@ class ClientSession {
   uint64_t connect_deadline() const { return connect_deadline_; }
   // The Sec-WebSocket-Key of the current attempt.
   const std::string &key() const { return key_; }
+  // wss://: the latest session the server issued, which the next attempt
+  // resumes (a reconnect storm then costs the server no full handshakes).
+  // Takes |session|.
+  void keep_tls_session(SSL_SESSION *session);
 
  private:
   struct Resolve;
@@ -143,6 +147,7 @@ class ClientSession {
   lariat_conn *conn_ = nullptr;  // the current attempt's, once it exists
   Resolve *resolve_ = nullptr;   // the resolution in flight
   addrinfo *addresses_ = nullptr;
+  SSL_SESSION *tls_session_ = nullptr;
   const addrinfo *next_address_ = nullptr;  // to try when one fails
   bool closing_ = false;  // no more attempts
   bool timer_open_ = false;

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <new>
 
+#include "tls_transport.h"
+
 namespace lariat::detail {
 
 ClientTls::~ClientTls() { SSL_CTX_free(ctx_); }
@@ -25,6 +27,14 @@ SSL_CTX *ClientTls::new_ctx() {
   }
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  // Each client keeps the latest session its server issued, for its next
+  // attempt (OpenSSL's own cache would be shared by every client).
+  SSL_CTX_set_session_cache_mode(
+      ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, [](SSL *ssl, SSL_SESSION *session) {
+    auto *t = static_cast<TlsTransport *>(SSL_get_app_data(ssl));
+    return t && t->keep_session(session) ? 1 : 0;
+  });
   // Record buffers go whenever they empty, as on the server side.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   return ctx;

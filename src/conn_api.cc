@@ -66,6 +66,10 @@ LARIAT_EXTERN const char *lariat_conn_tls_version(const lariat_conn *conn) {
   return conn ? conn->transport()->tls_version() : nullptr;
 }
 
+LARIAT_EXTERN int lariat_conn_tls_resumed(const lariat_conn *conn) {
+  return conn && conn->transport()->tls_resumed() ? 1 : 0;
+}
+
 LARIAT_EXTERN const char *lariat_conn_protocol(const lariat_conn *conn) {
   const lariat_conn::Details *d = conn ? conn->details_if_any() : nullptr;
   return d && !d->protocol.empty() ? d->protocol.c_str() : nullptr;

@@ -77,6 +77,10 @@ struct lariat_conn {
   void fail_client_handshake(std::string_view failure, int socket_error = 0);
   // lariat_client_close(): close 1000, or abort a handshake under way.
   void close_client();
+  // The client session this connection is an attempt of, or null.
+  lariat::detail::ClientSession *client_session() const {
+    return cold_ && cold_->client ? cold_->client->session : nullptr;
+  }
   bool client_connected() const {
     return cold_ && cold_->client && cold_->client->connected;
   }

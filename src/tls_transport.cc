@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "client.h"
 #include "connection.h"
 #include "server.h"
 
@@ -84,6 +85,13 @@ void TlsTransport::connected() {
   SSL_set_app_data(ssl_, this);
   SSL_set_read_ahead(ssl_, 1);
   pump();  // the ClientHello
+}
+
+bool TlsTransport::keep_session(SSL_SESSION *session) {
+  ClientSession *client = conn()->client_session();
+  if (!client) return false;
+  client->keep_tls_session(session);
+  return true;
 }
 
 void TlsTransport::handshake_failed(const char *why) {
@@ -286,6 +294,7 @@ void TlsTransport::pump() {
       return;
     }
     established_ = true;
+    resumed_ = SSL_session_reused(ssl_) == 1;
     certs_.reset();  // SNI is over
     if (client()) {
       conn()->on_channel_ready();  // the upgrade request

@@ -53,6 +53,7 @@ class TlsTransport final : public TcpTransport {
   void idle() override;
   void woken() override;
   const char *tls_version() const override;
+  bool tls_resumed() const override { return resumed_; }
 
   lariat_tls *tls() const { return tls_; }
   // The certificates of this handshake (for SNI); null once it is done.
@@ -63,6 +64,9 @@ class TlsTransport final : public TcpTransport {
   void bio_write(const char *p, size_t n);
   // OpenSSL's keylog line for this connection (the traffic secrets).
   void keylog(const char *line);
+  // The client side: a session the server issued (a ticket), for the
+  // client's next attempt to resume. Takes |session| when it returns true.
+  bool keep_session(SSL_SESSION *session);
   // A KeyUpdate went by: the secrets kept are not the keys in use.
   void key_updated() {
     if (scan_) scan_->key_updated = true;
@@ -124,6 +128,7 @@ class TlsTransport final : public TcpTransport {
   // Ciphertext that arrived before a pause, for after the resume.
   std::unique_ptr<std::string> stash_;
   bool established_ = false;
+  bool resumed_ = false;
   bool paused_ = false;
   bool failed_ = false;
   bool pumping_ = false;

@@ -48,6 +48,8 @@ class Transport {
   virtual void woken() {}
   // The TLS protocol in use ("TLSv1.3"), or nullptr on a plain transport.
   virtual const char *tls_version() const { return nullptr; }
+  // Whether the TLS handshake resumed a session.
+  virtual bool tls_resumed() const { return false; }
 };
 
 }  // namespace lariat::detail

@@ -180,6 +180,10 @@ static int probe_command(lariat_conn *conn, th_server *s, const char *cmd,
     reply_text(conn, v ? v : "none");
     return LARIAT_OK;
   }
+  if (strcmp(buf, "!resumed") == 0) {
+    reply_text(conn, lariat_conn_tls_resumed(conn) ? "resumed" : "full");
+    return LARIAT_OK;
+  }
   if (strncmp(buf, "!flood ", 7) == 0) {
     char *end;
     long n = strtol(buf + 7, &end, 10);

@@ -36,6 +36,8 @@
 static int echo_handle(lariat_conn *conn, const lariat_frame *frame,
                        void *state) {
   (void)state;
+  if (frame->len == 4 && memcmp(frame->data, "!bye", 4) == 0)
+    return LARIAT_SHUTDOWN; /* the server closes (1000) */
   lariat_reply(conn, frame);
   return LARIAT_OK;
 }
@@ -122,7 +124,9 @@ typedef struct client_log {
   uint64_t init_at[MAX_ENDS];
   char protocol[32];
   char tls_version[16];
+  int resumed[MAX_ENDS]; /* lariat_conn_tls_resumed() at each init */
   int compressed;
+  int bye; /* the first connection asks the server to close it */
   int done;  /* terminate with retrying == 0 */
 } client_log;
 
@@ -155,8 +159,14 @@ static int c_init(lariat_conn *conn, void *state) {
   l->compressed = lariat_conn_compressed(conn);
   const char *v = lariat_conn_tls_version(conn);
   snprintf(l->tls_version, sizeof l->tls_version, "%s", v ? v : "");
+  if (l->inits <= MAX_ENDS) l->resumed[l->inits - 1] = lariat_conn_tls_resumed(conn);
   int go = l->to_send > 0;
+  int bye = l->bye && l->inits == 1;
   pthread_mutex_unlock(&l->lock);
+  if (bye) {
+    lariat_frame f = {.opcode = LARIAT_OP_TEXT, .data = (const uint8_t *)"!bye", .len = 4};
+    lariat_reply(conn, &f);
+  }
   if (go) send_number(conn, 0);
   return LARIAT_OK;
 }
@@ -840,8 +850,12 @@ static void test_wss_to_plain_and_silent_servers(void **unused) {
   stop(&r);
 }
 
-/* A wss:// server that restarts: the client's next attempt does the whole
- * TLS handshake and upgrade again (websocket_init a second time). */
+/* A wss:// server that restarts: the client's next attempt does the TLS
+ * handshake and the upgrade again (websocket_init a second time),
+ * resuming the session of the connection before when the server still
+ * has the lariat_tls that sealed its ticket (the server closed the first
+ * connection), and falling back to a full handshake when it does not (a
+ * new server process, new ticket keys). */
 static void test_wss_reconnects(void **unused) {
   (void)unused;
   running client_side;
@@ -851,6 +865,7 @@ static void test_wss_reconnects(void **unused) {
   int port = r.tls_port;
   client_log l;
   log_init(&l, 0);
+  l.bye = 1;
   lariat_client_options *o = trusting(&ca);
   assert_int_equal(lariat_client_options_set_reconnect(o, 50, 200, 2.0, 0, 0), 0);
   char url[64];
@@ -858,12 +873,17 @@ static void test_wss_reconnects(void **unused) {
   lariat_conn_id id;
   assert_int_equal(lariat_connect(client_side.server, url, &kClient, NULL, o, &l, &id), 0);
   lariat_client_options_del(o);
-  assert_int_equal(wait_inits(&l, 1, 5000), 0);
+  assert_int_equal(wait_inits(&l, 2, 5000), 0);
+  assert_int_equal(l.ends_reason[0].kind, LARIAT_REASON_REMOTE);
+  assert_int_equal(l.ends_reason[0].retrying, 1);
+  assert_int_equal(l.resumed[0], 0);
+  assert_int_equal(l.resumed[1], 1);
   stop(&r);
   sleep_ms(300);
   start_wss(&r, &leaf, port);
-  assert_int_equal(wait_inits(&l, 2, 5000), 0);
+  assert_int_equal(wait_inits(&l, 3, 5000), 0);
   assert_string_equal(l.tls_version, "TLSv1.3");
+  assert_int_equal(l.resumed[2], 0);
   assert_int_equal(lariat_client_close(client_side.server, id), 0);
   assert_int_equal(wait_done(&l, 5000), 0);
   assert_int_equal(l.ends_reason[l.ends - 1].kind, LARIAT_REASON_SHUTDOWN);

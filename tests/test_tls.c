@@ -374,6 +374,8 @@ static void resume_on(int version) {
   wsc c;
   tlt *t = open_wss(&c, &o);
   echo_ok(&c, "first");
+  TH_EQ(wsc_send_text(&c, "!resumed"), 0);
+  TH_EQ(th_expect_text(&c, "full", 5000), 0);
   SSL_SESSION *session = tlt_session(t, 5000);
   assert_non_null(session);
   TH_EQ(tlt_resumed(t), 0);
@@ -384,6 +386,8 @@ static void resume_on(int version) {
     t = open_wss(&c, &o);
     TH_EQ(tlt_resumed(t), 1);
     echo_ok(&c, "resumed");
+    TH_EQ(wsc_send_text(&c, "!resumed"), 0);  /* the server's view too */
+    TH_EQ(th_expect_text(&c, "resumed", 5000), 0);
     tlt_close(t, 1);
     wsc_close(&c);
   }

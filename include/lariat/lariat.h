@@ -1698,6 +1698,14 @@ LARIAT_EXTERN int lariat_server_tls_port(const lariat_server *server);
  * Thread: loop thread. */
 LARIAT_EXTERN const char *lariat_conn_tls_version(const lariat_conn *conn);
 
+/** @function Returns 1 when the TLS handshake of |conn| resumed an
+ * earlier session (a session ticket: no certificate sent or checked, a
+ * fraction of a full handshake's CPU), 0 after a full handshake, on a
+ * plain connection and for NULL. Servers resume the tickets they issued
+ * (see lariat_tls); a client resumes, on its next attempt, the session of
+ * its last TLS connection. Thread: loop thread. */
+LARIAT_EXTERN int lariat_conn_tls_resumed(const lariat_conn *conn);
+
 #ifdef __cplusplus
 }
 #endif

@@ -36,8 +36,10 @@ struct counter_state {
 struct counting_client : lariat::handler<counter_state> {
   std::atomic<int> inits{0}, ends{0}, echoes{0};
   std::atomic<int> last_kind{-1};
+  std::atomic<bool> resumed{false};
   result websocket_init(lariat::connection &c, counter_state &s) override {
     ++inits;
+    resumed = c.tls_resumed();
     s.next = 0;
     c.send_text("0");
     return result::ok;
@@ -147,6 +149,7 @@ TEST(wss_client_verifies_through_the_wrapper) {
     for (int i = 0; i < 1000 && (ok.ends == 0 || refused_kind < 0); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     CHECK_EQ(ok.echoes.load(), 100);
+    CHECK(!ok.resumed);  // the client's first connection: a full handshake
     CHECK_EQ(ok.last_kind.load(), LARIAT_REASON_SHUTDOWN);
     CHECK_EQ(refused_kind.load(), LARIAT_REASON_HANDSHAKE_FAILED);
     CHECK(refused_failure.find("unable to get local issuer certificate") !=

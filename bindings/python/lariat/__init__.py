@@ -676,6 +676,11 @@ class Connection:
         p = lib.lariat_conn_tls_version(self._conn())
         return None if p == ffi.NULL else ffi.string(p).decode("ascii")
 
+    @property
+    def tls_resumed(self):
+        """True when the TLS handshake resumed a session (a ticket)."""
+        return bool(lib.lariat_conn_tls_resumed(self._conn()))
+
     def set_active(self, active):
         """False stops reading from the peer (Cowboy's `active`)."""
         _check(lib.lariat_conn_set_active(self._conn(), bool(active)))

@@ -40,8 +40,11 @@ class Echo:
         Echo.versions.append(conn.tls_version)
 
     def websocket_handle(self, conn, frame):
+        if frame.opcode == lariat.Opcode.TEXT and frame.text == "!bye":
+            return "shutdown"
         conn.send(frame.data if frame.opcode == lariat.Opcode.BINARY
                   else frame.text)
+        return None
 
 
 async def echo(uri, **kw):
@@ -154,6 +157,21 @@ def client_checks(server, url, cert, other, tmp_path):
         assert "certificate verify failed" in failure, (options, failure)
     server.connect(url, Client(events), tls_insecure_no_verify=True)
     assert get(events) == ("open", "TLSv1.3")
+    assert get(events) == ("echo", "héllo")
+    assert get(events)[1] == lariat.ReasonKind.SHUTDOWN
+
+    class Reconnecting:
+        """The server closes the first connection; the second resumes
+        its TLS session."""
+        def websocket_init(self, conn):
+            events.put(("resumed", conn.tls_resumed))
+            conn.send_text("!bye")
+
+    cid = server.connect(url, Reconnecting, tls_ca_file=cert,
+                         reconnect={"base": 0.05, "max": 0.1})
+    assert get(events) == ("resumed", False)
+    assert get(events) == ("resumed", True)
+    server.close_client(cid)
     with pytest.raises(lariat.Error):
         server.connect(url, Client(events), tls_ca_file=str(tmp_path / "no"))
 
