@@ -157,12 +157,6 @@ struct lariat_server {
   std::unique_ptr<uint8_t[]> tls_plain;
   std::string tls_opened;  // the same, from connections past their SSL
   size_t open_handles = 0;  // uv handles not yet through their close cb
-  // Takes a pending socket only to close it when there is no memory for a
-  // connection: libuv stops watching a listener until uv_accept() is
-  // called, so not accepting would leave it deaf for good.
-  uv_tcp_t spare;
-  bool spare_busy = false;   // closing the last socket it took
-  bool spare_retry = false;  // a listener waited for it meanwhile
   bool stopping = false;
   bool handles_closed = false;
   bool loop_done = false;  // counted out of primary->loops_running
