@@ -159,7 +159,10 @@ bool lariat_conn::end_event() {
   --srv->events_running;
   if (--event_depth_ > 0) return true;
   flush();
-  if (hibernate_requested_) hibernate_if_idle();
+  if (hibernate_requested_)
+    hibernate_if_idle();
+  else if (active_ && between_messages())
+    release_active();
   bool alive = !finalize_pending_;
   if (!alive) {
     finalize();  // deletes this
@@ -1159,15 +1162,57 @@ void lariat_conn::flush() {
   if (transport()->buffered() > opts().low_water) above_low_water_ = true;
 }
 
+bool lariat_conn::between_messages() const {
+  return state == State::kOpen &&
+         (!active_ || !(active_->in_frame || active_->in_message ||
+                        !active_->reader.at_frame_boundary() ||
+                        active_->pending_input || !active_->out.empty()));
+}
+
+void lariat::detail::ConnActiveFree::operator()(ConnActive *a) const noexcept {
+  delete a;
+}
+
+void lariat_conn::take_active() {
+  auto &spares = server->spare_actives;
+  if (spares.empty()) {
+    active_.reset(new Active);
+    return;
+  }
+  active_.reset(spares.back().release());
+  spares.pop_back();
+}
+
+void lariat_conn::release_active() {
+  constexpr size_t kSpares = 16;
+  // What a spare keeps of its buffers: a small reply's worth.
+  constexpr size_t kSpareCapacity = 4096;
+  if (!active_) return;
+  auto &spares = server->spare_actives;
+  if (spares.size() >= kSpares) {
+    active_.reset();
+    return;
+  }
+  std::string out, message;
+  if (active_->out.capacity() <= kSpareCapacity) out.swap(active_->out);
+  if (active_->message.capacity() <= kSpareCapacity) message.swap(active_->message);
+  *active_ = Active();
+  active_->out.swap(out);
+  active_->message.swap(message);
+  active_->message.clear();
+  try {
+    spares.emplace_back(active_.get());
+    active_.release();
+  } catch (const std::bad_alloc &) {
+    active_.reset();
+  }
+}
+
 void lariat_conn::hibernate_if_idle() {
   hibernate_requested_ = false;
   // Only at a message boundary, with no partial header kept.
-  if (state != State::kOpen ||
-      (active_ && (active_->in_frame || active_->in_message ||
-                   !active_->reader.at_frame_boundary() ||
-                   active_->pending_input || !active_->out.empty())))
-    return;
-  active_.reset();
+  if (!between_messages()) return;
+  release_active();
   if (deflate()) deflate()->release_idle();
   transport()->idle();
   hibernating = true;
