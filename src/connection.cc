@@ -51,7 +51,8 @@ lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id)
       above_low_water_(false),
       hibernate_requested_(false),
       finalize_pending_(false),
-      client_(false) {
+      client_(false),
+      read_in_event_(false) {
   transport()->attach(this);
   phase_started_ = last_recv_ = server->now();
 }
@@ -161,8 +162,9 @@ bool lariat_conn::end_event() {
   flush();
   if (hibernate_requested_)
     hibernate_if_idle();
-  else if (active_ && between_messages())
+  else if (read_in_event_ && between_messages())
     release_active();
+  read_in_event_ = false;
   bool alive = !finalize_pending_;
   if (!alive) {
     finalize();  // deletes this
@@ -284,6 +286,7 @@ void lariat_conn::on_read(uint8_t *p, size_t n) {
     reschedule();
   }
   hibernating = false;
+  read_in_event_ = true;
   if (state == State::kHandshake)
     client_ ? read_response(p, n) : read_head(p, n);
   else
@@ -1218,9 +1221,10 @@ void lariat_conn::take_active() {
 }
 
 void lariat_conn::release_active() {
-  constexpr size_t kSpares = 16;
-  // What a spare keeps of its buffers: a small reply's worth.
-  constexpr size_t kSpareCapacity = 4096;
+  constexpr size_t kSpares = 8;
+  // What a spare keeps of its buffers: what a connection kept of them
+  // before it gave them back between messages.
+  constexpr size_t kSpareCapacity = lariat_server::kKeepCapacity;
   if (!active_) return;
   auto &spares = server->spare_actives;
   if (spares.size() >= kSpares) {

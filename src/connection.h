@@ -359,6 +359,10 @@ struct lariat_conn {
   bool hibernate_requested_ : 1;
   bool finalize_pending_ : 1;
   bool client_ : 1;  // made by lariat_connect: masks, expects no mask
+  // Bytes were read in this event: at its end a connection between
+  // messages gives its working set back (release_active). Deliveries
+  // alone keep it, so a fanout does not pay for one per delivery.
+  bool read_in_event_ : 1;
 
   // Where the transport starts: right after the connection.
   static constexpr size_t transport_offset() {
