@@ -731,20 +731,13 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
   // The whole message in this one chunk: hand it over without a copy.
   bool whole_message_here = frame_done && active_->frame_fin &&
                             iocb.len == active_->frame_len && active_->message_len == 0;
-  if (!whole_message_here) {
-    std::string &m = active_->message;
-    char *at = &m[0] + active_->message_len;
-    if (m.size() >= active_->message_len + iocb.len) {
-      // Sized by payload_target(): read there, or copied into place.
-      if (reinterpret_cast<const char *>(iocb.data) != at)
-        std::memcpy(at, iocb.data, iocb.len);
-    } else {
-      // A large message starts: in the loop's spare buffer, if it has one.
-      if (m.empty()) server->reuse(&m, active_->frame_len);
-      m.append(reinterpret_cast<const char *>(iocb.data), iocb.len);
-    }
-  }
   active_->message_len += iocb.len;
+  if (!whole_message_here) {
+    // A large message starts: in the loop's spare buffer, if it has one.
+    if (active_->message.empty()) server->reuse(&active_->message, active_->frame_len);
+    active_->message.append(reinterpret_cast<const char *>(iocb.data),
+                            iocb.len);
+  }
   if (!(frame_done && active_->frame_fin)) return;
 
   active_->in_message = false;
@@ -757,36 +750,9 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
     deliver_message(iocb.data, iocb.len);
   } else {
     deliver_message(reinterpret_cast<const uint8_t *>(active_->message.data()),
-                    active_->message_len);
+                    active_->message.size());
     server->recycle(&active_->message);
   }
-}
-
-bool lariat_conn::payload_target(uint8_t **p, size_t *n) {
-  // Below this the loop's buffer costs no more than the setup here.
-  constexpr uint64_t kMinInPlace = 64 * 1024;
-  if (state != State::kOpen || !active_ || paused_) return false;
-  lariat::detail::ConnActive &a = *active_;
-  if (!a.in_frame || !a.in_message || is_control(a.frame_opcode) ||
-      a.message_compressed)
-    return false;
-  uint64_t rest = a.reader.payload_remaining();
-  if (rest < kMinInPlace) return false;
-  // Once per frame: the message sized for the whole payload (under
-  // max_frame_size, checked when the frame began).
-  if (a.message.size() != a.message_len + rest) {
-    if (a.message.size() != a.message_len) return false;
-    try {
-      if (a.message.empty()) server->reuse(&a.message, a.frame_len);
-      a.message.resize(a.message_len + rest);
-    } catch (const std::bad_alloc &) {
-      a.message.resize(a.message_len);
-      return false;
-    }
-  }
-  *p = reinterpret_cast<uint8_t *>(&a.message[0]) + a.message_len;
-  *n = static_cast<size_t>(rest);
-  return true;
 }
 
 // Inflates as the bytes come, so the limit, the UTF-8 check and a corrupt

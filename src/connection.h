@@ -117,11 +117,6 @@ struct lariat_conn {
   // Transport events.
   // |p| is writable: payloads are unmasked in place.
   void on_read(uint8_t *p, size_t n);
-  // Where the transport may read next, instead of its shared buffer: the
-  // rest of a large frame's payload, straight into the message it belongs
-  // to (one copy less). False when the bytes should go through on_read()
-  // from anywhere; on_read() takes them either way.
-  bool payload_target(uint8_t **p, size_t *n);
   void on_eof();
   void on_transport_error(int uv_error);
   void on_transport_closed();

@@ -40,12 +40,6 @@ class FrameReader {
 
   // True between frames with no partial header kept.
   bool at_frame_boundary() const { return !in_payload_ && header_len_ == 0; }
-  // Payload bytes of the current frame not given yet, once its first
-  // chunk went out (0 otherwise): bytes up to this many passed to next()
-  // are all payload, wherever they were read.
-  uint64_t payload_remaining() const {
-    return in_payload_ && header_announced_ ? remaining_ : 0;
-  }
 
  private:
   bool header_valid_so_far() const;

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <new>
-#include <typeinfo>
 
 #include "connection.h"
 #include "guard.h"
@@ -180,19 +179,11 @@ void TcpTransport::on_writable() {
 
 void TcpTransport::on_readable() {
   lariat_server *server = conn()->server;
-  uint8_t *buf = server->read_buffer.get();
-  size_t size = server->read_buffer_size;
-  // Plain sockets only: TLS reads ciphertext, never the payload itself.
-  bool plain = typeid(*this) == typeid(TcpTransport);
-  if (plain && !conn()->payload_target(&buf, &size)) {
-    buf = server->read_buffer.get();
-    size = server->read_buffer_size;
-  }
   ssize_t n;
-  do n = ::recv(fd_, buf, size, 0);
+  do n = ::recv(fd_, server->read_buffer.get(), server->read_buffer_size, 0);
   while (n < 0 && errno == EINTR);
   if (n > 0) {
-    received(buf, static_cast<size_t>(n));
+    received(server->read_buffer.get(), static_cast<size_t>(n));
   } else if (n == 0) {
     // Level-triggered: a socket at its end stays readable. Reading again
     // (set_reading) reports the end again, as libuv did.

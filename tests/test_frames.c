@@ -57,10 +57,10 @@ static void test_text_and_binary_echo(void **st) {
   TH_EQ(srv.terminates, 1);
 }
 
-/* Payloads past 64 KiB are read straight into the message: a text
- * message's UTF-8 is still checked across those reads, fragments still
- * join, and a bad byte deep in a large frame still fails with 1007. */
-static void test_large_messages_read_in_place(void **st) {
+/* Messages over many reads: a text message's UTF-8 is checked across
+ * them, fragments join, and a bad byte deep in a large frame fails with
+ * 1007. */
+static void test_large_messages_over_many_reads(void **st) {
   (void)st;
   start();
   wsc c;
@@ -414,7 +414,7 @@ static void test_owned_loop(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_text_and_binary_echo),
-      cmocka_unit_test(test_large_messages_read_in_place),
+      cmocka_unit_test(test_large_messages_over_many_reads),
       cmocka_unit_test(test_fragmented_message_reassembled),
       cmocka_unit_test(test_ping_answered_and_shown),
       cmocka_unit_test(test_frames_out_ping_pong_close),
