@@ -17,7 +17,7 @@
  * servers use throwaway certificates); every connection does a full
  * handshake.
  *
- * Patterns: small1 small16 k16 m1 cpu32 handshakes idle json-deflate
+ * Patterns: small1 small16 k16 m1 cpu32 cpu16k cpu1m handshakes idle json-deflate
  *           broadcast fanout (see usage()).
  *
  * Exit status: 0 ok, 1 verification failure (mismatch, lost message,
@@ -216,6 +216,9 @@ static const struct pattern_def {
     {"k16", P_K16, 10, 4, K_BIN, 0, 16384, 0},
     {"m1", P_M1, 4, 1, K_BIN, 0, 1u << 20, 0},
     {"cpu32", P_CPU32, 100, 16 /* cap, paced */, K_TEXT, 0, 32, 20000},
+    /* The same fixed-rate CPU measure for the k16 and m1 messages. */
+    {"cpu16k", P_CPU32, 10, 4, K_BIN, 0, 16384, 5000},
+    {"cpu1m", P_CPU32, 4, 1, K_BIN, 0, 1u << 20, 100},
     {"handshakes", P_HANDSHAKES, 50, 0, K_TEXT, 0, 0, 0},
     {"idle", P_IDLE, 10000, 1, K_TEXT, 0, 32, 0},
     {"json-deflate", P_JSON_DEFLATE, 10, 4, K_JSON, 1, 0, 0},
@@ -1652,6 +1655,8 @@ static void usage(void) {
 "  m1            1 MiB binary, 4 conns, 1 in flight\n"
 "  cpu32         32 B text paced at --rate 20000 msgs/s over 100 conns\n"
 "                (at most --inflight 16 outstanding per conn)\n"
+"  cpu16k        16 KiB binary paced at 5000 msgs/s over 10 conns (4 in flight)\n"
+"  cpu1m         1 MiB binary paced at 100 msgs/s over 4 conns (1 in flight)\n"
 "  handshakes    connect, upgrade, close handshake, repeat; --conns 50 at once\n"
 "  idle          open --conns 10000, exchange one message each, report the\n"
 "                server's RSS growth per connection (needs --server-pid)\n"

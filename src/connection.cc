@@ -51,7 +51,8 @@ lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id)
       above_low_water_(false),
       hibernate_requested_(false),
       finalize_pending_(false),
-      client_(false) {
+      client_(false),
+      read_in_event_(false) {
   transport()->attach(this);
   phase_started_ = last_recv_ = server->now();
 }
@@ -159,7 +160,11 @@ bool lariat_conn::end_event() {
   --srv->events_running;
   if (--event_depth_ > 0) return true;
   flush();
-  if (hibernate_requested_) hibernate_if_idle();
+  if (hibernate_requested_)
+    hibernate_if_idle();
+  else if (read_in_event_ && between_messages())
+    release_active();
+  read_in_event_ = false;
   bool alive = !finalize_pending_;
   if (!alive) {
     finalize();  // deletes this
@@ -281,6 +286,7 @@ void lariat_conn::on_read(uint8_t *p, size_t n) {
     reschedule();
   }
   hibernating = false;
+  read_in_event_ = true;
   if (state == State::kHandshake)
     client_ ? read_response(p, n) : read_head(p, n);
   else
@@ -1159,15 +1165,58 @@ void lariat_conn::flush() {
   if (transport()->buffered() > opts().low_water) above_low_water_ = true;
 }
 
+bool lariat_conn::between_messages() const {
+  return state == State::kOpen &&
+         (!active_ || !(active_->in_frame || active_->in_message ||
+                        !active_->reader.at_frame_boundary() ||
+                        active_->pending_input || !active_->out.empty()));
+}
+
+void lariat::detail::ConnActiveFree::operator()(ConnActive *a) const noexcept {
+  delete a;
+}
+
+void lariat_conn::take_active() {
+  auto &spares = server->spare_actives;
+  if (spares.empty()) {
+    active_.reset(new Active);
+    return;
+  }
+  active_.reset(spares.back().release());
+  spares.pop_back();
+}
+
+void lariat_conn::release_active() {
+  constexpr size_t kSpares = 8;
+  // What a spare keeps of its buffers: what a connection kept of them
+  // before it gave them back between messages.
+  constexpr size_t kSpareCapacity = lariat_server::kKeepCapacity;
+  if (!active_) return;
+  auto &spares = server->spare_actives;
+  if (spares.size() >= kSpares) {
+    active_.reset();
+    return;
+  }
+  std::string out, message;
+  if (active_->out.capacity() <= kSpareCapacity) out.swap(active_->out);
+  if (active_->message.capacity() <= kSpareCapacity) message.swap(active_->message);
+  *active_ = Active();
+  active_->out.swap(out);
+  active_->message.swap(message);
+  active_->message.clear();
+  try {
+    spares.emplace_back(active_.get());
+    active_.release();
+  } catch (const std::bad_alloc &) {
+    active_.reset();
+  }
+}
+
 void lariat_conn::hibernate_if_idle() {
   hibernate_requested_ = false;
   // Only at a message boundary, with no partial header kept.
-  if (state != State::kOpen ||
-      (active_ && (active_->in_frame || active_->in_message ||
-                   !active_->reader.at_frame_boundary() ||
-                   active_->pending_input || !active_->out.empty())))
-    return;
-  active_.reset();
+  if (!between_messages()) return;
+  release_active();
   if (deflate()) deflate()->release_idle();
   transport()->idle();
   hibernating = true;

@@ -36,7 +36,34 @@
 
 namespace lariat::detail {
 class ClientSession;
-}
+
+// A connection's working set: the head being read, the frame and message
+// being assembled, output not yet written. Between messages a connection
+// holds none (lariat_conn::release_active).
+struct ConnActive {
+  std::unique_ptr<std::string> head;  // request head; gone once answered
+  uint32_t head_line_start = 0;       // where its unfinished line starts
+  // Input that arrived while init's decision was deferred, or that a
+  // pause (lariat_conn_set_active) left unparsed.
+  std::unique_ptr<std::string> pending_input;
+  FrameReader reader;
+  bool in_frame = false;
+  uint8_t frame_opcode = 0;
+  bool frame_fin = false;
+  uint64_t frame_len = 0;
+  uint64_t frame_got = 0;
+  bool in_message = false;
+  uint8_t message_opcode = 0;
+  bool message_compressed = false;
+  uint64_t message_len = 0;
+  std::string message;
+  Utf8Validator utf8;
+  std::string control;
+  // Frames replied during an event leave in one write at its end.
+  std::string out;
+};
+
+}  // namespace lariat::detail
 
 struct lariat_conn {
   enum class State : uint8_t {
@@ -225,6 +252,12 @@ struct lariat_conn {
   int reply_in_event(const lariat_frame *frame, bool over_cap);
   void flush();
   void hibernate_if_idle();
+  // Open, at a message boundary, nothing kept: the working set can go.
+  bool between_messages() const;
+  // Gives the working set back to the loop thread's spares (an idle
+  // connection between messages holds none; the next event takes one
+  // without a malloc).
+  void release_active();
   // Every entry point runs between begin_event() and end_event(): output
   // is flushed and a pending teardown runs when the outermost one ends.
   void begin_event() {
@@ -257,32 +290,12 @@ struct lariat_conn {
   // of the current event. Allocated on the first read and given back by
   // hibernate, so an idle hibernated connection keeps only what identifies
   // it.
-  struct Active {
-    std::unique_ptr<std::string> head;  // request head; gone once answered
-    uint32_t head_line_start = 0;       // where its unfinished line starts
-    // Input that arrived while init's decision was deferred, or that a
-    // pause (lariat_conn_set_active) left unparsed.
-    std::unique_ptr<std::string> pending_input;
-    lariat::detail::FrameReader reader;
-    bool in_frame = false;
-    uint8_t frame_opcode = 0;
-    bool frame_fin = false;
-    uint64_t frame_len = 0;
-    uint64_t frame_got = 0;
-    bool in_message = false;
-    uint8_t message_opcode = 0;
-    bool message_compressed = false;
-    uint64_t message_len = 0;
-    std::string message;
-    lariat::detail::Utf8Validator utf8;
-    std::string control;
-    // Frames replied during an event leave in one write at its end.
-    std::string out;
-  };
+  using Active = lariat::detail::ConnActive;
   Active &active() {
-    if (!active_) active_.reset(new Active);
+    if (!active_) take_active();
     return *active_;
   }
+  void take_active();
   std::string &out() { return active().out; }
   bool output_empty() const { return !active_ || active_->out.empty(); }
 
@@ -350,6 +363,10 @@ struct lariat_conn {
   bool hibernate_requested_ : 1;
   bool finalize_pending_ : 1;
   bool client_ : 1;  // made by lariat_connect: masks, expects no mask
+  // Bytes were read in this event: at its end a connection between
+  // messages gives its working set back (release_active). Deliveries
+  // alone keep it, so a fanout does not pay for one per delivery.
+  bool read_in_event_ : 1;
 
   // Where the transport starts: right after the connection.
   static constexpr size_t transport_offset() {

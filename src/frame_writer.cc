@@ -85,11 +85,38 @@ int FrameWriter::write_to(Transport *transport, uint8_t opcode, uint8_t rsv,
 int FrameWriter::write(std::string *out, uint8_t opcode, bool fin,
                        uint8_t rsv, const uint8_t *data, size_t len,
                        bool mask) {
+  if (!mask) {
+    // A server's frame is a header and the payload: no call through wslay
+    // for the frames of every reply. Refused as wslay refuses them.
+    if (((opcode & 8) && len > 125) || static_cast<uint64_t>(len) >> 63)
+      return LARIAT_ERR_INVALID_ARGUMENT;
+    uint8_t header[10];
+    size_t n = 2;
+    header[0] = static_cast<uint8_t>((fin ? 0x80 : 0) | (rsv & 7) << 4 |
+                                     (opcode & 0xf));
+    if (len < 126) {
+      header[1] = static_cast<uint8_t>(len);
+    } else if (len <= 0xffff) {
+      header[1] = 126;
+      header[2] = static_cast<uint8_t>(len >> 8);
+      header[3] = static_cast<uint8_t>(len);
+      n = 4;
+    } else {
+      header[1] = 127;
+      for (int i = 0; i < 8; ++i)
+        header[2 + i] = static_cast<uint8_t>(static_cast<uint64_t>(len) >> (56 - 8 * i));
+      n = 10;
+    }
+    out->reserve(out->size() + n + len);
+    out->append(reinterpret_cast<const char *>(header), n);
+    out->append(reinterpret_cast<const char *>(data), len);
+    return 0;
+  }
   wslay_frame_iocb iocb = {};
   iocb.fin = fin ? 1 : 0;
   iocb.rsv = rsv;
   iocb.opcode = opcode;
-  iocb.mask = mask ? 1 : 0;
+  iocb.mask = 1;
   iocb.payload_length = len;
   iocb.data = data;
   iocb.data_length = len;

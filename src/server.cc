@@ -291,33 +291,12 @@ void on_listener_closed(uv_handle_t *h) noexcept {
   server->handle_closed();
 }
 
-void on_connection(uv_stream_t *listener, int status) noexcept;
-
-void on_spare_closed(uv_handle_t *h) noexcept {
-  auto *server = static_cast<lariat_server *>(h->data);
-  server->handle_closed();
-  server->spare_busy = false;
-  if (!server->spare_retry) return;
-  // A listener waited for the spare: each gets another try (one with
-  // nothing pending just finds nothing to accept).
-  server->spare_retry = false;
-  for (size_t i = 0; i < server->listeners.size(); ++i)
-    on_connection(reinterpret_cast<uv_stream_t *>(server->listeners[i]), 0);
-}
-
-// No memory for a connection: the client is accepted and closed at once,
-// so the listener goes on listening.
-void turn_away(lariat_server *server, uv_stream_t *listener) {
-  if (server->spare_busy) {
-    server->spare_retry = true;  // accepted when the spare is free again
-    return;
-  }
-  if (uv_tcp_init(server->loop, &server->spare) != 0) return;
-  server->spare.data = server;
-  server->spare_busy = true;
-  ++server->open_handles;
-  uv_accept(listener, reinterpret_cast<uv_stream_t *>(&server->spare));
-  uv_close(reinterpret_cast<uv_handle_t *>(&server->spare), on_spare_closed);
+// No memory for a connection: the client's socket is closed at once, so
+// the listener goes on listening (libuv accepts no other until it is
+// taken).
+void turn_away(uv_stream_t *listener) {
+  int fd = TcpTransport::take_accepted(listener);
+  if (fd >= 0) ::close(fd);
 }
 
 // Every pending socket is accepted or turned away, whatever runs out.
@@ -332,7 +311,7 @@ void on_connection(uv_stream_t *listener, int status) noexcept {
                                               tls)
           : lariat_conn::create<TcpTransport>(server, server->new_conn_id());
   if (!conn) {
-    turn_away(server, listener);
+    turn_away(listener);
     return;
   }
   auto *transport = static_cast<TcpTransport *>(conn->transport());

@@ -28,6 +28,11 @@ namespace lariat::detail {
 
 class ClientSession;
 class Bridge;
+// lariat_conn's working set (connection.h), freed where it is complete.
+struct ConnActive;
+struct ConnActiveFree {
+  void operator()(ConnActive *a) const noexcept;
+};
 
 struct Route {
   lariat_handler handler;
@@ -147,6 +152,11 @@ struct lariat_server {
   // An empty |buf| about to take |want| bytes takes the spare instead,
   // when that is larger.
   void reuse(std::string *buf, size_t want) noexcept;
+  // Working sets of this loop's connections between messages
+  // (lariat_conn::release_active), for the next event to take.
+  std::vector<std::unique_ptr<lariat::detail::ConnActive,
+                              lariat::detail::ConnActiveFree>>
+      spare_actives;
   // Compressed output of one message at a time, shared by the loop's
   // connections (it is copied into a connection's output at once).
   std::string deflate_scratch;
@@ -157,12 +167,6 @@ struct lariat_server {
   std::unique_ptr<uint8_t[]> tls_plain;
   std::string tls_opened;  // the same, from connections past their SSL
   size_t open_handles = 0;  // uv handles not yet through their close cb
-  // Takes a pending socket only to close it when there is no memory for a
-  // connection: libuv stops watching a listener until uv_accept() is
-  // called, so not accepting would leave it deaf for good.
-  uv_tcp_t spare;
-  bool spare_busy = false;   // closing the last socket it took
-  bool spare_retry = false;  // a listener waited for it meanwhile
   bool stopping = false;
   bool handles_closed = false;
   bool loop_done = false;  // counted out of primary->loops_running

@@ -1,5 +1,11 @@
 #include "tcp_transport.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <new>
 
 #include "connection.h"
@@ -8,85 +14,186 @@
 
 namespace lariat::detail {
 
+namespace {
+
+constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
+
+// libuv's codes on Unix are -errno.
+int last_error() { return -errno; }
+
+int socket_error(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+  return -err;
+}
+
+}  // namespace
+
+int TcpTransport::take_accepted(uv_stream_t *listener) {
+  // uv_accept() would hand this to a uv_tcp_t; libuv accepts the next one
+  // once the connection callback leaves the field at -1, as uv_accept()
+  // does.
+  int fd = listener->accepted_fd;
+  listener->accepted_fd = -1;
+  return fd;
+}
+
+int TcpTransport::init(int fd) {
+  lariat_conn *c = conn();
+  int rc = uv_poll_init_socket(c->server->loop, &poll_, fd);
+  if (rc != 0) return rc;
+  poll_.data = c;
+  fd_ = fd;
+  ++c->server->open_handles;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return 0;
+}
+
 int TcpTransport::accept(uv_stream_t *listener) {
   lariat_conn *c = conn();
-  int rc = uv_tcp_init(c->server->loop, &tcp_);
+  int fd = take_accepted(listener);
+  int rc = fd < 0 ? UV_EAGAIN : init(fd);
   if (rc != 0) {
+    if (fd >= 0) ::close(fd);
     c->destroy();  // and this with it
-    return rc;
   }
-  tcp_.data = c;
-  ++c->server->open_handles;
-  rc = uv_accept(listener, stream());
-  if (rc != 0) {
-    uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), on_closed);
-    return rc;
-  }
-  uv_tcp_nodelay(&tcp_, 1);
-  return 0;
+  return rc;
 }
 
 int TcpTransport::connect(const sockaddr *addr) {
-  lariat_conn *c = conn();
-  int rc = uv_tcp_init(c->server->loop, &tcp_);
-  if (rc != 0) return rc;
-  tcp_.data = c;
-  ++c->server->open_handles;
-  auto *req = new (std::nothrow) uv_connect_t;
-  rc = req ? uv_tcp_connect(req, &tcp_, addr, on_connect) : UV_ENOMEM;
+  int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return last_error();
+  int rc = init(fd);
   if (rc != 0) {
-    delete req;
-    guard_callback(c, [&] { c->on_transport_error(rc); });
+    ::close(fd);
+    return rc;
   }
+  socklen_t len = addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6)
+                                              : sizeof(sockaddr_in);
+  int r;
+  do r = ::connect(fd, addr, len);
+  while (r != 0 && errno == EINTR);
+  // Refused at once or later, the error comes from the writable event.
+  if (r != 0 && errno != EINPROGRESS) error_ = static_cast<int16_t>(last_error());
+  connecting_ = true;
+  update_events();
   return 0;
 }
 
-void TcpTransport::on_connect(uv_connect_t *req, int status) noexcept {
-  auto *h = reinterpret_cast<uv_handle_t *>(req->handle);
-  delete req;
-  if (status == UV_ECANCELED || uv_is_closing(h)) return;  // closing
+int TcpTransport::start() {
+  reading_ = true;
+  update_events();
+  return 0;
+}
+
+void TcpTransport::update_events() {
+  if (closing()) return;
+  uint8_t want = (reading_ ? UV_READABLE : 0) |
+                 (queue_ || error_ || connecting_ ? UV_WRITABLE : 0);
+  if (want == events_) return;
+  events_ = want;
+  if (want)
+    uv_poll_start(&poll_, want, on_io);
+  else
+    uv_poll_stop(&poll_);
+}
+
+void TcpTransport::on_io(uv_poll_t *h, int status, int events) noexcept {
+  if (uv_is_closing(reinterpret_cast<uv_handle_t *>(h))) return;
   auto *conn = static_cast<lariat_conn *>(h->data);
   auto *self = static_cast<TcpTransport *>(conn->transport());
+  if (status < 0) {
+    guard_callback(conn, [&] { self->on_error(status); });
+    return;
+  }
   guard_callback(conn, [&] {
-    if (status < 0) {
-      conn->on_transport_error(status);
-      return;
-    }
-    uv_tcp_nodelay(&self->tcp_, 1);
-    int rc = self->start();
-    if (rc != 0) {
-      conn->on_transport_error(rc);
-      return;
-    }
-    conn->on_connected();
-    if (!self->closing()) self->connected();
+    if (events & UV_WRITABLE) self->on_writable();
+    if ((events & (UV_READABLE | UV_DISCONNECT)) && self->reading_ &&
+        !self->closing())
+      self->on_readable();
   });
 }
 
-int TcpTransport::start() {
-  return uv_read_start(stream(), on_alloc, on_read);
+void TcpTransport::on_error(int status) {
+  // POLLERR: libuv stopped watching. What arrived before the error is
+  // read first, as from a uv_tcp_t, then recv() reports the error itself.
+  events_ = 0;
+  lariat_server *server = conn()->server;
+  int err = 0;
+  while (reading_) {
+    ssize_t n = ::recv(fd_, server->read_buffer.get(), server->read_buffer_size, 0);
+    if (n > 0) {
+      received(server->read_buffer.get(), static_cast<size_t>(n));
+      if (closing()) return;
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      err = last_error();
+    break;
+  }
+  if (err == 0) err = socket_error(fd_);
+  conn()->on_transport_error(err != 0 ? err : status);
 }
 
-void TcpTransport::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) noexcept {
-  lariat_server *server = static_cast<lariat_conn *>(h->data)->server;
-  buf->base = reinterpret_cast<char *>(server->read_buffer.get());
-  buf->len = server->read_buffer_size;
+void TcpTransport::on_writable() {
+  if (error_) {
+    int err = error_;
+    error_ = 0;
+    connecting_ = false;
+    conn()->on_transport_error(err);
+    return;
+  }
+  if (connecting_) {
+    connecting_ = false;
+    int err = socket_error(fd_);
+    if (err != 0) {
+      conn()->on_transport_error(err);
+      return;
+    }
+    reading_ = true;
+    update_events();
+    conn()->on_connected();
+    if (!closing()) connected();
+    return;
+  }
+  if (!queue_) return;
+  WriteQueue &q = *queue_;
+  ssize_t r = send_some(q.pending.data() + q.off, q.pending.size() - q.off);
+  if (r < 0) {
+    update_events();
+    return;
+  }
+  q.off += static_cast<size_t>(r);
+  if (q.off == q.pending.size()) {
+    bool fin = q.fin_wanted;
+    queue_.reset();  // nothing waits: give the queue back
+    if (fin) send_fin();
+    update_events();
+  } else if (q.off > q.pending.size() / 2) {
+    q.pending.erase(0, q.off);  // amortised: the rest is the smaller half
+    q.off = 0;
+  }
+  if (r > 0) conn()->on_output_progress();
 }
 
-void TcpTransport::on_read(uv_stream_t *s, ssize_t nread,
-                           const uv_buf_t *buf) noexcept {
-  if (uv_is_closing(reinterpret_cast<uv_handle_t *>(s))) return;
-  auto *conn = static_cast<lariat_conn *>(s->data);
-  auto *self = static_cast<TcpTransport *>(conn->transport());
-  guard_callback(conn, [&] {
-    if (nread > 0)
-      self->received(reinterpret_cast<uint8_t *>(buf->base),
-                     static_cast<size_t>(nread));
-    else if (nread == UV_EOF)
-      self->ended();
-    else if (nread < 0)
-      conn->on_transport_error(static_cast<int>(nread));
-  });
+void TcpTransport::on_readable() {
+  lariat_server *server = conn()->server;
+  ssize_t n;
+  do n = ::recv(fd_, server->read_buffer.get(), server->read_buffer_size, 0);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    received(server->read_buffer.get(), static_cast<size_t>(n));
+  } else if (n == 0) {
+    // Level-triggered: a socket at its end stays readable. Reading again
+    // (set_reading) reports the end again, as libuv did.
+    reading_ = false;
+    update_events();
+    ended();
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    conn()->on_transport_error(last_error());
+  }
 }
 
 void TcpTransport::received(uint8_t *p, size_t n) { conn()->on_read(p, n); }
@@ -97,49 +204,69 @@ void TcpTransport::connected() { conn()->on_channel_ready(); }
 
 int TcpTransport::set_reading(bool on) {
   if (closing()) return 0;
-  return on ? uv_read_start(stream(), on_alloc, on_read) : uv_read_stop(stream());
+  reading_ = on;
+  update_events();
+  return 0;
 }
 
 size_t TcpTransport::buffered() const {
-  return queue_ ? queue_->inflight.size() + queue_->pending.size() : 0;
+  return queue_ ? queue_->pending.size() - queue_->off : 0;
+}
+
+ssize_t TcpTransport::send_some(const void *p, size_t n) {
+  ssize_t r;
+  do r = ::send(fd_, p, n, kSendFlags);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0) return r;
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+  error_ = static_cast<int16_t>(last_error());
+  return -1;
 }
 
 void TcpTransport::write(const uint8_t *p, size_t n) {
-  if (closing() || n == 0) return;
-  if (!queue_ || (!queue_->writing && queue_->pending.empty())) {
-    uv_buf_t buf = to_uv_buf(p, n);
-    int r = uv_try_write(stream(), &buf, 1);
-    if (r > 0) {
-      p += r;
-      n -= static_cast<size_t>(r);
-      if (n == 0) return;
+  if (closing() || n == 0 || error_) return;
+  if (!queue_) {
+    ssize_t r = send_some(p, n);
+    if (r < 0) {
+      update_events();  // the error is reported from the writable event
+      return;
     }
-    // Other errors surface from the uv_write below, through on_written.
+    p += r;
+    n -= static_cast<size_t>(r);
+    if (n == 0) return;
   }
   try {
-    if (!queue_) {
-      queue_.reset(new WriteQueue);
-      queue_->req.data = conn();
-    }
+    if (!queue_) queue_.reset(new WriteQueue);
     queue_->pending.append(reinterpret_cast<const char *>(p), n);
   } catch (const std::bad_alloc &) {
     fail_nomem();
     return;
   }
-  start_write();
+  update_events();
 }
 
 void TcpTransport::fail_nomem() {
-  if (queue_ && !queue_->writing) queue_.reset();
+  queue_.reset();
   conn()->on_transport_error(UV_ENOMEM);
 }
 
 void TcpTransport::write2(const uint8_t *a, size_t an, const uint8_t *b,
                           size_t bn) {
-  if (closing()) return;
+  if (closing() || error_) return;
   if (!queue_) {
-    uv_buf_t bufs[2] = {to_uv_buf(a, an), to_uv_buf(b, bn)};
-    int r = uv_try_write(stream(), bufs, 2);
+    iovec iov[2] = {{const_cast<uint8_t *>(a), an},
+                    {const_cast<uint8_t *>(b), bn}};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    ssize_t r;
+    do r = ::sendmsg(fd_, &msg, kSendFlags);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      error_ = static_cast<int16_t>(last_error());
+      update_events();
+      return;
+    }
     size_t sent = r > 0 ? static_cast<size_t>(r) : 0;
     if (sent >= an) {
       write(b + (sent - an), bn - (sent - an));  // queues what is left
@@ -152,45 +279,6 @@ void TcpTransport::write2(const uint8_t *a, size_t an, const uint8_t *b,
   write(b, bn);
 }
 
-void TcpTransport::start_write() {
-  if (closing()) return;
-  if (!queue_ || queue_->pending.empty()) {
-    if (!queue_ || !queue_->writing) {
-      bool fin = queue_ && queue_->fin_wanted;
-      queue_.reset();  // nothing waits: give the queue back
-      if (fin) send_fin();
-    }
-    return;
-  }
-  if (queue_->writing) return;
-  queue_->inflight.swap(queue_->pending);
-  queue_->pending.clear();
-  uv_buf_t buf = to_uv_buf(queue_->inflight.data(), queue_->inflight.size());
-  int rc = uv_write(&queue_->req, stream(), &buf, 1, on_written);
-  if (rc != 0) {
-    queue_->inflight.clear();
-    conn()->on_transport_error(rc);
-    return;
-  }
-  queue_->writing = true;
-}
-
-void TcpTransport::on_written(uv_write_t *req, int status) noexcept {
-  auto *conn = static_cast<lariat_conn *>(req->data);
-  auto *self = static_cast<TcpTransport *>(conn->transport());
-  self->queue_->writing = false;
-  std::string().swap(self->queue_->inflight);
-  if (self->closing()) return;
-  guard_callback(conn, [&] {
-    if (status < 0) {
-      conn->on_transport_error(status);
-    } else {
-      self->start_write();
-      conn->on_output_progress();
-    }
-  });
-}
-
 void TcpTransport::shutdown() {
   if (closing()) return;
   if (queue_)
@@ -199,20 +287,16 @@ void TcpTransport::shutdown() {
     send_fin();
 }
 
-// A second FIN is refused by libuv (UV_ENOTCONN): no flag of our own.
-void TcpTransport::send_fin() {
-  auto *req = new (std::nothrow) uv_shutdown_t;
-  if (!req) return;  // no FIN: the close that follows ends the connection
-  if (uv_shutdown(req, stream(), on_shutdown) != 0) delete req;
-}
-
-void TcpTransport::on_shutdown(uv_shutdown_t *req, int) noexcept {
-  delete req;
-}
+// A second FIN changes nothing: no flag of our own.
+void TcpTransport::send_fin() { ::shutdown(fd_, SHUT_WR); }
 
 void TcpTransport::close() {
   if (closing()) return;
-  uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), on_closed);
+  // uv_close() stops the watch; the socket is ours to close.
+  uv_close(reinterpret_cast<uv_handle_t *>(&poll_), on_closed);
+  ::close(fd_);
+  fd_ = -1;
+  queue_.reset();
 }
 
 void TcpTransport::on_closed(uv_handle_t *h) noexcept {
@@ -225,9 +309,9 @@ void TcpTransport::on_closed(uv_handle_t *h) noexcept {
 
 int TcpTransport::peer(char *buf, size_t size, int *port) const {
   sockaddr_storage addr;
-  int len = sizeof(addr);
-  int rc = uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr *>(&addr), &len);
-  if (rc != 0) return rc;
+  socklen_t len = sizeof(addr);
+  if (getpeername(fd_, reinterpret_cast<sockaddr *>(&addr), &len) != 0)
+    return last_error();
   if (addr.ss_family == AF_INET6) {
     auto *a = reinterpret_cast<sockaddr_in6 *>(&addr);
     if (port) *port = ntohs(a->sin6_port);

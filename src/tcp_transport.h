@@ -1,8 +1,11 @@
-// The libuv transport: a uv_tcp_t with try-write first, then at most one
-// uv_write in flight while later bytes gather behind it. The write request
-// and queues exist only while bytes wait, so an idle connection pays for
-// its uv_tcp_t and two pointers (it lives in its connection's allocation;
-// the handle's data is the connection).
+// The socket transport: the socket driven through a uv_poll_t on libuv's
+// loop, the way uSockets drives its own: one recv() per readable event
+// into the loop's shared buffer, send(MSG_NOSIGNAL | MSG_DONTWAIT) at
+// once, writability watched only while bytes the kernel refused wait, so
+// the epoll set changes only under backpressure. A uv_poll_t is 160 B
+// where a uv_tcp_t is 248 B; the queue exists only while bytes wait (it
+// lives in its connection's allocation; the handle's data is the
+// connection).
 #ifndef LARIAT_TCP_TRANSPORT_H
 #define LARIAT_TCP_TRANSPORT_H
 
@@ -29,11 +32,15 @@ inline uv_buf_t to_uv_buf(const void *p, size_t n) {
 
 class TcpTransport : public Transport {
  public:
-  TcpTransport() = default;
-  // Initialises the handle and accepts from |listener|; 0 or a libuv code.
-  // On failure the connection is gone (no handle) or going (the handle is
-  // closing, and its close ends the connection).
+  TcpTransport() : reading_(false), connecting_(false) {}
+  // Takes the socket |listener| accepted (take_accepted()) and initialises
+  // the handle; 0 or a libuv code. On failure the connection is gone and
+  // the socket closed.
   int accept(uv_stream_t *listener);
+  // The socket libuv accepted for |listener| before its connection
+  // callback, taken from it as uv_accept() would (the listener goes on
+  // accepting); -1 if there is none.
+  static int take_accepted(uv_stream_t *listener);
   // The client side: initialises the handle and connects to |addr|;
   // lariat_conn::on_connected() or on_transport_error() follows. Returns
   // 0, or a libuv code when the handle could not be initialised (nothing
@@ -42,7 +49,7 @@ class TcpTransport : public Transport {
   int connect(const sockaddr *addr);
   // Starts reading into the server's shared buffer.
   int start();
-  void attach(lariat_conn *conn) override { tcp_.data = conn; }
+  void attach(lariat_conn *conn) override { poll_.data = conn; }
 
   void write(const uint8_t *p, size_t n) override;
   void write2(const uint8_t *a, size_t an, const uint8_t *b,
@@ -61,36 +68,45 @@ class TcpTransport : public Transport {
   // The client's connect completed and reading started: in clear the
   // request can go at once; TLS starts its handshake first.
   virtual void connected();
-  lariat_conn *conn() const { return static_cast<lariat_conn *>(tcp_.data); }
+  lariat_conn *conn() const { return static_cast<lariat_conn *>(poll_.data); }
   bool closing() const {
-    return uv_is_closing(reinterpret_cast<const uv_handle_t *>(&tcp_)) != 0;
+    return uv_is_closing(reinterpret_cast<const uv_handle_t *>(&poll_)) != 0;
   }
 
  private:
-  // Bytes the kernel did not take at once: one uv_write in flight, and
-  // what arrived meanwhile.
+  // Bytes the kernel did not take at once; [off, size) still to send.
   struct WriteQueue {
-    uv_write_t req;
-    std::string inflight;
     std::string pending;
-    bool writing = false;
+    size_t off = 0;
     bool fin_wanted = false;  // shutdown() waits for these bytes
   };
 
-  static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) noexcept;
-  static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept;
-  static void on_written(uv_write_t *req, int status) noexcept;
-  static void on_shutdown(uv_shutdown_t *req, int status) noexcept;
-  static void on_closed(uv_handle_t *h) noexcept;
-  static void on_connect(uv_connect_t *req, int status) noexcept;
-  void start_write();
+  int init(int fd);
+  static void on_io(uv_poll_t *h, int status, int events) noexcept;
+  void on_error(int status);
+  void on_writable();
+  void on_readable();
+  // Keeps libuv's watch in step with what is wanted; uv_poll_start()
+  // re-registers the socket, so only a change calls it.
+  void update_events();
+  // Sends what the socket takes; returns how much, or -1 with the error
+  // kept for the next writable event.
+  ssize_t send_some(const void *p, size_t n);
   // Out of memory with bytes possibly half sent: the stream is lost.
   void fail_nomem();
   void send_fin();
-  uv_stream_t *stream() { return reinterpret_cast<uv_stream_t *>(&tcp_); }
+  static void on_closed(uv_handle_t *h) noexcept;
 
-  uv_tcp_t tcp_;
+  uv_poll_t poll_;
   std::unique_ptr<WriteQueue> queue_;
+  int fd_ = -1;
+  // A libuv code (-errno) waiting for the writable event to report it: a
+  // refused connect or a failed send, reported after the call that met
+  // it, as libuv reports a uv_write's failure.
+  int16_t error_ = 0;
+  uint8_t events_ = 0;  // what uv_poll_start() was last given
+  bool reading_ : 1;
+  bool connecting_ : 1;
 };
 
 }  // namespace lariat::detail

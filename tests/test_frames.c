@@ -57,6 +57,35 @@ static void test_text_and_binary_echo(void **st) {
   TH_EQ(srv.terminates, 1);
 }
 
+/* Messages over many reads: a text message's UTF-8 is checked across
+ * them, fragments join, and a bad byte deep in a large frame fails with
+ * 1007. */
+static void test_large_messages_over_many_reads(void **st) {
+  (void)st;
+  start();
+  wsc c;
+  th_open(&srv, &c);
+  size_t n = 600000;
+  char *text = malloc(n + 1);
+  for (size_t i = 0; i < n; i += 3) memcpy(text + i, i % 2 ? "\xc3\xa9" "a" : "abc", 3);
+  text[n] = 0;
+  TH_EQ(wsc_send_frame(&c, 1, 0, WSC_OP_TEXT, text, n), 0);
+  expect_frame(&c, WSC_OP_TEXT, text, n);
+  uint8_t *bin = malloc(n);
+  for (size_t i = 0; i < n; ++i) bin[i] = (uint8_t)(i * 13 + 5);
+  TH_EQ(wsc_send_frame(&c, 0, 0, WSC_OP_BINARY, bin, 250000), 0);
+  TH_EQ(wsc_send_frame(&c, 1, 0, WSC_OP_CONT, bin + 250000, n - 250000), 0);
+  expect_frame(&c, WSC_OP_BINARY, bin, n);
+  text[n - 10] = (char)0xff;
+  TH_EQ(wsc_send_frame(&c, 1, 0, WSC_OP_TEXT, text, n), 0);
+  TH_EQ(wsc_expect_close(&c, 1007, 2000), 0);
+  wsc_close(&c);
+  free(text);
+  free(bin);
+  th_stop(&srv);
+  TH_EQ(srv.terminates, 1);
+}
+
 static void test_fragmented_message_reassembled(void **st) {
   (void)st;
   start();
@@ -385,6 +414,7 @@ static void test_owned_loop(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_text_and_binary_echo),
+      cmocka_unit_test(test_large_messages_over_many_reads),
       cmocka_unit_test(test_fragmented_message_reassembled),
       cmocka_unit_test(test_ping_answered_and_shown),
       cmocka_unit_test(test_frames_out_ping_pong_close),
