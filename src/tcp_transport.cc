@@ -180,19 +180,28 @@ void TcpTransport::on_writable() {
 
 void TcpTransport::on_readable() {
   lariat_server *server = conn()->server;
-  ssize_t n;
-  do n = ::recv(fd_, server->read_buffer.get(), server->read_buffer_size, 0);
-  while (n < 0 && errno == EINTR);
-  if (n > 0) {
-    received(server->read_buffer.get(), static_cast<size_t>(n));
-  } else if (n == 0) {
-    // Level-triggered: a socket at its end stays readable. Reading again
-    // (set_reading) reports the end again, as libuv did.
-    reading_ = false;
-    update_events();
-    ended();
-  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-    conn()->on_transport_error(last_error());
+  // A read that fills the buffer is followed by another at once, as libuv
+  // does (up to 32): one epoll_wait per 64 KiB was 6x the waits of a
+  // uv_tcp_t at 1 MiB messages.
+  for (int reads = 0; reads < 32 && reading_ && !closing(); ++reads) {
+    ssize_t n;
+    do n = ::recv(fd_, server->read_buffer.get(), server->read_buffer_size, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      received(server->read_buffer.get(), static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < server->read_buffer_size) return;
+    } else if (n == 0) {
+      // Level-triggered: a socket at its end stays readable. Reading again
+      // (set_reading) reports the end again, as libuv did.
+      reading_ = false;
+      update_events();
+      ended();
+      return;
+    } else {
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        conn()->on_transport_error(last_error());
+      return;
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // The socket transport: the socket driven through a uv_poll_t on libuv's
-// loop, the way uSockets drives its own: one recv() per readable event
-// into the loop's shared buffer, send(MSG_NOSIGNAL | MSG_DONTWAIT) at
-// once, writability watched only while bytes the kernel refused wait, so
+// loop, much as uSockets drives its own: recv() into the loop's shared
+// buffer (again at once while a read fills it, as libuv does),
+// send(MSG_NOSIGNAL | MSG_DONTWAIT) at once, writability watched only
+// while bytes the kernel refused wait, so
 // the epoll set changes only under backpressure. A uv_poll_t is 160 B
 // where a uv_tcp_t is 248 B; the queue exists only while bytes wait (it
 // lives in its connection's allocation; the handle's data is the
