@@ -35,8 +35,6 @@ SSL_CTX *ClientTls::new_ctx() {
     auto *t = static_cast<TlsTransport *>(SSL_get_app_data(ssl));
     return t && t->keep_session(session) ? 1 : 0;
   });
-  // Record buffers go whenever they empty, as on the server side.
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   return ctx;
 }
 

@@ -71,19 +71,29 @@ TlsTransport::~TlsTransport() {
   if (tls_) tls_->release();
 }
 
-void TlsTransport::connected() {
+bool TlsTransport::attach_ssl() {
   BIO_METHOD *method = bio_method();
   BIO *bio = ssl_ && method ? BIO_new(method) : nullptr;
-  if (!bio) {
+  if (!bio) return false;  // the destructor frees ssl_
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);
+  SSL_set_app_data(ssl_, this);
+  // Record buffers (34 KiB) go as soon as they are empty, so a connection
+  // between two messages, or stalled mid-handshake, does not hold them;
+  // read-ahead takes all of a read at once, so that happens once per read
+  // rather than once per record.
+  SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+  SSL_set_read_ahead(ssl_, 1);
+  return true;
+}
+
+void TlsTransport::connected() {
+  if (!attach_ssl()) {
     failed_ = true;
     handshake_failed("out of memory");
     conn()->on_transport_error(UV_ENOMEM);
     return;
   }
-  BIO_set_data(bio, this);
-  SSL_set_bio(ssl_, bio, bio);
-  SSL_set_app_data(ssl_, this);
-  SSL_set_read_ahead(ssl_, 1);
   pump();  // the ClientHello
 }
 
@@ -183,15 +193,9 @@ void TlsTransport::keylog(const char *line) {
 
 bool TlsTransport::make_ssl() {
   certs_ = tls_->certs();
-  BIO_METHOD *method = bio_method();
-  if (!certs_ || !method) return false;
+  if (!certs_) return false;
   ssl_ = SSL_new(certs_->entries.front().ctx);
-  if (!ssl_) return false;
-  BIO *bio = BIO_new(method);
-  if (!bio) return false;  // the destructor frees ssl_
-  BIO_set_data(bio, this);
-  SSL_set_bio(ssl_, bio, bio);
-  SSL_set_app_data(ssl_, this);
+  if (!ssl_ || !attach_ssl()) return false;
   SSL_set_accept_state(ssl_);
   scan_.reset(new Scan);
   SSL_set_msg_callback(ssl_, [](int, int, int type, const void *buf,
@@ -200,12 +204,6 @@ bool TlsTransport::make_ssl() {
         *static_cast<const uint8_t *>(buf) == SSL3_MT_KEY_UPDATE)
       static_cast<TlsTransport *>(SSL_get_app_data(ssl))->key_updated();
   });
-  // Record buffers (34 KiB) go as soon as they are empty, so a connection
-  // between two messages, or stalled mid-handshake, does not hold them;
-  // read-ahead takes all of a read at once, so that happens once per read
-  // rather than once per record.
-  SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
-  SSL_set_read_ahead(ssl_, 1);
   return true;
 }
 

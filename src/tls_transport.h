@@ -83,6 +83,9 @@ class TlsTransport final : public TcpTransport {
   // the client attempt's reason.
   void handshake_failed(const char *why);
   bool make_ssl();
+  // Connects |ssl_| to the socket through our BIO (both sides); false when
+  // out of memory.
+  bool attach_ssl();
   // Handshakes and decrypts what |in_| holds until it runs out, the
   // connection pauses or the connection ends.
   void pump();

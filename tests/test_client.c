@@ -494,13 +494,12 @@ static int open_fds(void) {
   return n;
 }
 
-/* 1,000 attempts at a port whose listener never accepts (its backlog
- * takes the connects): each ends at its handshake timeout, and every
- * descriptor comes back. */
-static void test_silent_server_times_out(void **unused) {
-  (void)unused;
-  running r;
-  start_on(&r, 0);
+/* |n| attempts from |r|'s loop at a listener that never accepts (its
+ * backlog takes the connects), over |scheme| with |o| (its timeouts set
+ * here: 2 s connect, 300 ms handshake): each ends at its handshake
+ * timeout, and every descriptor comes back. */
+static void attempts_time_out(running *r, const char *scheme, int n,
+                              lariat_client_options *o) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {0};
   a.sin_family = AF_INET;
@@ -510,21 +509,18 @@ static void test_silent_server_times_out(void **unused) {
   socklen_t len = sizeof a;
   getsockname(fd, (struct sockaddr *)&a, &len);
   int before = open_fds();
-  enum { N = 1000 };
-  static client_log logs[N];
-  lariat_client_options *o;
-  assert_int_equal(lariat_client_options_new(&o), 0);
+  client_log *logs = calloc((size_t)n, sizeof *logs);
+  assert_non_null(logs);
   assert_int_equal(lariat_client_options_set_timeouts(o, 2000, 300), 0);
   char url[64];
-  snprintf(url, sizeof url, "ws://127.0.0.1:%d/", ntohs(a.sin_port));
+  snprintf(url, sizeof url, "%s://127.0.0.1:%d/", scheme, ntohs(a.sin_port));
   uint64_t t0 = now_ms();
-  for (int i = 0; i < N; ++i) {
+  for (int i = 0; i < n; ++i) {
     log_init(&logs[i], 0);
-    assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, o, &logs[i], NULL),
+    assert_int_equal(lariat_connect(r->server, url, &kClient, NULL, o, &logs[i], NULL),
                      0);
   }
-  lariat_client_options_del(o);
-  for (int i = 0; i < N; ++i) {
+  for (int i = 0; i < n; ++i) {
     assert_int_equal(wait_done(&logs[i], 10000), 0);
     assert_int_equal(logs[i].ends_reason[0].kind, LARIAT_REASON_HANDSHAKE_FAILED);
     assert_string_equal(logs[i].failure[0], "handshake timeout");
@@ -535,6 +531,18 @@ static void test_silent_server_times_out(void **unused) {
   sleep_ms(50);
   assert_true(open_fds() <= before);
   close(fd);
+  free(logs);
+}
+
+/* 1,000 ws:// attempts at a listener that never answers. */
+static void test_silent_server_times_out(void **unused) {
+  (void)unused;
+  running r;
+  start_on(&r, 0);
+  lariat_client_options *o;
+  assert_int_equal(lariat_client_options_new(&o), 0);
+  attempts_time_out(&r, "ws", 1000, o);
+  lariat_client_options_del(o);
   stop(&r);
 }
 
@@ -806,41 +814,15 @@ static void test_wss_to_plain_and_silent_servers(void **unused) {
   (void)unused;
   running r;
   start_on(&r, 0);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(listen(fd, 4096), 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, (struct sockaddr *)&a, &len);
-  int before = open_fds();
-  char url[64];
-  enum { N = 100 };
-  static client_log logs[N];
   lariat_client_options *o = trusting(&ca);
-  assert_int_equal(lariat_client_options_set_timeouts(o, 2000, 300), 0);
-  snprintf(url, sizeof url, "wss://127.0.0.1:%d/", ntohs(a.sin_port));
-  uint64_t t0 = now_ms();
-  for (int i = 0; i < N; ++i) {
-    log_init(&logs[i], 0);
-    assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, o, &logs[i], NULL), 0);
-  }
+  attempts_time_out(&r, "wss", 100, o);
   lariat_client_options_del(o);
-  for (int i = 0; i < N; ++i) {
-    assert_int_equal(wait_done(&logs[i], 10000), 0);
-    assert_int_equal(logs[i].ends_reason[0].kind, LARIAT_REASON_HANDSHAKE_FAILED);
-    assert_string_equal(logs[i].failure[0], "handshake timeout");
-    assert_true(logs[i].end_at[0] - t0 >= 300);
-  }
-  sleep_ms(50);
-  assert_true(open_fds() <= before);
-  close(fd);
 
   /* After the descriptor count: the server's end of this attempt closes
    * on its own thread. */
   client_log l;
   log_init(&l, 0);
+  char url[64];
   snprintf(url, sizeof url, "wss://127.0.0.1:%d/", r.port);
   assert_int_equal(lariat_connect(r.server, url, &kClient, NULL, NULL, &l, NULL), 0);
   assert_int_equal(wait_done(&l, 10000), 0);
