@@ -11,12 +11,12 @@ namespace {
 template <typename Body>
 int loop_thread_call(const lariat_conn *conn, Body body) noexcept {
   if (!conn) return LARIAT_ERR_INVALID_ARGUMENT;
-  if (!conn->server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
+  if (!conn->server()->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
   return lariat::detail::guard_errors(body);
 }
 
 bool usable(const lariat_conn *conn) {
-  return conn && conn->server->on_loop_thread();
+  return conn && conn->server()->on_loop_thread();
 }
 
 }  // namespace
@@ -51,7 +51,7 @@ LARIAT_EXTERN void lariat_conn_set_data(lariat_conn *conn, void *state) {
 }
 
 LARIAT_EXTERN lariat_server *lariat_conn_server(const lariat_conn *conn) {
-  return conn ? conn->server->primary : nullptr;
+  return conn ? conn->server()->primary : nullptr;
 }
 
 LARIAT_EXTERN int lariat_conn_version(const lariat_conn *conn) {

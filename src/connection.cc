@@ -36,8 +36,7 @@ bool is_control(uint8_t opcode) { return (opcode & 0x8) != 0; }
 }  // namespace
 
 lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id)
-    : server(srv),
-      id(conn_id),
+    : id(conn_id),
       profile_(&srv->handshake_profile),
       in_batch(false),
       hibernating(false),
@@ -54,11 +53,12 @@ lariat_conn::lariat_conn(lariat_server *srv, lariat_conn_id conn_id)
       client_(false),
       read_in_event_(false) {
   transport()->attach(this);
-  phase_started_ = last_recv_ = server->now();
+  phase_started_ = last_recv_ = server()->now();
 }
 
 lariat_conn::~lariat_conn() {
-  if (profile_ != &server->handshake_profile) server->profiles.release(profile_);
+  lariat_server *srv = server();
+  if (profile_ != &srv->handshake_profile) srv->profiles.release(profile_);
 }
 
 void lariat_conn::destroy() noexcept {
@@ -71,8 +71,8 @@ void lariat_conn::destroy() noexcept {
 void lariat_conn::set_profile(const lariat::detail::Route *route,
                               std::string_view path,
                               const lariat::detail::ConnOptions &opts) {
-  lariat::detail::Profile *next = server->profiles.acquire(route, path, opts);
-  if (profile_ != &server->handshake_profile) server->profiles.release(profile_);
+  lariat::detail::Profile *next = server()->profiles.acquire(route, path, opts);
+  if (profile_ != &server()->handshake_profile) server()->profiles.release(profile_);
   profile_ = next;
 }
 
@@ -84,9 +84,9 @@ uint64_t lariat_conn::deadline() const {
         return c.connected ? phase_started_ + c.session->options().handshake_ms
                            : c.session->connect_deadline();
       }
-      return phase_started_ + server->options.handshake_timeout_ms;
+      return phase_started_ + server()->options.handshake_timeout_ms;
     case State::kDeferred:
-      return phase_started_ + server->options.handshake_timeout_ms;
+      return phase_started_ + server()->options.handshake_timeout_ms;
     case State::kOpen: {
       if (paused_) return kNever;
       uint64_t d = opts().idle_timeout ? last_recv_ + opts().idle_timeout : kNever;
@@ -99,7 +99,7 @@ uint64_t lariat_conn::deadline() const {
     }
     case State::kClosing:
     case State::kDraining:
-      return phase_started_ + server->options.close_timeout_ms;
+      return phase_started_ + server()->options.close_timeout_ms;
     case State::kClosed:
       break;
   }
@@ -111,12 +111,12 @@ uint64_t lariat_conn::deadline() const {
 void lariat_conn::reschedule() {
   uint64_t d = deadline();
   if (d == kNever) {
-    server->timers.remove(this);
+    server()->timers.remove(this);
     return;
   }
-  if (d >= server->timers.deadline_of(this)) return;
-  server->timers.set(this, d);
-  server->arm_timer(d);
+  if (d >= server()->timers.deadline_of(this)) return;
+  server()->timers.set(this, d);
+  server()->arm_timer(d);
 }
 
 bool lariat_conn::move_to(State next) {
@@ -149,7 +149,7 @@ bool lariat_conn::move_to(State next) {
 // ---------------------------------------------------------------- events
 
 bool lariat_conn::end_event() {
-  lariat_server *srv = server;
+  lariat_server *srv = server();
   // Input left unparsed by a pause is parsed once reading resumes, still
   // inside the outermost event (so before libuv can deliver newer bytes,
   // and never from inside the callback that resumed).
@@ -180,7 +180,7 @@ bool lariat_conn::end_event() {
 
 void lariat_conn::join_batch() {
   if (in_batch) return;
-  server->batch(id);
+  server()->batch(id);
   in_batch = true;
 }
 
@@ -200,7 +200,7 @@ bool lariat_conn::deliver_published(lariat::detail::Publication &pub) {
     // Masked with a key of its own: nothing to share.
     const uint8_t *data = pub.data();
     size_t len = pub.len();
-    std::string &packed = server->deflate_scratch;
+    std::string &packed = server()->deflate_scratch;
     if (compress) {
       if (deflate()->compress(data, len, &packed) !=
           lariat::detail::DeflateCodec::Status::kOk) {
@@ -210,23 +210,23 @@ bool lariat_conn::deliver_published(lariat::detail::Publication &pub) {
       data = reinterpret_cast<const uint8_t *>(packed.data());
       len = packed.size();
     }
-    server->frame_writer.write(&own, pub.opcode(), true, compress ? 4 : 0,
+    server()->frame_writer.write(&own, pub.opcode(), true, compress ? 4 : 0,
                                data, len, true);
     frame = &own;
   } else if (compress &&
       pub.len() >= deflate()->threshold()) {
     if (deflate()->shares_output()) {
-      frame = pub.compressed(*deflate(), server->frame_writer,
-                             &server->deflate_scratch, &server->frames_encoded);
+      frame = pub.compressed(*deflate(), server()->frame_writer,
+                             &server()->deflate_scratch, &server()->frames_encoded);
     } else {
       // Its compressor's context is its own: compressed for it alone.
-      std::string &packed = server->deflate_scratch;
+      std::string &packed = server()->deflate_scratch;
       if (deflate()->compress(pub.data(), pub.len(), &packed) ==
           lariat::detail::DeflateCodec::Status::kOk) {
-        server->frame_writer.write(
+        server()->frame_writer.write(
             &own, pub.opcode(), true, 4,
             reinterpret_cast<const uint8_t *>(packed.data()), packed.size());
-        ++server->frames_encoded;
+        ++server()->frames_encoded;
         frame = &own;
       }
     }
@@ -235,7 +235,7 @@ bool lariat_conn::deliver_published(lariat::detail::Publication &pub) {
       return false;
     }
   } else {
-    frame = &pub.plain(server->frame_writer, &server->frames_encoded);
+    frame = &pub.plain(server()->frame_writer, &server()->frames_encoded);
   }
   if (buffered_amount() + frame->size() > opts().max_queued) {
     if (opts().backpressure_policy == LARIAT_BACKPRESSURE_REFUSE) {
@@ -273,12 +273,12 @@ void lariat_conn::on_read(uint8_t *p, size_t n) {
     std::unique_ptr<std::string> &pending = active().pending_input;
     if (!pending) pending.reset(new std::string);
     pending->append(reinterpret_cast<const char *>(p), n);
-    if (pending->size() >= server->options.max_head_size)
+    if (pending->size() >= server()->options.max_head_size)
       transport()->set_reading(false);
     return;
   }
   begin_event();
-  last_recv_ = server->now();
+  last_recv_ = server()->now();
   if (state == State::kOpen && ping_sent_at_) {
     // Any data is a sign of life. The next ping is now due sooner than the
     // pong deadline the timer waits for: tell the timer.
@@ -341,7 +341,7 @@ void lariat_conn::on_deadline() {
       answer_plain(408);
       break;
     case State::kOpen: {
-      uint64_t now = server->now();
+      uint64_t now = server()->now();
       bool idle = opts().idle_timeout && now >= last_recv_ + opts().idle_timeout;
       bool no_pong = ping_sent_at_ && now >= ping_sent_at_ + opts().pong_timeout;
       if (no_pong) {
@@ -417,7 +417,7 @@ void lariat_conn::deliver_info(const Letter &letter) {
 // ------------------------------------------------------------- handshake
 
 void lariat_conn::read_head(const uint8_t *p, size_t n) {
-  const lariat_options &opts = server->options;
+  const lariat_options &opts = server()->options;
   Active &a = active();
   if (!a.head) a.head.reset(new std::string);
   std::string &head = *a.head;
@@ -474,7 +474,7 @@ void lariat_conn::answer_plain(
 }
 
 void lariat_conn::answer_request(const Request &request_in) {
-  const lariat::detail::Route *route = server->find_route(request_in.path);
+  const lariat::detail::Route *route = server()->find_route(request_in.path);
   if (!route) {
     answer_plain(404);
     return;
@@ -493,11 +493,11 @@ void lariat_conn::answer_request(const Request &request_in) {
   // The upgrade owns the head its request points into (a deferred
   // decision carries both to another thread).
   up->head = std::move(active().head);
-  up->server = server;
+  up->server = server();
   up->conn_id = id;
-  up->opts.max_frame_size = server->options.max_frame_size;
+  up->opts.max_frame_size = server()->options.max_frame_size;
 
-  set_profile(route, up->request.path, server->handshake_profile.opts);
+  set_profile(route, up->request.path, server()->handshake_profile.opts);
   reached_init_ = true;
   lariat_req handle_req = {&up->request, transport()};
   int result = LARIAT_OK;
@@ -554,7 +554,7 @@ void lariat_conn::complete_init(lariat_upgrade &up, int result) {
                        {"Sec-WebSocket-Version", "13, 8, 7"}});
     return;
   }
-  if (server->stopping) {  // no upgrade once the server stops
+  if (server()->stopping) {  // no upgrade once the server stops
     set_reason(LARIAT_REASON_SHUTDOWN);
     close_transport();
     return;
@@ -581,7 +581,7 @@ void lariat_conn::complete_init(lariat_upgrade &up, int result) {
 void lariat_conn::enter_open() {
   upgraded_ = true;
   move_to(State::kOpen);
-  last_recv_ = server->now();
+  last_recv_ = server()->now();
   ping_sent_at_ = 0;  // phase_started_'s word: the handshake is over
   reschedule();
   if (route()->handler.websocket_init)
@@ -687,7 +687,7 @@ bool lariat_conn::start_frame(const lariat::detail::FrameChunk &iocb) {
       active_->message_opcode = iocb.opcode;
       active_->message_compressed = compressed;
       active_->message_len = 0;
-      server->recycle(&active_->message);
+      server()->recycle(&active_->message);
       active_->utf8.reset();
       break;
     default:
@@ -734,7 +734,7 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
   active_->message_len += iocb.len;
   if (!whole_message_here) {
     // A large message starts: in the loop's spare buffer, if it has one.
-    if (active_->message.empty()) server->reuse(&active_->message, active_->frame_len);
+    if (active_->message.empty()) server()->reuse(&active_->message, active_->frame_len);
     active_->message.append(reinterpret_cast<const char *>(iocb.data),
                             iocb.len);
   }
@@ -751,7 +751,7 @@ void lariat_conn::on_chunk(const lariat::detail::FrameChunk &iocb) {
   } else {
     deliver_message(reinterpret_cast<const uint8_t *>(active_->message.data()),
                     active_->message.size());
-    server->recycle(&active_->message);
+    server()->recycle(&active_->message);
   }
 }
 
@@ -761,7 +761,7 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
                                       bool message_done) {
   using Status = lariat::detail::DeflateCodec::Status;
   size_t before = active_->message.size();
-  if (before == 0) server->reuse(&active_->message, active_->frame_len);
+  if (before == 0) server()->reuse(&active_->message, active_->frame_len);
   Status status =
       deflate()->decompress(p, n, message_done, opts().max_frame_size, &active_->message);
   switch (status) {
@@ -793,7 +793,7 @@ void lariat_conn::on_compressed_chunk(const uint8_t *p, size_t n,
   }
   deliver_message(reinterpret_cast<const uint8_t *>(active_->message.data()),
                   active_->message.size());
-  server->recycle(&active_->message);
+  server()->recycle(&active_->message);
 }
 
 void lariat_conn::deliver_message(const uint8_t *p, size_t n) {
@@ -875,7 +875,7 @@ int lariat_conn::call_handler(Call call) {
 }
 
 void lariat_conn::abandon() noexcept {
-  server->events_running -= event_depth_;
+  server()->events_running -= event_depth_;
   event_depth_ = 0;
   if (state == State::kOpen || state == State::kDeferred) {
     set_reason(LARIAT_REASON_ERROR_SOCKET);
@@ -934,7 +934,7 @@ int lariat_conn::reply(const lariat_frame *frame) {
   // Another connection's callback is running: this frame leaves with the
   // rest of that event's output. A hibernating connection goes back to
   // sleep once it is written.
-  bool batched = event_depth_ == 0 && server->events_running > 0;
+  bool batched = event_depth_ == 0 && server()->events_running > 0;
   if (batched) join_batch();
   if (hibernating) hibernate_requested_ = true;
   begin_event();
@@ -945,14 +945,14 @@ int lariat_conn::reply(const lariat_frame *frame) {
     // (lariat_reply's guard), and the event count stays right so the
     // connection still flushes and ends.
     --event_depth_;
-    --server->events_running;
+    --server()->events_running;
     throw;
   }
   if (batched) {
     // The bytes wait for flush_batched(): undo begin_event() without its
     // flush.
     --event_depth_;
-    --server->events_running;
+    --server()->events_running;
   } else {
     end_event();
   }
@@ -976,12 +976,12 @@ int lariat_conn::reply_in_event(const lariat_frame *frame, bool over_cap) {
     if (rc != 0) return rc;
     set_reason(LARIAT_REASON_SHUTDOWN);
     move_to(State::kClosing);
-    phase_started_ = server->now();
+    phase_started_ = server()->now();
     reschedule();
   } else if (deflate() && frame->opcode <= LARIAT_OP_BINARY &&
              !(frame->flags & LARIAT_FRAME_NO_COMPRESS) &&
              frame->len >= deflate()->threshold()) {
-    std::string &packed = server->deflate_scratch;
+    std::string &packed = server()->deflate_scratch;
     if (deflate()->compress(frame->data, frame->len, &packed) !=
         lariat::detail::DeflateCodec::Status::kOk)
       return LARIAT_ERR_NOMEM;
@@ -992,7 +992,7 @@ int lariat_conn::reply_in_event(const lariat_frame *frame, bool over_cap) {
     // Large: after what is queued, straight from the handler's buffer
     // (a client's frames are masked into a copy instead).
     flush();
-    rc = server->frame_writer.write_to(transport(),
+    rc = server()->frame_writer.write_to(transport(),
                                        static_cast<uint8_t>(frame->opcode), 0,
                                        frame->data, frame->len);
     if (transport()->buffered() > opts().low_water) above_low_water_ = true;
@@ -1013,7 +1013,7 @@ int lariat_conn::set_active(bool active) {
   if (rc != 0) return rc;
   paused_ = !active;
   // The idle countdown starts afresh on resume: a paused peer was not idle.
-  if (active) last_recv_ = server->now();
+  if (active) last_recv_ = server()->now();
   reschedule();
   if (active && active_ && active_->pending_input) {
     resume_input_ = true;
@@ -1126,7 +1126,7 @@ void lariat_conn::start_close(int kind, uint16_t close_code) {
   set_reason(kind);
   put_close(close_code, nullptr, 0);
   move_to(State::kClosing);
-  phase_started_ = server->now();
+  phase_started_ = server()->now();
   reschedule();
 }
 
@@ -1134,7 +1134,7 @@ void lariat_conn::begin_drain() {
   if (state == State::kClosed || state == State::kDraining) return;
   move_to(State::kDraining);
   remember_peer();  // once both ends are shut, getpeername() has no peer
-  phase_started_ = server->now();
+  phase_started_ = server()->now();
   flush();
   transport()->shutdown();
   reschedule();
@@ -1159,7 +1159,7 @@ void lariat_conn::flush() {
   transport()->write(reinterpret_cast<const uint8_t *>(pending.data()),
                     pending.size());
   if (active_ && active_->out.empty()) {  // keep a modest buffer
-    server->recycle(&pending);
+    server()->recycle(&pending);
     active_->out.swap(pending);
   }
   if (transport()->buffered() > opts().low_water) above_low_water_ = true;
@@ -1177,7 +1177,7 @@ void lariat::detail::ConnActiveFree::operator()(ConnActive *a) const noexcept {
 }
 
 void lariat_conn::take_active() {
-  auto &spares = server->spare_actives;
+  auto &spares = server()->spare_actives;
   if (spares.empty()) {
     active_.reset(new Active);
     return;
@@ -1192,7 +1192,7 @@ void lariat_conn::release_active() {
   // before it gave them back between messages.
   constexpr size_t kSpareCapacity = lariat_server::kKeepCapacity;
   if (!active_) return;
-  auto &spares = server->spare_actives;
+  auto &spares = server()->spare_actives;
   if (spares.size() >= kSpares) {
     active_.reset();
     return;
@@ -1228,7 +1228,7 @@ void lariat_conn::finalize() {
   if (awaiting_resume_) return;
   // Subscriptions end before terminate: nothing is published to a
   // connection that is gone.
-  if (cold_) server->topics.unsubscribe_all(&cold_->subs);
+  if (cold_) server()->topics.unsubscribe_all(&cold_->subs);
   if (reached_init_ && route() && (route()->handler.terminate || client_)) {
     if (!reason_set_) set_reason(LARIAT_REASON_ERROR_CLOSED);
     lariat_reason reason = {};
@@ -1265,7 +1265,7 @@ void lariat_conn::finalize() {
       }
     }
   }
-  server->forget(this);
+  server()->forget(this);
   destroy();
 }
 
@@ -1278,7 +1278,7 @@ void lariat_conn::start_client(lariat::detail::ClientSession *session) {
   cold_->client->session = session;
   user_state = session->state();
   const lariat_client_options &o = session->options();
-  lariat::detail::ConnOptions opts = server->handshake_profile.opts;
+  lariat::detail::ConnOptions opts = server()->handshake_profile.opts;
   opts.max_frame_size = o.max_frame_size;
   set_profile(session->route(), session->url().target, opts);
 }
@@ -1287,7 +1287,7 @@ void lariat_conn::on_connected() {
   begin_event();
   ClientInfo &c = *cold_->client;
   c.connected = true;
-  phase_started_ = server->now();  // the handshake timeout starts
+  phase_started_ = server()->now();  // the handshake timeout starts
   reschedule();
   end_event();
 }
@@ -1319,7 +1319,7 @@ void lariat_conn::fail_client_handshake(std::string_view failure,
 }
 
 void lariat_conn::read_response(const uint8_t *p, size_t n) {
-  const lariat_options &limits = server->options;
+  const lariat_options &limits = server()->options;
   ClientInfo &c = *cold_->client;
   if (!c.head) c.head.reset(new std::string);
   std::string &head = *c.head;
@@ -1377,10 +1377,10 @@ void lariat_conn::read_response(const uint8_t *p, size_t n) {
 
 int lariat_conn::put_frame(uint8_t opcode, bool fin, uint8_t rsv,
                            const uint8_t *data, size_t len) {
-  return server->frame_writer.write(&out(), opcode, fin, rsv, data, len,
+  return server()->frame_writer.write(&out(), opcode, fin, rsv, data, len,
                                     client_);
 }
 
 int lariat_conn::put_close(uint16_t code, const uint8_t *reason, size_t len) {
-  return server->frame_writer.write_close(&out(), code, reason, len, client_);
+  return server()->frame_writer.write_close(&out(), code, reason, len, client_);
 }

@@ -82,12 +82,16 @@ struct lariat_conn {
   static lariat_conn *create(lariat_server *server, lariat_conn_id id,
                              Args &&...args) {
     static_assert(alignof(T) <= alignof(lariat_conn), "transport alignment");
-    void *block =
-        ::operator new(transport_offset() + sizeof(T), std::nothrow);
+    void *block = ::operator new(block_size<T>(), std::nothrow);
     if (!block) return nullptr;
     new (static_cast<char *>(block) + transport_offset())
         T(std::forward<Args>(args)...);
     return new (block) lariat_conn(server, id);
+  }
+  // The bytes of that allocation.
+  template <typename T>
+  static constexpr size_t block_size() {
+    return transport_offset() + sizeof(T);
   }
   // Frees the connection and its transport (the end of finalize()).
   void destroy() noexcept;
@@ -178,7 +182,8 @@ struct lariat_conn {
   size_t buffered_amount() const;
   uint64_t deadline() const;  // UINT64_MAX: none
 
-  lariat_server *server;
+  // Its loop, through the profile (every profile belongs to one loop).
+  lariat_server *server() const { return profile_->server; }
   lariat_conn_id id;
   void *user_state = nullptr;
   // What few connections need, allocated when first set.
@@ -262,7 +267,7 @@ struct lariat_conn {
   // is flushed and a pending teardown runs when the outermost one ends.
   void begin_event() {
     ++event_depth_;
-    ++server->events_running;
+    ++server()->events_running;
   }
   // False when the connection is gone (terminate ran, |this| deleted).
   bool end_event();

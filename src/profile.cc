@@ -46,7 +46,7 @@ Profile *ProfileTable::acquire(const Route *route, std::string_view path,
       return p;
     }
   }
-  std::unique_ptr<Profile> fresh(new Profile);
+  std::unique_ptr<Profile> fresh(new Profile(loop_));
   fresh->route = route;
   fresh->path.assign(path.data(), path.size());
   fresh->opts = opts;

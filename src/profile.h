@@ -15,11 +15,17 @@
 
 #include "conn_options.h"
 
+struct lariat_server;
+
 namespace lariat::detail {
 
 struct Route;
 
 struct Profile {
+  explicit Profile(lariat_server *loop) : server(loop) {}
+  // The loop whose table holds it: a connection finds its loop here
+  // rather than in a pointer of its own (8 B of every connection).
+  lariat_server *server;
   const Route *route = nullptr;  // nullptr until the request is routed
   std::string path;
   ConnOptions opts;
@@ -32,6 +38,7 @@ bool operator==(const ConnOptions &a, const ConnOptions &b);
 // One per loop; loop thread only.
 class ProfileTable {
  public:
+  explicit ProfileTable(lariat_server *loop) : loop_(loop) {}
   // The shared profile for these values, with a reference taken. Throws
   // std::bad_alloc.
   Profile *acquire(const Route *route, std::string_view path,
@@ -41,6 +48,7 @@ class ProfileTable {
   size_t size() const { return profiles_.size(); }
 
  private:
+  lariat_server *loop_;
   std::unordered_multimap<size_t, std::unique_ptr<Profile>> profiles_;
 };
 

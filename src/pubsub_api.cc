@@ -86,10 +86,10 @@ extern "C" {
 LARIAT_EXTERN int lariat_subscribe(lariat_conn *conn, const void *topic,
                                    size_t len) {
   if (!conn || !topic_ok(topic, len)) return LARIAT_ERR_INVALID_ARGUMENT;
-  if (!conn->server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
+  if (!conn->server()->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
   return lariat::detail::guard_errors([&]() -> int {
     if (!conn->open()) return LARIAT_ERR_CLOSING;
-    conn->server->topics.subscribe(conn, conn->subscriptions(true),
+    conn->server()->topics.subscribe(conn, conn->subscriptions(true),
                                    topic_view(topic, len));
     return 0;
   });
@@ -98,10 +98,10 @@ LARIAT_EXTERN int lariat_subscribe(lariat_conn *conn, const void *topic,
 LARIAT_EXTERN int lariat_unsubscribe(lariat_conn *conn, const void *topic,
                                      size_t len) {
   if (!conn || !topic_ok(topic, len)) return LARIAT_ERR_INVALID_ARGUMENT;
-  if (!conn->server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
+  if (!conn->server()->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
   auto *subs = conn->subscriptions(false);
   if (!subs) return LARIAT_ERR_NOT_FOUND;
-  return conn->server->topics.unsubscribe(conn, subs, topic_view(topic, len))
+  return conn->server()->topics.unsubscribe(conn, subs, topic_view(topic, len))
              ? 0
              : LARIAT_ERR_NOT_FOUND;
 }
@@ -120,9 +120,9 @@ LARIAT_EXTERN int lariat_conn_publish(lariat_conn *conn, const void *topic,
                                       size_t len, const lariat_frame *frame) {
   if (!conn || !topic_ok(topic, len) || !publishable(frame))
     return LARIAT_ERR_INVALID_ARGUMENT;
-  if (!conn->server->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
+  if (!conn->server()->on_loop_thread()) return LARIAT_ERR_INVALID_STATE;
   return lariat::detail::guard_errors([&]() -> int {
-    return publish_everywhere(conn->server, conn->server,
+    return publish_everywhere(conn->server(), conn->server(),
                               topic_view(topic, len), *frame, conn);
   });
 }

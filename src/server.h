@@ -23,6 +23,7 @@
 #include "timer_heap.h"
 #include "topics.h"
 #include "transport.h"
+#include "write_queue.h"
 
 namespace lariat::detail {
 
@@ -84,8 +85,8 @@ struct lariat_server {
   lariat::detail::ConnTable conns;
   // What connections share (route, path, options), and the profile of
   // those not yet routed: the server's options.
-  lariat::detail::ProfileTable profiles;
-  lariat::detail::Profile handshake_profile;
+  lariat::detail::ProfileTable profiles{this};
+  lariat::detail::Profile handshake_profile{this};
   // The thread that runs the loop: the last one that ran a lariat callback
   // of it, or the creator until the loop first runs. Loop-thread functions
   // compare against it (lariat_strerror of INVALID_STATE names
@@ -167,6 +168,8 @@ struct lariat_server {
   std::unique_ptr<uint8_t[]> tls_plain;
   std::string tls_opened;  // the same, from connections past their SSL
   size_t open_handles = 0;  // uv handles not yet through their close cb
+  // The sockets' bytes waiting for the kernel (TcpTransport).
+  lariat::detail::WriteQueues write_queues;
   bool stopping = false;
   bool handles_closed = false;
   bool loop_done = false;  // counted out of primary->loops_running

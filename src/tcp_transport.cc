@@ -30,6 +30,13 @@ int socket_error(int fd) {
 
 }  // namespace
 
+#if UINTPTR_MAX == 0xffffffffffffffffu
+// An idle connection is this one allocation: at most 248 B is glibc's
+// 256 B chunk on LP64 (request + 8, rounded up to 16); 8 B more is 272.
+static_assert(lariat_conn::block_size<TcpTransport>() <= sizeof(uv_poll_t) + 88,
+              "an idle plain connection outgrew its malloc size class");
+#endif
+
 int TcpTransport::take_accepted(uv_stream_t *listener) {
   // uv_accept() would hand this to a uv_tcp_t; libuv accepts the next one
   // once the connection callback leaves the field at -1, as uv_accept()
@@ -41,11 +48,11 @@ int TcpTransport::take_accepted(uv_stream_t *listener) {
 
 int TcpTransport::init(int fd) {
   lariat_conn *c = conn();
-  int rc = uv_poll_init_socket(c->server->loop, &poll_, fd);
+  int rc = uv_poll_init_socket(c->server()->loop, &poll_, fd);
   if (rc != 0) return rc;
   poll_.data = c;
   fd_ = fd;
-  ++c->server->open_handles;
+  ++c->server()->open_handles;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return 0;
@@ -91,7 +98,7 @@ int TcpTransport::start() {
 void TcpTransport::update_events() {
   if (closing()) return;
   uint8_t want = (reading_ ? UV_READABLE : 0) |
-                 (queue_ || error_ || connecting_ ? UV_WRITABLE : 0);
+                 (queued_ || error_ || connecting_ ? UV_WRITABLE : 0);
   if (want == events_) return;
   events_ = want;
   if (want)
@@ -120,7 +127,7 @@ void TcpTransport::on_error(int status) {
   // POLLERR: libuv stopped watching. What arrived before the error is
   // read first, as from a uv_tcp_t, then recv() reports the error itself.
   events_ = 0;
-  lariat_server *server = conn()->server;
+  lariat_server *server = conn()->server();
   int err = 0;
   while (reading_) {
     ssize_t n = ::recv(fd_, server->read_buffer.get(), server->read_buffer_size, 0);
@@ -158,8 +165,9 @@ void TcpTransport::on_writable() {
     if (!closing()) connected();
     return;
   }
-  if (!queue_) return;
-  WriteQueue &q = *queue_;
+  WriteQueue *queued = queue();
+  if (!queued) return;
+  WriteQueue &q = *queued;
   ssize_t r = send_some(q.pending.data() + q.off, q.pending.size() - q.off);
   if (r < 0) {
     update_events();
@@ -168,7 +176,7 @@ void TcpTransport::on_writable() {
   q.off += static_cast<size_t>(r);
   if (q.off == q.pending.size()) {
     bool fin = q.fin_wanted;
-    queue_.reset();  // nothing waits: give the queue back
+    drop_queue();  // nothing waits: give the queue back
     if (fin) send_fin();
     update_events();
   } else if (q.off > q.pending.size() / 2) {
@@ -179,7 +187,7 @@ void TcpTransport::on_writable() {
 }
 
 void TcpTransport::on_readable() {
-  lariat_server *server = conn()->server;
+  lariat_server *server = conn()->server();
   // A read that fills the buffer is followed by another at once, as libuv
   // does (up to 32): one epoll_wait per 64 KiB was 6x the waits of a
   // uv_tcp_t at 1 MiB messages.
@@ -219,7 +227,26 @@ int TcpTransport::set_reading(bool on) {
 }
 
 size_t TcpTransport::buffered() const {
-  return queue_ ? queue_->pending.size() - queue_->off : 0;
+  WriteQueue *q = queue();
+  return q ? q->pending.size() - q->off : 0;
+}
+
+WriteQueue *TcpTransport::queue() const {
+  if (!queued_) return nullptr;
+  auto it = conn()->server()->write_queues.find(this);
+  return it != conn()->server()->write_queues.end() ? &it->second : nullptr;
+}
+
+WriteQueue &TcpTransport::make_queue() {
+  WriteQueue &q = conn()->server()->write_queues[this];  // or the one there
+  queued_ = true;
+  return q;
+}
+
+void TcpTransport::drop_queue() {
+  if (!queued_) return;
+  conn()->server()->write_queues.erase(this);
+  queued_ = false;
 }
 
 ssize_t TcpTransport::send_some(const void *p, size_t n) {
@@ -234,7 +261,7 @@ ssize_t TcpTransport::send_some(const void *p, size_t n) {
 
 void TcpTransport::write(const uint8_t *p, size_t n) {
   if (closing() || n == 0 || error_) return;
-  if (!queue_) {
+  if (!queued_) {
     ssize_t r = send_some(p, n);
     if (r < 0) {
       update_events();  // the error is reported from the writable event
@@ -245,8 +272,8 @@ void TcpTransport::write(const uint8_t *p, size_t n) {
     if (n == 0) return;
   }
   try {
-    if (!queue_) queue_.reset(new WriteQueue);
-    queue_->pending.append(reinterpret_cast<const char *>(p), n);
+    WriteQueue &q = make_queue();
+    q.pending.append(reinterpret_cast<const char *>(p), n);
   } catch (const std::bad_alloc &) {
     fail_nomem();
     return;
@@ -255,14 +282,14 @@ void TcpTransport::write(const uint8_t *p, size_t n) {
 }
 
 void TcpTransport::fail_nomem() {
-  queue_.reset();
+  drop_queue();
   conn()->on_transport_error(UV_ENOMEM);
 }
 
 void TcpTransport::write2(const uint8_t *a, size_t an, const uint8_t *b,
                           size_t bn) {
   if (closing() || error_) return;
-  if (!queue_) {
+  if (!queued_) {
     iovec iov[2] = {{const_cast<uint8_t *>(a), an},
                     {const_cast<uint8_t *>(b), bn}};
     msghdr msg{};
@@ -290,8 +317,8 @@ void TcpTransport::write2(const uint8_t *a, size_t an, const uint8_t *b,
 
 void TcpTransport::shutdown() {
   if (closing()) return;
-  if (queue_)
-    queue_->fin_wanted = true;
+  if (WriteQueue *q = queue())
+    q->fin_wanted = true;
   else
     send_fin();
 }
@@ -305,12 +332,12 @@ void TcpTransport::close() {
   uv_close(reinterpret_cast<uv_handle_t *>(&poll_), on_closed);
   ::close(fd_);
   fd_ = -1;
-  queue_.reset();
+  drop_queue();
 }
 
 void TcpTransport::on_closed(uv_handle_t *h) noexcept {
   auto *conn = static_cast<lariat_conn *>(h->data);
-  lariat_server *server = conn->server;
+  lariat_server *server = conn->server();
   server->handle_closed();
   conn->on_transport_closed();  // frees the connection, and this
   server->finish_stop_if_idle();

@@ -4,18 +4,17 @@
 // send(MSG_NOSIGNAL | MSG_DONTWAIT) at once, writability watched only
 // while bytes the kernel refused wait, so
 // the epoll set changes only under backpressure. A uv_poll_t is 160 B
-// where a uv_tcp_t is 248 B; the queue exists only while bytes wait (it
-// lives in its connection's allocation; the handle's data is the
-// connection).
+// where a uv_tcp_t is 248 B; the transport lives in its connection's
+// allocation (the handle's data is the connection), and its queue exists
+// only while bytes wait, in the loop's table (write_queue.h).
 #ifndef LARIAT_TCP_TRANSPORT_H
 #define LARIAT_TCP_TRANSPORT_H
 
 #include <uv.h>
 
-#include <memory>
-#include <string>
 
 #include "transport.h"
+#include "write_queue.h"
 
 struct lariat_conn;
 struct lariat_server;
@@ -33,7 +32,7 @@ inline uv_buf_t to_uv_buf(const void *p, size_t n) {
 
 class TcpTransport : public Transport {
  public:
-  TcpTransport() : reading_(false), connecting_(false) {}
+  TcpTransport() : reading_(false), connecting_(false), queued_(false) {}
   // Takes the socket |listener| accepted (take_accepted()) and initialises
   // the handle; 0 or a libuv code. On failure the connection is gone and
   // the socket closed.
@@ -75,14 +74,12 @@ class TcpTransport : public Transport {
   }
 
  private:
-  // Bytes the kernel did not take at once; [off, size) still to send.
-  struct WriteQueue {
-    std::string pending;
-    size_t off = 0;
-    bool fin_wanted = false;  // shutdown() waits for these bytes
-  };
-
   int init(int fd);
+  // The bytes waiting for the kernel, or nullptr when none wait.
+  WriteQueue *queue() const;
+  // The queue, made (empty) when there was none; throws std::bad_alloc.
+  WriteQueue &make_queue();
+  void drop_queue();
   static void on_io(uv_poll_t *h, int status, int events) noexcept;
   void on_error(int status);
   void on_writable();
@@ -99,7 +96,6 @@ class TcpTransport : public Transport {
   static void on_closed(uv_handle_t *h) noexcept;
 
   uv_poll_t poll_;
-  std::unique_ptr<WriteQueue> queue_;
   int fd_ = -1;
   // A libuv code (-errno) waiting for the writable event to report it: a
   // refused connect or a failed send, reported after the call that met
@@ -108,6 +104,7 @@ class TcpTransport : public Transport {
   uint8_t events_ = 0;  // what uv_poll_start() was last given
   bool reading_ : 1;
   bool connecting_ : 1;
+  bool queued_ : 1;  // the loop's table holds a queue for this
 };
 
 }  // namespace lariat::detail

@@ -134,7 +134,7 @@ int TlsTransport::bio_read(char *out, size_t n, size_t *got) {
 }
 
 void TlsTransport::bio_write(const char *p, size_t n) {
-  conn()->server->tls_out.append(p, n);
+  conn()->server()->tls_out.append(p, n);
   if (scan_) scan_->out.feed(reinterpret_cast<const uint8_t *>(p), n);
 }
 
@@ -303,7 +303,7 @@ void TlsTransport::pump() {
     if (scan_) scan_->app_write_start = written_before;
     if (SSL_version(ssl_) != TLS1_3_VERSION) scan_.reset();
   }
-  lariat_server *server = conn()->server;
+  lariat_server *server = conn()->server();
   if (!server->tls_plain) server->tls_plain.reset(new uint8_t[kPlainSize]);
   uint8_t *plain = server->tls_plain.get();
   size_t used = 0;
@@ -348,7 +348,7 @@ void TlsTransport::fail(const char *fallback) {
 }
 
 void TlsTransport::flush_cipher() {
-  std::string &scratch = conn()->server->tls_out;
+  std::string &scratch = conn()->server()->tls_out;
   if (scratch.empty()) return;
   // Taken out first: a write error closes the connection from inside
   // write(), and the close must not find these bytes again.
@@ -368,7 +368,7 @@ bool TlsTransport::seal(const uint8_t *p, size_t n) {
     size_t written = chunk;
     ERR_clear_error();
     if (records_) {
-      if (!records_->seal(p, chunk, &conn()->server->tls_out)) return false;
+      if (!records_->seal(p, chunk, &conn()->server()->tls_out)) return false;
     } else if (SSL_write_ex(ssl_, p, chunk, &written) != 1) {
       return false;
     }
@@ -416,7 +416,7 @@ void TlsTransport::shutdown() {
   if (!failed_) {
     ERR_clear_error();
     if (records_)
-      records_->close_notify(&conn()->server->tls_out);
+      records_->close_notify(&conn()->server()->tls_out);
     else
       SSL_shutdown(ssl_);  // close_notify, then FIN
     ERR_clear_error();
@@ -441,7 +441,7 @@ int TlsTransport::set_reading(bool on) {
   // inside the caller's callback.
   if (on && rc == 0 && (ssl_ || records_) &&
       ((stash_ && !stash_->empty()) || (ssl_ && SSL_has_pending(ssl_))))
-    conn()->server->wake_transport(conn()->id);
+    conn()->server()->wake_transport(conn()->id);
   return rc;
 }
 
@@ -459,7 +459,7 @@ bool TlsTransport::leave_ssl() {
       !sc->have_server || SSL_has_pending(ssl_) ||
       (stash_ && !stash_->empty()) || !sc->in.at_boundary() ||
       !sc->out.at_boundary() || sc->in.protected_records < 1 ||
-      !conn()->server->tls_out.empty())
+      !conn()->server()->tls_out.empty())
     return false;
   const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl_);
   if (!cipher) return false;
@@ -481,7 +481,7 @@ bool TlsTransport::leave_ssl() {
 }
 
 void TlsTransport::pump_records() {
-  lariat_server *server = conn()->server;
+  lariat_server *server = conn()->server();
   std::string plain;
   plain.swap(server->tls_opened);  // the loop's buffer, ours for the call
   plain.clear();
