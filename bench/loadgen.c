@@ -415,7 +415,7 @@ static struct {
   uint64_t win_start, win_end;
   int win_open;
   double cpu0, cpu1;
-  long rss0, rss1;
+  long rss0, rss1, anon0, anon1; /* RSS, and its anonymous part */
   int started, opened, pending, idle_ready, closed, to_close;
   uint64_t sent_total; /* cpu32 pacing */
   int rr;
@@ -499,6 +499,21 @@ static long proc_rss_bytes(int pid) {
   if (fscanf(f, "%ld %ld", &size, &res) != 2) res = -1;
   fclose(f);
   return res < 0 ? -1 : res * sysconf(_SC_PAGESIZE);
+}
+
+/* RssAnon: the heap and other private memory, without the code pages of
+ * the server's binary and libraries that its first connections touch. */
+static long proc_anon_bytes(int pid) {
+  if (pid <= 0) return -1;
+  char path[64], line[128];
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  FILE *f = fopen(path, "r");
+  long kb = -1;
+  if (!f) return -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "RssAnon: %ld kB", &kb) == 1) break;
+  fclose(f);
+  return kb < 0 ? -1 : kb * 1024;
 }
 
 static void mark_dirty(conn_t *c) {
@@ -961,6 +976,13 @@ static void verify_echo(conn_t *c, int op, const uint8_t *p, size_t n) {
     c->idle_done = 1;
     G.idle_ready++;
     G.pending--;
+    /* The baseline is taken once the first connection is set up, so that
+     * what any server pays once (code pages first touched, arenas, loop
+     * buffers) is not counted per connection. */
+    if (G.idle_ready == 1) {
+      G.rss0 = proc_rss_bytes(C.server_pid);
+      G.anon0 = proc_anon_bytes(C.server_pid);
+    }
     maybe_launch();
     return;
   }
@@ -1368,6 +1390,8 @@ static void handle_event(conn_t *c, uint32_t ev) {
 
 /* Opens connections up to the total, at most MAX_PENDING being set up. */
 static void maybe_launch(void) {
+  /* idle: the first connection alone until the baseline (verify_echo). */
+  if (C.pat->pattern == P_IDLE && G.idle_ready == 0 && G.started > 0) return;
   while (G.started < nconns && G.pending < MAX_PENDING)
     conn_start(&conns[G.started]);
 }
@@ -1471,6 +1495,7 @@ static void tick(void) {
     }
     if (C.pat->pattern == P_IDLE) {
       G.rss1 = proc_rss_bytes(C.server_pid);
+      G.anon1 = proc_anon_bytes(C.server_pid);
       G.cpu1 = proc_cpu_seconds(C.server_pid);
       begin_close();
     } else {
@@ -1552,15 +1577,19 @@ static void print_result(const char *status) {
   int idle = C.pat->pattern == P_IDLE;
   double msgs = (double)G.win_msgs;
   double cpu = G.cpu1 - G.cpu0;
-  double mps = NAN, mbps = NAN, per_cpu = NAN, us_per = NAN, bpc = NAN;
+  double mps = NAN, mbps = NAN, per_cpu = NAN, us_per = NAN, bpc = NAN,
+         abpc = NAN;
   if (idle) {
     double setup = (double)G.setup_ns / 1e9;
     if (setup > 0) mps = (double)G.total_msgs / setup;
-    if (G.rss0 >= 0 && G.rss1 >= 0 && nconns)
-      bpc = (double)(G.rss1 - G.rss0) / nconns;
+    /* over the connections opened after the baseline */
+    if (G.rss0 >= 0 && G.rss1 >= 0 && nconns > 1)
+      bpc = (double)(G.rss1 - G.rss0) / (nconns - 1);
+    if (G.anon0 >= 0 && G.anon1 >= 0 && nconns > 1)
+      abpc = (double)(G.anon1 - G.anon0) / (nconns - 1);
     msgs = (double)G.total_msgs;
     win = setup;
-    if (G.rss1 == 0 && G.rss0 == 0) bpc = NAN;
+    if (G.rss1 == 0 && G.rss0 == 0) bpc = abpc = NAN;
   } else if (win > 0) {
     mps = msgs / win;
     if (C.pat->pattern != P_HANDSHAKES) mbps = (double)G.win_bytes / win / 1e6;
@@ -1568,7 +1597,7 @@ static void print_result(const char *status) {
   if (cpu > 0 && msgs > 0) per_cpu = msgs / cpu, us_per = cpu * 1e6 / msgs;
   double p50 = hist_pct(&G.hist, 50), p99 = hist_pct(&G.hist, 99);
   char s_mps[32], s_mb[32], s_p50[32], s_p99[32], s_cpu[32], s_pc[32], s_us[32],
-      s_bpc[32], s_win[32], s_f50[32], s_f99[32];
+      s_bpc[32], s_abpc[32], s_win[32], s_f50[32], s_f99[32];
   fmt(s_mps, 32, mps, 1);
   fmt(s_mb, 32, mbps, 3);
   fmt(s_p50, 32, p50, 1);
@@ -1577,6 +1606,7 @@ static void print_result(const char *status) {
   fmt(s_pc, 32, per_cpu, 1);
   fmt(s_us, 32, us_per, 3);
   fmt(s_bpc, 32, bpc, 0);
+  fmt(s_abpc, 32, abpc, 0);
   fmt(s_win, 32, win, 3);
   fmt(s_f50, 32, hist_pct(&G.hist2, 50), 1);
   fmt(s_f99, 32, hist_pct(&G.hist2, 99), 1);
@@ -1588,10 +1618,10 @@ static void print_result(const char *status) {
            "\"msgs_per_s\":%s,\"mb_per_s\":%s,\"p50_us\":%s,\"p99_us\":%s,"
            "\"server_cpu_s\":%s,\"msgs_per_cpu_s\":%s,\"cpu_us_per_msg\":%s,"
            "\"bytes_per_conn\":%s,\"fanout_p50_us\":%s,\"fanout_p99_us\":%s,"
-           "\"close_timeouts\":%d}\n",
+           "\"close_timeouts\":%d,\"anon_bytes_per_conn\":%s}\n",
            C.pat->name, mode, status, nconns, C.inflight, C.size, J(s_win), msgs,
            J(s_mps), J(s_mb), J(s_p50), J(s_p99), J(s_cpu), J(s_pc), J(s_us),
-           J(s_bpc), J(s_f50), J(s_f99), G.close_timeouts);
+           J(s_bpc), J(s_f50), J(s_f99), G.close_timeouts, J(s_abpc));
 #undef J
   } else {
     if (!strcmp(status, "ok")) {
@@ -1599,9 +1629,10 @@ static void print_result(const char *status) {
              C.pat->name, mode, nconns, C.inflight, C.size,
              C.kind == K_JSON ? " (JSON 1-4 KiB, permessage-deflate)" : "");
       if (idle) {
-        printf("  set up %d connections in %s s; server RSS %ld -> %ld bytes: "
-               "%s bytes per connection\n",
-               nconns, s_win, G.rss0, G.rss1, s_bpc);
+        printf("  set up %d connections in %s s; server RSS after the first "
+               "%ld -> %ld bytes: %s bytes per further connection (%s of "
+               "them anonymous)\n",
+               nconns, s_win, G.rss0, G.rss1, s_bpc, s_abpc);
       } else {
         printf("  window %s s: %.0f %s, %s/s, %s MB/s payload\n", s_win, msgs,
                C.pat->pattern == P_HANDSHAKES ? "handshakes"
@@ -1635,10 +1666,10 @@ static void print_result(const char *status) {
            "window_s=%s msgs=%.0f msgs_per_s=%s mb_per_s=%s p50_us=%s "
            "p99_us=%s server_cpu_s=%s msgs_per_cpu_s=%s cpu_us_per_msg=%s "
            "bytes_per_conn=%s fanout_p50_us=%s fanout_p99_us=%s "
-           "close_timeouts=%d\n",
+           "close_timeouts=%d anon_bytes_per_conn=%s\n",
            C.pat->name, mode, status, nconns, C.inflight, C.size, s_win, msgs,
            s_mps, s_mb, s_p50, s_p99, s_cpu, s_pc, s_us, s_bpc, s_f50, s_f99,
-           G.close_timeouts);
+           G.close_timeouts, s_abpc);
   }
   fflush(stdout);
 }
@@ -1659,7 +1690,8 @@ static void usage(void) {
 "  cpu1m         1 MiB binary paced at 100 msgs/s over 4 conns (1 in flight)\n"
 "  handshakes    connect, upgrade, close handshake, repeat; --conns 50 at once\n"
 "  idle          open --conns 10000, exchange one message each, report the\n"
-"                server's RSS growth per connection (needs --server-pid)\n"
+"                server's RSS growth per connection after the first\n"
+"                (needs --server-pid)\n"
 "  json-deflate  1-4 KiB JSON text with permessage-deflate, 10 conns, 4 in flight\n"
 "  broadcast     --conns 1000 members of a room at --path (default\n"
 "                /ws?room=lgbench<pid>); conn 0 sends, the server must\n"
@@ -1859,7 +1891,7 @@ int main(int argc, char **argv) {
   G.phase = PH_SETUP;
   G.phase_deadline = G.now + (uint64_t)(30 + nconns / 500) * 1000000000ull;
   if (C.pat->pattern == P_IDLE) {
-    G.rss0 = proc_rss_bytes(C.server_pid);
+    G.rss0 = G.anon0 = -1; /* taken after the first connection */
     G.cpu0 = proc_cpu_seconds(C.server_pid);
   }
   if (C.pat->pattern != P_HANDSHAKES) maybe_launch();
