@@ -1,14 +1,14 @@
 /* Heap and RSS cost of an idle connection: N WebSocket connections on
  * 127.0.0.1, measured after each has exchanged one message (active idle)
  * and again after its handler returned LARIAT_HIBERNATE. The server runs
- * on a thread of this process; the clients are plain blocking sockets, so
- * the heap the process holds is the server's.
+ * on a thread of this process; the clients, blocking sockets, in a child
+ * process, so that the heap and descriptors this process holds are the
+ * server's.
  *   usage: conn_memory [N] [plain|deflate|deflate-nct|tls]
  * (default 2000 plain; deflate negotiates permessage-deflate with context
  * takeover, deflate-nct without it in either direction, which lets
  * hibernate free the zlib streams; tls runs the connections over wss:// with
- * a certificate made at start, and the OpenSSL clients in a child process,
- * so that their heap is not counted). */
+ * a certificate made at start). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <lariat/lariat.h>
@@ -20,6 +20,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,24 +69,35 @@ static size_t rss_bytes(void) {
   return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-static void send_all(int fd, const void *p, size_t n) {
-  const char *c = p;
+/* ---- the clients, in a child process ---- */
+
+/* A client connection: a plain socket, or an SSL over one (tls mode). */
+typedef struct {
+  int fd;
+  SSL *ssl;
+} client;
+
+static void client_send(client *c, const void *p, size_t n) {
+  const char *b = p;
   while (n) {
-    ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-    if (w <= 0) { perror("send"); exit(1); }
-    c += w;
+    int w = c->ssl ? SSL_write(c->ssl, b, (int)n)
+                   : (int)send(c->fd, b, n, MSG_NOSIGNAL);
+    if (w <= 0) { fprintf(stderr, "conn_memory: send failed\n"); exit(1); }
+    b += w;
     n -= (size_t)w;
   }
 }
 
 /* Reads until the buffer ends with |end| (the response head), or one
- * small frame: a single recv of a tiny reply on loopback gets it whole. */
-static void recv_until(int fd, const char *end) {
+ * small frame: a single read of a tiny reply on loopback gets it whole. */
+static void client_recv_until(client *c, const char *end) {
   char buf[1024];
   size_t got = 0;
   do {
-    ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
-    if (r <= 0) { perror("recv"); exit(1); }
+    int cap = (int)(sizeof(buf) - 1 - got);
+    int r = c->ssl ? SSL_read(c->ssl, buf + got, cap)
+                   : (int)recv(c->fd, buf + got, (size_t)cap, 0);
+    if (r <= 0) { fprintf(stderr, "conn_memory: read failed or connection closed\n"); exit(1); }
     got += (size_t)r;
     buf[got] = 0;
   } while (end && !strstr(buf, end));
@@ -93,15 +105,74 @@ static void recv_until(int fd, const char *end) {
 
 /* A one-letter text message; compressed ("x" and "h" deflate to these
  * three bytes with a fresh context, valid whatever the server's context). */
-static void exchange(int fd, char c) {
-  const unsigned char plain[] = {0x81, 0x81, 0, 0, 0, 0, (unsigned char)c};
+static void exchange(client *c, char letter) {
+  const unsigned char plain[] = {0x81, 0x81, 0, 0, 0, 0, (unsigned char)letter};
   const unsigned char packed[] = {0xc1, 0x83, 0, 0, 0, 0,
-                                  c == 'x' ? 0xaa : 0xca, 0, 0};
+                                  letter == 'x' ? 0xaa : 0xca, 0, 0};
   if (mode == 1 || mode == 2)
-    send_all(fd, packed, sizeof(packed));
+    client_send(c, packed, sizeof(packed));
   else
-    send_all(fd, plain, sizeof(plain));
-  recv_until(fd, NULL);
+    client_send(c, plain, sizeof(plain));
+  client_recv_until(c, NULL);
+}
+
+static void step(int to, int from) {
+  char b = 0;
+  if (write(to, &b, 1) != 1 || read(from, &b, 1) != 1) exit(1);
+}
+
+/* The child: n clients, in step with the parent's measurements. Apart
+ * from the server's process, so that the parent's heap and descriptors
+ * are the server's alone. */
+static void run_clients(int n, int port, const char *request, int to, int from) {
+  SSL_CTX *ctx = mode == 3 ? SSL_CTX_new(TLS_client_method()) : NULL;
+  client *cs = calloc((size_t)n, sizeof(client));
+  if (!cs) exit(1);
+  for (int i = 0; i < n; ++i) {
+    client *c = &cs[i];
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+      perror("conn_memory: connect");
+      exit(1);
+    }
+    if (ctx) {
+      c->ssl = SSL_new(ctx);
+      SSL_set_fd(c->ssl, c->fd);
+      if (SSL_connect(c->ssl) != 1) { fprintf(stderr, "conn_memory: SSL_connect\n"); exit(1); }
+    }
+    client_send(c, request, strlen(request));
+    client_recv_until(c, "\r\n\r\n");
+    if (i == 0) {
+      exchange(c, 'x');
+      step(to, from); /* baseline, with one connection warm */
+    }
+  }
+  for (int i = 1; i < n; ++i) exchange(&cs[i], 'x');
+  step(to, from); /* active */
+  for (int i = 0; i < n; ++i) exchange(&cs[i], 'h');
+  step(to, from); /* hibernated */
+  exit(0);
+}
+
+/* The parent holds N server sockets; the child N clients. */
+static int raise_fd_limit(int n) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur < (rlim_t)n + 64) {
+    fprintf(stderr, "conn_memory: RLIMIT_NOFILE is %llu, too low for %d connections\n",
+            (unsigned long long)rl.rlim_cur, n);
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- tls mode ---- */
@@ -130,62 +201,13 @@ static void make_cert(lariat_tls *tls) {
   EVP_PKEY_free(k);
 }
 
-static void ssl_send(SSL *s, const void *p, size_t n) {
-  if (SSL_write(s, p, (int)n) != (int)n) { fprintf(stderr, "SSL_write\n"); exit(1); }
-}
-
-static void ssl_recv_until(SSL *s, const char *end) {
-  char buf[1024];
-  size_t got = 0;
-  do {
-    int r = SSL_read(s, buf + got, (int)(sizeof(buf) - 1 - got));
-    if (r <= 0) { fprintf(stderr, "SSL_read\n"); exit(1); }
-    got += (size_t)r;
-    buf[got] = 0;
-  } while (end && !strstr(buf, end));
-}
-
-static void ssl_exchange(SSL *s, char c) {
-  const unsigned char plain[] = {0x81, 0x81, 0, 0, 0, 0, (unsigned char)c};
-  ssl_send(s, plain, sizeof(plain));
-  ssl_recv_until(s, NULL);
-}
-
-static void step(int to, int from) {
-  char b = 0;
-  if (write(to, &b, 1) != 1 || read(from, &b, 1) != 1) exit(1);
-}
-
-/* The child: n wss clients, in step with the parent's measurements. */
-static void tls_clients(int n, int port, const char *request, int to, int from) {
-  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-  SSL **ssl = calloc((size_t)n, sizeof(SSL *));
-  for (int i = 0; i < n; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) { perror("connect"); exit(1); }
-    ssl[i] = SSL_new(ctx);
-    SSL_set_fd(ssl[i], fd);
-    if (SSL_connect(ssl[i]) != 1) { fprintf(stderr, "SSL_connect\n"); exit(1); }
-    ssl_send(ssl[i], request, strlen(request));
-    ssl_recv_until(ssl[i], "\r\n\r\n");
-    if (i == 0) {
-      ssl_exchange(ssl[0], 'x');
-      step(to, from); /* baseline */
-    }
-  }
-  for (int i = 1; i < n; ++i) ssl_exchange(ssl[i], 'x');
-  step(to, from); /* active */
-  for (int i = 0; i < n; ++i) ssl_exchange(ssl[i], 'h');
-  step(to, from); /* hibernated */
-  exit(0);
-}
-
 int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 2000;
+  if (n < 2) {
+    fprintf(stderr, "usage: conn_memory [N >= 2] [plain|deflate|deflate-nct|tls]\n");
+    return 2;
+  }
+  if (raise_fd_limit(n) != 0) return 1;
   const char *mode_name = argc > 2 ? argv[2] : "plain";
   mode = strcmp(mode_name, "deflate") == 0       ? 1
          : strcmp(mode_name, "deflate-nct") == 0 ? 2
@@ -208,90 +230,39 @@ int main(int argc, char **argv) {
   }
   int port = lariat_server_port(server);
   uv_async_init(&loop, &stopper, on_stop);
-  int to_child[2], to_parent[2];
-  pid_t child = -1;
-  if (mode == 3) {
-    /* Forked before the loop thread starts: the child is single-threaded. */
-    if (pipe(to_child) != 0 || pipe(to_parent) != 0) return 1;
-    child = fork();
-    if (child == 0) {
-      const char *req =
-          "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-          "Connection: Upgrade\r\n"
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-          "Sec-WebSocket-Version: 13\r\n\r\n";
-      tls_clients(n, port, req, to_parent[1], to_child[0]);
-    }
-  }
-  uv_thread_t thread;
-  uv_thread_create(&thread, run, NULL);
-  if (mode == 3) {
-    char b;
-    /* Each step: the child is done with a phase; measure, then let it go
-     * on. */
-    if (read(to_parent[0], &b, 1) != 1) return 1;
-    size_t heap0 = heap_in_use(), rss0 = rss_bytes();
-    if (write(to_child[1], &b, 1) != 1 || read(to_parent[0], &b, 1) != 1) return 1;
-    size_t heap_active = heap_in_use(), rss_active = rss_bytes();
-    if (write(to_child[1], &b, 1) != 1 || read(to_parent[0], &b, 1) != 1) return 1;
-    size_t heap_hib = heap_in_use();
-    malloc_trim(0);
-    size_t rss_hib = rss_bytes();
-    if (write(to_child[1], &b, 1) != 1) return 1;
-    waitpid(child, NULL, 0);
-    double per = (double)(n - 1);
-    printf("connections            %d (%s)\n", n, mode_name);
-    printf("heap per connection    active %.0f B   hibernated %.0f B\n",
-           (double)(heap_active - heap0) / per, (double)(heap_hib - heap0) / per);
-    printf("RSS per connection     active %.0f B   hibernated %.0f B "
-           "(after malloc_trim)\n",
-           (double)(rss_active - rss0) / per, (double)(rss_hib - rss0) / per);
-    uv_async_send(&stopper);
-    uv_thread_join(&thread);
-    lariat_server_del(server);
-    uv_loop_close(&loop);
-    return 0;
-  }
-
-  int *fds = calloc((size_t)n, sizeof(int));
   char request[512];
   snprintf(request, sizeof(request),
            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
            "Connection: Upgrade\r\n"
            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
            "Sec-WebSocket-Version: 13\r\n%s\r\n",
-           mode == 0   ? ""
-           : mode == 1 ? "Sec-WebSocket-Extensions: permessage-deflate\r\n"
-                       : "Sec-WebSocket-Extensions: permessage-deflate; "
+           mode == 1   ? "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+           : mode == 2 ? "Sec-WebSocket-Extensions: permessage-deflate; "
                          "server_no_context_takeover; "
-                         "client_no_context_takeover\r\n");
-  /* Warm up allocator arenas with one connection before the baseline. */
-  size_t heap0 = 0, rss0 = 0;
-  for (int i = 0; i < n; ++i) {
-    fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fds[i], (struct sockaddr *)&a, sizeof(a)) != 0) {
-      perror("connect");
-      return 1;
-    }
-    send_all(fds[i], request, strlen(request));
-    recv_until(fds[i], "\r\n\r\n");
-    if (i == 0) {
-      exchange(fds[0], 'x');
-      heap0 = heap_in_use();
-      rss0 = rss_bytes();
-    }
-  }
-  for (int i = 1; i < n; ++i) exchange(fds[i], 'x');
+                         "client_no_context_takeover\r\n"
+                       : "");
+  int to_child[2], to_parent[2];
+  /* Forked before the loop thread starts: the child is single-threaded. */
+  if (pipe(to_child) != 0 || pipe(to_parent) != 0) return 1;
+  pid_t child = fork();
+  if (child < 0) return 1;
+  if (child == 0) run_clients(n, port, request, to_parent[1], to_child[0]);
+  uv_thread_t thread;
+  uv_thread_create(&thread, run, NULL);
+  /* Each step: the child is done with a phase; measure, then let it go
+   * on. A child that failed closes its pipe, and the read fails. */
+  char b;
+  if (read(to_parent[0], &b, 1) != 1) return 1;
+  size_t heap0 = heap_in_use(), rss0 = rss_bytes();
+  if (write(to_child[1], &b, 1) != 1 || read(to_parent[0], &b, 1) != 1) return 1;
   size_t heap_active = heap_in_use(), rss_active = rss_bytes();
-  for (int i = 0; i < n; ++i) exchange(fds[i], 'h');
+  if (write(to_child[1], &b, 1) != 1 || read(to_parent[0], &b, 1) != 1) return 1;
   size_t heap_hib = heap_in_use();
   malloc_trim(0); /* give freed pages back, so RSS shows what hibernate freed */
   size_t rss_hib = rss_bytes();
-
+  if (write(to_child[1], &b, 1) != 1) return 1;
+  int status = 0;
+  waitpid(child, &status, 0);
   double per = (double)(n - 1);
   printf("connections            %d (%s)\n", n, mode_name);
   printf("heap per connection    active %.0f B   hibernated %.0f B\n",
@@ -299,12 +270,9 @@ int main(int argc, char **argv) {
   printf("RSS per connection     active %.0f B   hibernated %.0f B "
          "(after malloc_trim)\n",
          (double)(rss_active - rss0) / per, (double)(rss_hib - rss0) / per);
-
-  for (int i = 0; i < n; ++i) close(fds[i]);
   uv_async_send(&stopper);
   uv_thread_join(&thread);
   lariat_server_del(server);
   uv_loop_close(&loop);
-  free(fds);
   return 0;
 }
